@@ -1,0 +1,127 @@
+/**
+ * Base class of every error transcodekit throws on purpose. `code` is stable and safe to
+ * branch on; the message is for people. No HTTP knowledge here: the Fastify package maps
+ * codes to status codes in one place.
+ */
+export class TranscodeKitError extends Error {
+  readonly code: string
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** An asset, job or stored object that does not exist. */
+export class NotFoundError extends TranscodeKitError {
+  readonly resource: string
+
+  constructor(resource: string, id: string, options?: { cause?: unknown }) {
+    super('NOT_FOUND', `${resource} ${JSON.stringify(id)} was not found`, options)
+    this.resource = resource
+  }
+}
+
+/** A preset id or alias that the catalog does not know. */
+export class UnknownPresetError extends TranscodeKitError {
+  readonly presetId: string
+
+  constructor(presetId: string) {
+    super('UNKNOWN_PRESET', `unknown preset ${JSON.stringify(presetId)}`)
+    this.presetId = presetId
+  }
+}
+
+/** A custom preset that does not satisfy the preset schema. */
+export class InvalidPresetError extends TranscodeKitError {
+  constructor(message: string) {
+    super('INVALID_PRESET', message)
+  }
+}
+
+/** A preset that cannot apply to this input (a video preset for an audio-only file). */
+export class IncompatiblePresetError extends TranscodeKitError {
+  constructor(message: string) {
+    super('INCOMPATIBLE_PRESET', message)
+  }
+}
+
+/** Input whose bytes are not audio or video, whatever its name or claimed type. */
+export class UnsupportedMediaError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNSUPPORTED_MEDIA', message, options)
+  }
+}
+
+/** Input larger than the configured limit. */
+export class TooLargeError extends TranscodeKitError {
+  readonly limit: number
+
+  constructor(limit: number) {
+    super('TOO_LARGE', `input exceeds the limit of ${limit} bytes`)
+    this.limit = limit
+  }
+}
+
+/** An operation that the current state of a job does not allow (cancel a finished job). */
+export class InvalidStateError extends TranscodeKitError {
+  constructor(message: string) {
+    super('INVALID_STATE', message)
+  }
+}
+
+/** An idempotency key reused for a different request. */
+export class IdempotencyConflictError extends TranscodeKitError {
+  constructor(key: string) {
+    super(
+      'IDEMPOTENCY_CONFLICT',
+      `idempotency key ${JSON.stringify(key)} was already used for a different request`,
+    )
+  }
+}
+
+/** A storage key that is malformed or would resolve outside the storage root. */
+export class InvalidKeyError extends TranscodeKitError {
+  constructor(message: string) {
+    super('INVALID_KEY', message)
+  }
+}
+
+/** Bad options given to a factory; thrown at start-up. */
+export class ConfigurationError extends TranscodeKitError {
+  constructor(message: string) {
+    super('CONFIGURATION', message)
+  }
+}
+
+/**
+ * Why an engine failed a job. Stored on the job as `errorCode`/`errorMessage`.
+ * Codes: `DECODE_FAILED` (input could not be decoded), `ENCODE_FAILED`, `TIMEOUT`,
+ * `ENGINE_UNAVAILABLE`, `ENGINE_REJECTED`, `STORAGE_FAILED`.
+ */
+export class EngineError extends TranscodeKitError {}
+
+/** The operation was aborted through its `AbortSignal`. */
+export class AbortedError extends TranscodeKitError {
+  constructor(message = 'the operation was aborted', options?: { cause?: unknown }) {
+    super('ABORTED', message, options)
+  }
+}
+
+/** A request whose parameters are malformed (a bad cursor, an empty preset list). */
+export class InvalidRequestError extends TranscodeKitError {}
+
+/**
+ * A push notification that failed verification (signature, certificate host, topic, age,
+ * replay). `reason` is a stable sub-code: `UNSIGNED`, `BAD_SIGNATURE`, `UNTRUSTED_CERT_URL`,
+ * `UNKNOWN_TOPIC`, `TOO_OLD`, `REPLAYED`, `MALFORMED`.
+ */
+export class NotificationRejectedError extends TranscodeKitError {
+  readonly reason: string
+
+  constructor(reason: string, message: string, options?: { cause?: unknown }) {
+    super('NOTIFICATION_REJECTED', message, options)
+    this.reason = reason
+  }
+}

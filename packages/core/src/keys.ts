@@ -1,0 +1,81 @@
+import { InvalidKeyError, InvalidRequestError } from './errors.ts'
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+/**
+ * Checks a storage key: `/`-separated segments of letters, digits, `.`, `_` and `-`, none of
+ * them `.` or `..`, not absolute, no NUL or backslash. Every storage adapter calls this, so a
+ * key can never name a path outside the storage root.
+ */
+export function assertValidKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
+    throw new InvalidKeyError('a storage key must be a non-empty string of at most 1024 characters')
+  }
+  for (const segment of key.split('/')) {
+    if (!SEGMENT.test(segment) || segment === '..' || segment.includes('..')) {
+      throw new InvalidKeyError(`invalid storage key ${JSON.stringify(key)}`)
+    }
+  }
+}
+
+/** Checks a key prefix: a valid key followed by `/`, or the empty string. */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === '') return
+  if (!prefix.endsWith('/')) throw new InvalidKeyError(`a key prefix must end with "/"`)
+  assertValidKey(prefix.slice(0, -1))
+}
+
+function join(...parts: string[]): string {
+  return parts.filter((part) => part !== '').join('/')
+}
+
+/** `<prefix>/<assetId>/` — everything stored for one asset lives under it. */
+export function assetPrefix(prefix: string, assetId: string): string {
+  return `${join(prefix.replace(/\/$/, ''), assetId)}/`
+}
+
+/** `<prefix>/<assetId>/original.<ext>` */
+export function originalKey(prefix: string, assetId: string, extension: string): string {
+  const key = `${assetPrefix(prefix, assetId)}original.${extension}`
+  assertValidKey(key)
+  return key
+}
+
+/** `<prefix>/<assetId>/<jobId>/` */
+export function jobPrefix(prefix: string, assetId: string, jobId: string): string {
+  return `${assetPrefix(prefix, assetId)}${jobId}/`
+}
+
+/** `<prefix>/<assetId>/<jobId>/<name>.<ext>`: two jobs never write the same key. */
+export function outputKey(
+  prefix: string,
+  assetId: string,
+  jobId: string,
+  name: string,
+  extension: string,
+): string {
+  const key = `${jobPrefix(prefix, assetId, jobId)}${name}.${extension}`
+  assertValidKey(key)
+  return key
+}
+
+/** Opaque cursor of a newest-first listing: the position after (`createdAt`, `id`). */
+export function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url')
+}
+
+export function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
+    if (Array.isArray(value) && typeof value[0] === 'string' && typeof value[1] === 'string') {
+      const createdAt = new Date(value[0])
+      if (!Number.isNaN(createdAt.getTime())) return { createdAt, id: value[1] }
+    }
+  } catch {}
+  throw new InvalidRequestError('INVALID_CURSOR', 'the cursor is malformed')
+}
+
+/** The page size asked for, clamped to 1–100. */
+export function pageLimit(limit: number | undefined): number {
+  return Math.min(100, Math.max(1, Math.trunc(limit ?? 20)))
+}

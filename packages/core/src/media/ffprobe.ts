@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { UnsupportedMediaError } from '../errors.ts'
+import type { MediaInfo, MediaStream } from '../model.ts'
+import { ffprobePath } from './ffmpeg-binaries.ts'
+import { ALLOWED_INPUT_FORMATS } from './sniff.ts'
+
+const execFileAsync = promisify(execFile)
+
+export interface ProbeOptions {
+  signal?: AbortSignal
+  /** @default 30_000 */
+  timeoutMs?: number
+  /** Demuxers allowed; anything else is refused. @default ALLOWED_INPUT_FORMATS */
+  formats?: readonly string[]
+}
+
+export type Prober = (path: string, options?: ProbeOptions) => Promise<MediaInfo>
+
+function num(value: unknown): number | null {
+  const parsed = typeof value === 'string' || typeof value === 'number' ? Number(value) : Number.NaN
+  return Number.isFinite(parsed) ? parsed : null
+}
+
+function frameRate(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined
+  const [n, d] = value.split('/').map(Number)
+  return n && d ? n / d : undefined
+}
+
+/**
+ * Probes a local file with ffprobe. Only the `file` protocol is allowed and only the demuxers
+ * in `formats`, so a playlist or concat list can never make ffprobe open another file or a
+ * connection. Throws `UnsupportedMediaError` for anything that is not audio or video.
+ */
+export async function probeMedia(path: string, options: ProbeOptions = {}): Promise<MediaInfo> {
+  const formats = (options.formats ?? ALLOWED_INPUT_FORMATS).join(',')
+  let stdout: string
+  try {
+    ;({ stdout } = await execFileAsync(
+      ffprobePath(),
+      [
+        '-v', 'error',
+        '-protocol_whitelist', 'file',
+        '-format_whitelist', formats,
+        '-print_format', 'json',
+        '-show_format',
+        '-show_streams',
+        `file:${path}`,
+      ],
+      { signal: options.signal, timeout: options.timeoutMs ?? 30_000, maxBuffer: 8 * 1024 * 1024 },
+    ))
+  } catch (error) {
+    if (options.signal?.aborted) throw error
+    throw new UnsupportedMediaError('the input is not a media file ffprobe can read', { cause: error })
+  }
+  const raw = JSON.parse(stdout) as {
+    format?: Record<string, unknown>
+    streams?: Array<Record<string, unknown>>
+  }
+  const formatName = typeof raw.format?.format_name === 'string' ? raw.format.format_name : ''
+  const streams: MediaStream[] = (raw.streams ?? []).flatMap((s) => {
+    const type = s.codec_type
+    if (type !== 'audio' && type !== 'video' && type !== 'subtitle' && type !== 'data' && type !== 'attachment') return []
+    // A cover picture in an mp3 or m4a is a video stream of one frame: not a video.
+    const disposition = s.disposition as Record<string, number> | undefined
+    if (type === 'video' && disposition?.attached_pic === 1) return []
+    const stream: MediaStream = {
+      index: Number(s.index),
+      type,
+      codec: String(s.codec_name ?? 'unknown'),
+      durationSec: num(s.duration),
+      bitRate: num(s.bit_rate),
+    }
+    if (type === 'video') {
+      stream.width = Number(s.width)
+      stream.height = Number(s.height)
+      const rate = frameRate(s.avg_frame_rate) ?? frameRate(s.r_frame_rate)
+      if (rate) stream.frameRate = rate
+    }
+    if (type === 'audio') {
+      stream.sampleRate = Number(s.sample_rate)
+      stream.channels = Number(s.channels)
+    }
+    return [stream]
+  })
+  if (!streams.some((s) => s.type === 'audio' || s.type === 'video')) {
+    throw new UnsupportedMediaError('the input has no audio or video stream')
+  }
+  return {
+    formatName,
+    durationSec: num(raw.format?.duration),
+    bitRate: num(raw.format?.bit_rate),
+    streams,
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The states of a job and of each of its outputs, named as Elastic Transcoder names them.
+ * `submitted → progressing → complete | error | canceled`; a terminal state never changes.
+ */
+export type JobState = 'submitted' | 'progressing' | 'complete' | 'error' | 'canceled'
+
+export const JOB_STATES: readonly JobState[] = [
+  'submitted',
+  'progressing',
+  'complete',
+  'error',
+  'canceled',
+]
+
+export const TERMINAL_STATES: readonly JobState[] = ['complete', 'error', 'canceled']
+
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.includes(state)
+}
+
+/** One stream of a probed media file. */
+export interface MediaStream {
+  index: number
+  type: 'audio' | 'video' | 'subtitle' | 'data' | 'attachment'
+  codec: string
+  durationSec: number | null
+  bitRate: number | null
+  width?: number
+  height?: number
+  frameRate?: number
+  sampleRate?: number
+  channels?: number
+}
+
+/** What ffprobe (or an engine) learned about a media file. */
+export interface MediaInfo {
+  /** The demuxer that recognised the file (`mp3`, `mov,mp4,m4a,3gp,3g2,mj2`, …). */
+  formatName: string
+  durationSec: number | null
+  bitRate: number | null
+  streams: MediaStream[]
+}
+
+/** An uploaded original. */
+export interface Asset {
+  id: string
+  /** Storage key of the original; made by the server, never from client input. */
+  storageKey: string
+  /** The name the client gave. Metadata only: it never becomes part of a path or key. */
+  originalFilename: string | null
+  /** Content type detected from the bytes, not the one the client claimed. */
+  contentType: string
+  size: number
+  sha256: string
+  media: MediaInfo
+  createdAt: Date
+}
+
+/** One file a job writes. */
+export interface Output {
+  jobId: string
+  /** Short name, unique within the job; the file name of its key without extension. */
+  name: string
+  /** The canonical preset id of the catalog. */
+  presetId: string
+  storageKey: string
+  contentType: string
+  state: JobState
+  size: number | null
+  durationSec: number | null
+}
+
+export interface Job {
+  id: string
+  assetId: string
+  /** Name of the engine that runs it (`ffmpeg`, `elastic-transcoder`, `mediaconvert`). */
+  engine: string
+  /** Id of the job at the engine, once submitted there (remote engines). */
+  engineJobId: string | null
+  state: JobState
+  /** 0–100; never goes backwards. */
+  progress: number
+  errorCode: string | null
+  errorMessage: string | null
+  /** Unique across all jobs: the same key always gives the same job. */
+  idempotencyKey: string | null
+  /** How many times a worker has started this job. */
+  attempts: number
+  outputs: Output[]
+  createdAt: Date
+  updatedAt: Date
+  finishedAt: Date | null
+}
+
+/** A page of a cursor-paginated listing, newest first. */
+export interface Page<T> {
+  items: T[]
+  /** Pass as `cursor` to get the next page; `null` on the last page. */
+  nextCursor: string | null
+}
+
+export interface PageRequest {
+  /** @default 20 */
+  limit?: number
+  cursor?: string | null
+}
