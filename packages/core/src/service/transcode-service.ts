@@ -243,13 +243,13 @@ export class TranscodeService {
       throw new InvalidRequestError('INVALID_IDEMPOTENCY_KEY', 'an idempotency key has 1 to 255 characters')
     }
     const requestHash = createHash('sha256')
-      .update(JSON.stringify([asset.id, presets.map((p) => p.id)]))
+      // The content, not the asset id: two uploads of the same bytes under one key (a retried
+      // request racing the first) are the same request.
+      .update(JSON.stringify([asset.sha256, presets.map((p) => p.id)]))
       .digest('hex')
-    if (idempotencyKey !== null) {
-      const existing = await this.repository.getJobByIdempotencyKey(idempotencyKey)
-      if (existing) return this.#existing(existing, requestHash, idempotencyKey)
-    }
     const jobId = randomUUID()
+    // No read-then-insert: the repository's unique key decides, so concurrent callers with
+    // one key (in any number of processes) all get the one job.
     const { job, created, requestHash: storedHash } = await this.repository.createJob({
       id: jobId,
       assetId: asset.id,
@@ -264,26 +264,14 @@ export class TranscodeService {
         contentType: preset.contentType,
       })),
     })
-    if (!created) return this.#existing(job, requestHash, idempotencyKey ?? '', storedHash)
-    this.#emit({ type: 'job.created', job })
-    await this.queue.send({ jobId: job.id })
-    return job
-  }
-
-  async #existing(job: Job, requestHash: string, key: string, storedHash?: string): Promise<Job> {
-    const hash = storedHash ?? (await this.repository.createJob({
-      // Reading the stored fingerprint: createJob with an existing key changes nothing.
-      id: job.id,
-      assetId: job.assetId,
-      engine: job.engine,
-      idempotencyKey: job.idempotencyKey,
-      requestHash,
-      createdAt: job.createdAt,
-      outputs: [],
-    })).requestHash
-    if (hash !== requestHash) throw new IdempotencyConflictError(key)
+    if (created) {
+      this.#emit({ type: 'job.created', job })
+      await this.queue.send({ jobId: job.id })
+      return job
+    }
+    if (storedHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '')
     // The process that created it may have died before handing it over: hand it over again
-    // (a worker that already has it ignores the duplicate).
+    // (the queue and the worker both ignore a job that is already taken or has ended).
     if (job.state === 'submitted' && job.attempts === 0) await this.queue.send({ jobId: job.id })
     return job
   }
@@ -293,17 +281,23 @@ export class TranscodeService {
     body: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
     options: IngestOptions & TranscodeOptions = {},
   ): Promise<{ asset: Asset; job: Job }> {
+    // Unknown presets fail before a byte is stored.
+    if (options.presets && options.presets.length > 0) this.presets.resolveAll(options.presets)
     if (options.idempotencyKey) {
       const existing = await this.repository.getJobByIdempotencyKey(options.idempotencyKey)
       if (existing) {
-        // A retried request: drain the body without storing it and answer as before.
-        for await (const _ of body) {
+        // A retried request: read the body to its end without storing it, then answer as
+        // the first time, or with a conflict if this request sends other bytes or presets.
+        const hash = createHash('sha256')
+        for await (const chunk of body) hash.update(chunk)
+        const asset = await this.getAsset(existing.assetId)
+        if (hash.digest('hex') !== asset.sha256) {
+          throw new IdempotencyConflictError(options.idempotencyKey)
         }
-        return { asset: await this.getAsset(existing.assetId), job: existing }
+        return { asset, job: await this.transcode(asset.id, options) }
       }
     }
     const asset = await this.ingest(body, options)
-    // Fail before anything is stored when the presets are wrong: resolve first.
     try {
       const job = await this.transcode(asset.id, options)
       if (job.assetId !== asset.id) {

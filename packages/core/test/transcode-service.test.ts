@@ -1,0 +1,291 @@
+import { createReadStream } from 'node:fs'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  createTranscoder,
+  ffmpegEngine,
+  IdempotencyConflictError,
+  isTerminal,
+  type Job,
+  type JobEvent,
+  localStorage,
+  memoryRepository,
+  probeMedia,
+  type TranscodeService,
+  UnknownPresetError,
+  UnsupportedMediaError,
+} from '../src/index.ts'
+import {
+  makeCorruptMedia,
+  makeTone,
+  probe,
+  writeFfconcat,
+  writeHlsPlaylist,
+} from '../src/testing/index.ts'
+
+const SEED_PRESETS = ['1351620000001-300300', '1351620000001-300110', '1351620000001-100110']
+
+let dir: string
+let service: TranscodeService
+
+function makeService(): TranscodeService {
+  return createTranscoder({
+    storage: localStorage({ root: join(dir, 'files') }),
+    engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+    repository: memoryRepository(),
+    tmpDir: join(dir, 'spool'),
+    pollIntervalMs: 50,
+  })
+}
+
+async function finished(id: string): Promise<Job> {
+  let last: Job | undefined
+  for await (const job of service.watch(id)) last = job
+  if (!last || !isTerminal(last.state)) throw new Error(`job ${id} did not end`)
+  return last
+}
+
+/** Every file under `root`, as paths relative to it. */
+async function files(root: string): Promise<string[]> {
+  try {
+    const entries = await readdir(root, { recursive: true, withFileTypes: true })
+    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1))
+  } catch {
+    return []
+  }
+}
+
+/** A TCP listener that counts the connections made to it. */
+async function listener(): Promise<{ url: string; connections: () => number; close: () => void }> {
+  let count = 0
+  const server: Server = createServer((socket) => {
+    count++
+    socket.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (!address || typeof address === 'string') throw new Error('no address')
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    connections: () => count,
+    close: () => server.close(),
+  }
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tk-service-'))
+  service = makeService()
+})
+
+afterEach(async () => {
+  await service.close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+describe('TranscodeService', () => {
+  it("runs the seed's job: one mp3 in, WAV + FLAC + AAC 256k in mp4 out", async () => {
+    const input = join(dir, 'seed.mp3')
+    await makeTone(input, { seconds: 10, format: 'mp3' })
+    const asset = await service.ingest(createReadStream(input), { filename: 'my_mp3.mp3' })
+    expect(asset.contentType).toBe('audio/mpeg')
+    expect(asset.originalFilename).toBe('my_mp3.mp3')
+    expect(asset.sha256).toMatch(/^[0-9a-f]{64}$/)
+
+    const job = await service.transcode(asset.id, { presets: SEED_PRESETS })
+    expect(job.outputs.map((o) => o.presetId)).toEqual(['wav', 'flac', 'aac-256k'])
+    const done = await finished(job.id)
+    expect(done.state).toBe('complete')
+    expect(done.progress).toBe(100)
+
+    const inputDuration = Number((await probe(input)).format.duration)
+    const byPreset = new Map(done.outputs.map((o) => [o.presetId, o]))
+    const local = (key: string) => join(dir, 'files', key)
+
+    const wav = await probe(local(byPreset.get('wav')!.storageKey))
+    expect(wav.streams[0]).toMatchObject({ codec_name: 'pcm_s16le', sample_rate: '44100', channels: 2 })
+    const flac = await probe(local(byPreset.get('flac')!.storageKey))
+    expect(flac.streams[0]).toMatchObject({ codec_name: 'flac', channels: 2 })
+    const aac = await probe(local(byPreset.get('aac-256k')!.storageKey))
+    expect(aac.format.format_name).toContain('mp4')
+    expect(aac.streams[0]?.codec_name).toBe('aac')
+    expect(Math.abs(Number(aac.streams[0]?.bit_rate) - 256_000)).toBeLessThan(256_000 * 0.1)
+
+    for (const result of [wav, flac, aac]) {
+      expect(Math.abs(Number(result.format.duration) - inputDuration)).toBeLessThan(0.1)
+    }
+    for (const output of done.outputs) {
+      expect(output.state).toBe('complete')
+      expect(output.size).toBeGreaterThan(0)
+    }
+  })
+
+  it('sends job events in order, with progress that only rises', async () => {
+    const input = join(dir, 'long.wav')
+    await makeTone(input, { seconds: 120, format: 'wav' })
+    const asset = await service.ingest(createReadStream(input))
+    const events: JobEvent[] = []
+    service.subscribe((event) => events.push(event))
+    const job = await service.transcode(asset.id, { presets: ['flac', 'mp3-320k', 'aac-256k'] })
+    await finished(job.id)
+
+    const mine = events.filter((e) => e.job.id === job.id)
+    expect(mine[0]?.type).toBe('job.created')
+    const states = mine.map((e) => e.job.state)
+    const order = ['submitted', 'progressing', 'complete']
+    const ranks = states.map((s) => order.indexOf(s))
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b))
+    expect(states.at(-1)).toBe('complete')
+    const progress = mine.map((e) => e.job.progress)
+    expect(progress).toEqual([...progress].sort((a, b) => a - b))
+    expect(progress.filter((p) => p > 0 && p < 100).length).toBeGreaterThan(0)
+    expect(progress.at(-1)).toBe(100)
+  })
+
+  it('cancels a running job: state canceled and no output left', async () => {
+    const input = join(dir, 'long.wav')
+    await makeTone(input, { seconds: 300, format: 'wav' })
+    const asset = await service.ingest(createReadStream(input))
+    const job = await service.transcode(asset.id, { presets: ['flac', 'mp3-320k'] })
+    for await (const update of service.watch(job.id)) {
+      if (update.progress > 0) break
+    }
+    const canceled = await service.cancel(job.id)
+    expect(canceled.state).toBe('canceled')
+    expect(canceled.outputs.every((o) => o.state === 'canceled')).toBe(true)
+    const after = await finished(job.id)
+    expect(after.state).toBe('canceled')
+    for (const output of after.outputs) {
+      expect(await service.storage.head(output.storageKey)).toBeNull()
+    }
+    expect(await files(join(dir, 'files', asset.id, job.id))).toEqual([])
+    await expect.poll(() => files(join(dir, 'engine-tmp'))).toEqual([])
+  })
+
+  it('ends a job on an input that cannot be decoded in error, with a stable code', async () => {
+    const input = join(dir, 'corrupt.mp3')
+    await makeCorruptMedia(input)
+    const asset = await service.ingest(createReadStream(input)).catch((error: unknown) => error)
+    if (asset instanceof UnsupportedMediaError) {
+      // ffprobe already refused it: nothing may be left behind.
+      expect(asset.code).toBe('UNSUPPORTED_MEDIA')
+      expect((await service.listAssets()).items).toEqual([])
+      return
+    }
+    if (asset instanceof Error) throw asset
+    const job = await service.transcode((asset as { id: string }).id, { presets: ['flac'] })
+    const done = await finished(job.id)
+    expect(done.state).toBe('error')
+    expect(done.errorCode).toBe('DECODE_FAILED')
+    expect(done.errorMessage).toBeTruthy()
+    expect(await service.storage.head(done.outputs[0]!.storageKey)).toBeNull()
+  })
+
+  it('refuses bytes that are not media, whatever the name, and leaves nothing behind', async () => {
+    const body = Buffer.from('<html><body>not a song</body></html>')
+    const error = await service.ingest([body], { filename: 'song.mp3' }).catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(UnsupportedMediaError)
+    expect((error as UnsupportedMediaError).code).toBe('UNSUPPORTED_MEDIA')
+    expect((await service.listAssets()).items).toEqual([])
+    expect(await files(join(dir, 'files'))).toEqual([])
+    expect(await files(join(dir, 'spool'))).toEqual([])
+  })
+
+  it.each([
+    ['an HLS playlist', writeHlsPlaylist],
+    ['an ffconcat list', writeFfconcat],
+  ])('rejects %s named .mp3 before decoding, with no connection made', async (_name, write) => {
+    const tcp = await listener()
+    try {
+      const input = join(dir, 'playlist.mp3')
+      await write(input, `${tcp.url}/segment.ts`)
+      const error = await service.ingest(createReadStream(input), { filename: 'playlist.mp3' }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(UnsupportedMediaError)
+      // Even past the byte sniffing, ffprobe may open nothing but the file itself.
+      await expect(probeMedia(input)).rejects.toBeInstanceOf(UnsupportedMediaError)
+      expect(tcp.connections()).toBe(0)
+      expect((await service.listAssets()).items).toEqual([])
+      expect(await files(join(dir, 'files'))).toEqual([])
+      expect(await files(join(dir, 'spool'))).toEqual([])
+    } finally {
+      tcp.close()
+    }
+  })
+
+  it('gives the same job for the same idempotency key, even to concurrent callers', async () => {
+    const input = join(dir, 'short.mp3')
+    await makeTone(input, { seconds: 2, format: 'mp3' })
+    const asset = await service.ingest(createReadStream(input))
+    const jobs = await Promise.all(
+      Array.from({ length: 10 }, () => service.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'k1' })),
+    )
+    expect(new Set(jobs.map((j) => j.id)).size).toBe(1)
+    const again = await service.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'k1' })
+    expect(again.id).toBe(jobs[0]!.id)
+    await expect(
+      service.transcode(asset.id, { presets: ['wav'], idempotencyKey: 'k1' }),
+    ).rejects.toBeInstanceOf(IdempotencyConflictError)
+    expect((await service.listJobs({ assetId: asset.id })).items).toHaveLength(1)
+    await finished(jobs[0]!.id)
+  })
+
+  it('answers a retried upload with the first job and keeps one asset', async () => {
+    const input = join(dir, 'short.mp3')
+    await makeTone(input, { seconds: 2, format: 'mp3' })
+    const first = await service.ingestAndTranscode(createReadStream(input), {
+      presets: ['flac'],
+      idempotencyKey: 'upload-1',
+    })
+    const second = await service.ingestAndTranscode(createReadStream(input), {
+      presets: ['flac'],
+      idempotencyKey: 'upload-1',
+    })
+    expect(second.job.id).toBe(first.job.id)
+    expect(second.asset.id).toBe(first.asset.id)
+    expect((await service.listAssets()).items).toHaveLength(1)
+    await finished(first.job.id)
+  })
+
+  it('refuses an unknown preset before storing anything', async () => {
+    const input = join(dir, 'short.mp3')
+    await makeTone(input, { seconds: 1, format: 'mp3' })
+    const error = await service
+      .ingestAndTranscode(createReadStream(input), { presets: ['flac', 'no-such-preset'] })
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(UnknownPresetError)
+    expect((error as UnknownPresetError).code).toBe('UNKNOWN_PRESET')
+    expect((await service.listAssets()).items).toEqual([])
+    expect((await service.listJobs()).items).toEqual([])
+    expect(await files(join(dir, 'files'))).toEqual([])
+  })
+
+  it('retries a canceled job as one new job, and deletes an asset with its outputs', async () => {
+    const input = join(dir, 'short.mp3')
+    await makeTone(input, { seconds: 2, format: 'mp3' })
+    const paused = createTranscoder({
+      storage: service.storage,
+      engine: service.engine,
+      repository: service.repository,
+      tmpDir: join(dir, 'spool'),
+      worker: false,
+    })
+    const asset = await paused.ingest(createReadStream(input))
+    const job = await paused.transcode(asset.id, { presets: ['flac'] })
+    await paused.cancel(job.id)
+    await paused.close()
+
+    const retried = await service.retry(job.id)
+    const retriedAgain = await service.retry(job.id)
+    expect(retriedAgain.id).toBe(retried.id)
+    expect(retried.id).not.toBe(job.id)
+    const done = await finished(retried.id)
+    expect(done.state).toBe('complete')
+    expect(await service.storage.head(done.outputs[0]!.storageKey)).not.toBeNull()
+
+    await service.deleteAsset(asset.id)
+    expect(await files(join(dir, 'files'))).toEqual([])
+    await expect(service.getJob(retried.id)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+  })
+})
