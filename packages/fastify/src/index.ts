@@ -1,0 +1,7 @@
+export { default, default as transcodekit } from './transcodekit-plugin.ts'
+export type { TypedInstance } from './transcodekit-plugin.ts'
+export * from './http-errors.ts'
+export * from './plugin-options.ts'
+export * from './schemas.ts'
+export { contentDisposition, isInlineType } from './http/content-disposition.ts'
+export { parseRange } from './http/byte-range.ts'

@@ -1,0 +1,109 @@
+import multipart from '@fastify/multipart'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TranscodeService } from '@transcodekit/core'
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyPluginAsync,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import { NotFoundError, toHttpError } from './http-errors.ts'
+import {
+  type ResolvedOptions,
+  resolveOptions,
+  type TranscodekitPluginOptions,
+} from './plugin-options.ts'
+import { registerAssetRoutes } from './routes/asset-routes.ts'
+import { registerFileRoute } from './routes/file-route.ts'
+import { registerJobRoutes } from './routes/job-routes.ts'
+import { registerNotificationRoute } from './routes/notification-route.ts'
+import { registerPresetRoute } from './routes/preset-route.ts'
+import { registerUploadRoute } from './routes/upload-route.ts'
+import { sharedSchemas } from './schemas.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The `TranscodeService` the transcodekit routes call. */
+    transcodekit: TranscodeService
+  }
+}
+
+/** The routes' instance, typed by their TypeBox schemas. */
+export type TypedInstance = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>
+
+const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
+  instance,
+  { settings },
+) => {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
+
+  // The app may have registered @fastify/multipart itself; the limits are passed per request
+  // either way.
+  if (!instance.hasRequestDecorator('parts')) {
+    await instance.register(multipart, { limits: settings.limits, throwFileSizeLimit: true })
+  }
+
+  instance.setErrorHandler((error, request, reply) => {
+    const answer = toHttpError(error)
+    if (answer.statusCode >= 500) request.log.error({ err: error }, 'transcodekit: request failed')
+    else request.log.info({ code: answer.code }, answer.message)
+    // The client is still sending a body nobody will read: close the connection after the
+    // answer instead of leaving it stuck.
+    if (!request.raw.complete) reply.header('connection', 'close')
+    return reply.status(answer.statusCode).send(answer)
+  })
+
+  if (settings.prefix !== '') {
+    instance.setNotFoundHandler((request, reply) => {
+      const answer = toHttpError(
+        NotFoundError(`route ${request.method} ${request.url} was not found`),
+      )
+      return reply.status(404).send(answer)
+    })
+  }
+
+  registerUploadRoute(app, settings)
+  registerAssetRoutes(app, settings)
+  registerJobRoutes(app, settings)
+  registerPresetRoute(app, settings)
+  if (settings.serveFiles) registerFileRoute(app, settings)
+  if (settings.notifications) await instance.register(registerNotificationRoute, { settings })
+}
+
+async function transcodekit(fastify: FastifyInstance, options: TranscodekitPluginOptions) {
+  const settings = resolveOptions(options)
+  fastify.decorate('transcodekit', settings.service)
+  // Shared schemas live in the app's context, where @fastify/swagger can see them.
+  for (const schema of sharedSchemas) {
+    if (!fastify.getSchema(schema.$id!)) fastify.addSchema(schema)
+  }
+  if (settings.serveFiles) {
+    const sample = await settings.service.storage.url('sample')
+    if (!sample.endsWith(`${settings.prefix}/files/sample`)) {
+      fastify.log.warn(
+        { sample },
+        `transcodekit: the storage's URLs do not point at ${settings.prefix}/files/: set its baseUrl`,
+      )
+    }
+  }
+  await fastify.register(routes, { prefix: settings.prefix, settings })
+}
+
+/**
+ * The transcodekit routes: upload, assets, jobs (with server-sent events), presets, stored
+ * files and SNS notifications, with TypeBox schemas that `@fastify/swagger` documents
+ * (register it first).
+ *
+ * @example
+ * await app.register(transcodekit, { service, prefix: '/media', limits: { fileSize: 2 ** 30 } })
+ */
+export default fp(transcodekit, { fastify: '5.x', name: '@transcodekit/fastify' })
