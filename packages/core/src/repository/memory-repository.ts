@@ -1,0 +1,183 @@
+import { InvalidStateError, NotFoundError } from '../errors.ts'
+import { decodeCursor, encodeCursor, pageLimit } from '../keys.ts'
+import { type Asset, isTerminal, type Job, type Page, type PageRequest } from '../model.ts'
+import type { JobPatch, ListJobsRequest, NewJob, Repository } from '../ports/repository.ts'
+
+interface StoredJob {
+  job: Job
+  requestHash: string
+}
+
+/**
+ * Assets and jobs in this process's memory: for the defaults, examples and tests. Every
+ * method runs to completion without yielding between its read and its write, which is what
+ * makes `createJob` and `updateJob` atomic here. What goes in and comes out is copied, so no
+ * caller holds a reference to the stored state.
+ */
+export class MemoryRepository implements Repository {
+  readonly #assets = new Map<string, Asset>()
+  readonly #jobs = new Map<string, StoredJob>()
+  readonly #byIdempotencyKey = new Map<string, string>()
+
+  async createAsset(asset: Asset): Promise<void> {
+    if (this.#assets.has(asset.id)) throw new InvalidStateError(`asset ${asset.id} already exists`)
+    this.#assets.set(asset.id, structuredClone(asset))
+  }
+
+  async getAsset(id: string): Promise<Asset | null> {
+    const asset = this.#assets.get(id)
+    return asset ? structuredClone(asset) : null
+  }
+
+  async listAssets(request: PageRequest = {}): Promise<Page<Asset>> {
+    return paginate([...this.#assets.values()], request)
+  }
+
+  async deleteAsset(id: string): Promise<boolean> {
+    if (!this.#assets.delete(id)) return false
+    for (const [jobId, { job }] of this.#jobs) {
+      if (job.assetId !== id) continue
+      this.#jobs.delete(jobId)
+      if (job.idempotencyKey !== null) this.#byIdempotencyKey.delete(job.idempotencyKey)
+    }
+    return true
+  }
+
+  async createJob(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    if (input.idempotencyKey !== null) {
+      const existingId = this.#byIdempotencyKey.get(input.idempotencyKey)
+      const existing = existingId === undefined ? undefined : this.#jobs.get(existingId)
+      if (existing) {
+        return {
+          job: structuredClone(existing.job),
+          created: false,
+          requestHash: existing.requestHash,
+        }
+      }
+    }
+    if (!this.#assets.has(input.assetId)) throw new NotFoundError('asset', input.assetId)
+    if (this.#jobs.has(input.id)) throw new InvalidStateError(`job ${input.id} already exists`)
+    const createdAt = new Date(input.createdAt)
+    const job: Job = {
+      id: input.id,
+      assetId: input.assetId,
+      engine: input.engine,
+      engineJobId: null,
+      state: 'submitted',
+      progress: 0,
+      errorCode: null,
+      errorMessage: null,
+      idempotencyKey: input.idempotencyKey,
+      attempts: 0,
+      outputs: input.outputs.map((output) => ({
+        jobId: input.id,
+        name: output.name,
+        presetId: output.presetId,
+        storageKey: output.storageKey,
+        contentType: output.contentType,
+        state: 'submitted',
+        size: null,
+        durationSec: null,
+      })),
+      createdAt,
+      updatedAt: new Date(createdAt),
+      finishedAt: null,
+    }
+    this.#jobs.set(job.id, { job, requestHash: input.requestHash })
+    if (job.idempotencyKey !== null) this.#byIdempotencyKey.set(job.idempotencyKey, job.id)
+    return { job: structuredClone(job), created: true, requestHash: input.requestHash }
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    const stored = this.#jobs.get(id)
+    return stored ? structuredClone(stored.job) : null
+  }
+
+  async getJobByIdempotencyKey(key: string): Promise<Job | null> {
+    const id = this.#byIdempotencyKey.get(key)
+    return id === undefined ? null : this.getJob(id)
+  }
+
+  async getJobByEngineJobId(engine: string, engineJobId: string): Promise<Job | null> {
+    for (const { job } of this.#jobs.values()) {
+      if (job.engine === engine && job.engineJobId === engineJobId) return structuredClone(job)
+    }
+    return null
+  }
+
+  async listJobs(request: ListJobsRequest = {}): Promise<Page<Job>> {
+    const jobs: Job[] = []
+    for (const { job } of this.#jobs.values()) {
+      if (request.assetId !== undefined && job.assetId !== request.assetId) continue
+      if (request.state !== undefined && job.state !== request.state) continue
+      jobs.push(job)
+    }
+    return paginate(jobs, request)
+  }
+
+  async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
+    const stored = this.#jobs.get(id)
+    if (!stored) return null
+    const current = stored.job
+    if (isTerminal(current.state)) return structuredClone(current)
+
+    // Work on a copy and swap it in at the end, so a bad patch cannot leave half a change.
+    const next = structuredClone(current)
+    if (patch.state !== undefined) next.state = patch.state
+    if (patch.progress !== undefined && Number.isFinite(patch.progress)) {
+      next.progress = Math.max(current.progress, Math.min(100, Math.max(0, patch.progress)))
+    }
+    if (patch.engineJobId !== undefined) next.engineJobId = patch.engineJobId
+    if (patch.errorCode !== undefined) next.errorCode = patch.errorCode
+    if (patch.errorMessage !== undefined) next.errorMessage = patch.errorMessage
+    if (patch.incrementAttempts) next.attempts += 1
+    for (const change of patch.outputs ?? []) {
+      const output = next.outputs.find((o) => o.name === change.name)
+      if (!output) continue
+      if (change.state !== undefined && !isTerminal(output.state)) output.state = change.state
+      if (change.size !== undefined) output.size = change.size
+      if (change.durationSec !== undefined) output.durationSec = change.durationSec
+    }
+    const now = new Date()
+    next.updatedAt = now.getTime() < current.updatedAt.getTime() ? new Date(current.updatedAt) : now
+    if (isTerminal(next.state)) next.finishedAt = new Date(next.updatedAt)
+    stored.job = next
+    return structuredClone(next)
+  }
+}
+
+/** Makes an in-memory `Repository`. */
+export function memoryRepository(): MemoryRepository {
+  return new MemoryRepository()
+}
+
+/** Newest first, ties broken by id (descending), resuming after the cursor's position. */
+function paginate<T extends { id: string; createdAt: Date }>(
+  items: T[],
+  request: PageRequest,
+): Page<T> {
+  const limit = pageLimit(request.limit)
+  const after = request.cursor ? decodeCursor(request.cursor) : null
+  const sorted = items.sort(newestFirst)
+  const start = after
+    ? sorted.findIndex(
+        (item) => newestFirst(item, { id: after.id, createdAt: after.createdAt }) > 0,
+      )
+    : 0
+  const page = start === -1 ? [] : sorted.slice(start, start + limit)
+  const last = page.at(-1)
+  const more = start !== -1 && start + limit < sorted.length
+  return {
+    items: page.map((item) => structuredClone(item)),
+    nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null,
+  }
+}
+
+function newestFirst(
+  a: { id: string; createdAt: Date },
+  b: { id: string; createdAt: Date },
+): number {
+  const byTime = b.createdAt.getTime() - a.createdAt.getTime()
+  if (byTime !== 0) return byTime
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+}
