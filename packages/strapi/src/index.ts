@@ -1,0 +1,7 @@
+export * from './lifecycle-adapter.ts'
+export * from './media-rules.ts'
+export * from './original-readers.ts'
+export * from './plugin-options.ts'
+export * from './retry-tasks.ts'
+export type * from './strapi-host.ts'
+export { RECORD_FIELD, type TranscodekitStrapiService } from './strapi-plugin.ts'

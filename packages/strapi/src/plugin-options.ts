@@ -1,0 +1,166 @@
+import { ConfigurationError, type TranscodeService } from '@transcodekit/core'
+import type { OriginalReader } from './lifecycle-adapter.ts'
+import { type MediaRule, resolveRules } from './media-rules.ts'
+import type { RetryPolicy } from './retry-tasks.ts'
+import type { StrapiHost } from './strapi-host.ts'
+
+/** How the plugin builds its own `TranscodeService` when none is given. */
+export interface TranscoderSettings {
+  /**
+   * Folder of the transcodekit storage (originals copied in, outputs).
+   * @default '<public>/uploads/transcodekit', served by Strapi under `/uploads/transcodekit/`
+   */
+  dataDir?: string
+  /** URL prefix the outputs are served under. @default '/uploads/transcodekit/' */
+  publicUrl?: string
+  /**
+   * PostgreSQL URL of the transcodekit database (`@transcodekit/kysely`), so jobs survive a
+   * restart and several processes share them. `null`: jobs are kept in memory. @default null
+   */
+  databaseUrl?: string | null
+  /** Run jobs in this Strapi process. `false`: another process runs them. @default true */
+  worker?: boolean
+  /** Jobs run at once by this process. @default 1 */
+  concurrency?: number
+}
+
+/** `config/plugins.ts` → `transcodekit.config`. */
+export interface TranscodekitPluginConfig {
+  /**
+   * Which uploads are transcoded to what; the first match wins, no match means no job.
+   * @default [{ mime: 'audio/*', presets: ['aac-256k'] }, { mime: 'video/*', presets: ['mp4-720p', 'thumbnail'] }]
+   */
+  rules?: MediaRule[]
+  /**
+   * The service to submit to: an instance (never closed by the plugin) or a factory called at
+   * bootstrap (its service is closed on destroy). @default built from `transcoder`
+   */
+  service?:
+    | TranscodeService
+    | ((context: { strapi: StrapiHost }) => TranscodeService | Promise<TranscodeService>)
+  transcoder?: TranscoderSettings
+  /** Opens an original; @default the upload provider's (local folder, or its URL) */
+  readOriginal?: OriginalReader
+  /** How a failed submission or recording is retried. */
+  retry?: RetryPolicy
+  /** Ingestions at once. @default 2 */
+  concurrency?: number
+  /** @default 'strapi:file:' */
+  keyPrefix?: string
+}
+
+export interface ResolvedPluginOptions {
+  rules: MediaRule[]
+  service: TranscodekitPluginConfig['service'] | null
+  transcoder: Required<Omit<TranscoderSettings, 'dataDir'>> & { dataDir: string | null }
+  readOriginal: OriginalReader | null
+  retry: Required<RetryPolicy>
+  concurrency: number
+  keyPrefix: string
+}
+
+export const DEFAULT_RULES: readonly MediaRule[] = Object.freeze([
+  { mime: 'audio/*', presets: ['aac-256k'] },
+  { mime: 'video/*', presets: ['mp4-720p', 'thumbnail'] },
+])
+
+/**
+ * Copies and checks the plugin's options (Strapi calls this as the config validator at
+ * start, so a bad `config/plugins.ts` stops the boot with a message naming the option).
+ */
+export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
+  const config = (input ?? {}) as TranscodekitPluginConfig
+  if (typeof config !== 'object' || Array.isArray(config)) {
+    throw new ConfigurationError('transcodekit: the plugin config must be an object')
+  }
+  const known = [
+    'rules',
+    'service',
+    'transcoder',
+    'readOriginal',
+    'retry',
+    'concurrency',
+    'keyPrefix',
+  ]
+  for (const key of Object.keys(config)) {
+    if (!known.includes(key)) {
+      throw new ConfigurationError(
+        `transcodekit: unknown option "${key}" (known: ${known.join(', ')})`,
+      )
+    }
+  }
+  const rules = resolveRules(config.rules ?? DEFAULT_RULES, 'transcodekit.rules')
+  const service = config.service ?? null
+  if (
+    service !== null &&
+    typeof service !== 'function' &&
+    typeof service.ingestAndTranscode !== 'function'
+  ) {
+    throw new ConfigurationError(
+      'transcodekit.service must be a TranscodeService or a function returning one',
+    )
+  }
+  const t = config.transcoder ?? {}
+  if (typeof t !== 'object' || t === null)
+    throw new ConfigurationError('transcodekit.transcoder must be an object')
+  const dataDir = t.dataDir ?? null
+  if (dataDir !== null && (typeof dataDir !== 'string' || dataDir.length === 0)) {
+    throw new ConfigurationError('transcodekit.transcoder.dataDir must be a non-empty path')
+  }
+  const publicUrl = t.publicUrl ?? '/uploads/transcodekit/'
+  if (typeof publicUrl !== 'string' || !publicUrl.endsWith('/')) {
+    throw new ConfigurationError(
+      'transcodekit.transcoder.publicUrl must be a URL prefix ending with "/"',
+    )
+  }
+  const databaseUrl = t.databaseUrl ?? null
+  if (
+    databaseUrl !== null &&
+    (typeof databaseUrl !== 'string' || !/^postgres(ql)?:\/\//.test(databaseUrl))
+  ) {
+    throw new ConfigurationError(
+      'transcodekit.transcoder.databaseUrl must be a postgres:// URL or null',
+    )
+  }
+  const worker = t.worker ?? true
+  if (typeof worker !== 'boolean')
+    throw new ConfigurationError('transcodekit.transcoder.worker must be a boolean')
+  const transcoderConcurrency = positiveInteger(
+    t.concurrency ?? 1,
+    'transcodekit.transcoder.concurrency',
+  )
+  if (config.readOriginal !== undefined && typeof config.readOriginal !== 'function') {
+    throw new ConfigurationError('transcodekit.readOriginal must be a function')
+  }
+  const retry = config.retry ?? {}
+  const resolvedRetry = {
+    initialDelayMs: positiveInteger(
+      retry.initialDelayMs ?? 1000,
+      'transcodekit.retry.initialDelayMs',
+    ),
+    maxDelayMs: positiveInteger(retry.maxDelayMs ?? 60_000, 'transcodekit.retry.maxDelayMs'),
+    maxAttempts: positiveInteger(retry.maxAttempts ?? 30, 'transcodekit.retry.maxAttempts'),
+  }
+  const keyPrefix = config.keyPrefix ?? 'strapi:file:'
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || keyPrefix.length > 200) {
+    throw new ConfigurationError('transcodekit.keyPrefix must be a string of 1 to 200 characters')
+  }
+  return {
+    rules,
+    service,
+    transcoder: { dataDir, publicUrl, databaseUrl, worker, concurrency: transcoderConcurrency },
+    readOriginal: config.readOriginal ?? null,
+    retry: resolvedRetry,
+    concurrency: positiveInteger(config.concurrency ?? 2, 'transcodekit.concurrency'),
+    keyPrefix,
+  }
+}
+
+function positiveInteger(value: unknown, option: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigurationError(
+      `${option} must be a positive integer; got ${JSON.stringify(value)}`,
+    )
+  }
+  return value
+}

@@ -1,0 +1,374 @@
+import { join } from 'node:path'
+import {
+  createTranscoder,
+  type Engine,
+  ffmpegEngine,
+  localStorage,
+  memoryRepository,
+  type Repository,
+  type Storage,
+  type TranscodeService,
+} from '@transcodekit/core'
+import {
+  createLifecycleAdapter,
+  type LifecycleAdapter,
+  type MediaFileSnapshot,
+  type OriginalReader,
+  type TranscodeRecord,
+  UPLOAD_FILE_MODEL,
+} from './lifecycle-adapter.ts'
+import { localUploadsReader, urlReader } from './original-readers.ts'
+import { type ResolvedPluginOptions, resolvePluginOptions } from './plugin-options.ts'
+import { RetryTasks } from './retry-tasks.ts'
+import type { StrapiHost, StrapiLifecycleEvent } from './strapi-host.ts'
+
+/** Where the plugin records a file's transcoding: `provider_metadata.transcodekit`. */
+export const RECORD_FIELD = 'transcodekit'
+
+/**
+ * Error codes that retrying cannot fix: the original is not media, a preset does not apply,
+ * the file is too large, the URL is not one the plugin reads.
+ */
+const PERMANENT_CODES = new Set([
+  'UNSUPPORTED_MEDIA',
+  'INCOMPATIBLE_PRESET',
+  'UNKNOWN_PRESET',
+  'INVALID_PRESET',
+  'TOO_LARGE',
+  'IDEMPOTENCY_CONFLICT',
+  'INVALID_KEY',
+  'INVALID_IDEMPOTENCY_KEY',
+  'CONFIGURATION',
+  'ORIGINAL_REJECTED',
+  'ORIGINAL_NOT_FOUND',
+])
+
+interface PluginState {
+  options: ResolvedPluginOptions
+  service: TranscodeService
+  adapter: LifecycleAdapter
+  tasks: RetryTasks
+  unsubscribe: () => void
+  close: () => Promise<void>
+  /** Record writes per file, chained so two never interleave. */
+  writes: Map<string, Promise<void>>
+}
+
+/** What the plugin exposes as `strapi.plugin('transcodekit').service('transcoder')`. */
+export interface TranscodekitStrapiService {
+  /** The service jobs are submitted to. */
+  readonly service: TranscodeService
+  readonly adapter: LifecycleAdapter
+  /** Resolves once no submission, recording or deletion is pending (tests, shutdown). */
+  idle(): Promise<void>
+  /** Reads what is recorded on a file entry, or `null`. */
+  recordOf(fileId: string | number): Promise<TranscodeRecord | null>
+}
+
+const states = new WeakMap<object, PluginState>()
+
+function stateOf(strapi: StrapiHost): PluginState {
+  const state = states.get(strapi)
+  if (!state) throw new Error('transcodekit: the plugin has not been bootstrapped')
+  return state
+}
+
+/** Strapi's config hook: `default` is merged under the user's config, then validated. */
+export const config = {
+  default: {},
+  validator(input: unknown): void {
+    resolvePluginOptions(input)
+  },
+}
+
+export function register(): void {}
+
+/**
+ * Builds (or takes) the service, then subscribes to the creation and deletion of media
+ * entries. The hooks only hand work to background tasks: they run inside Strapi's database
+ * write, which must neither wait for transcoding nor fail because of it.
+ */
+export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<void> {
+  const options = resolvePluginOptions(strapi.config.get('plugin::transcodekit', {}))
+  const { service, close } = await obtainService(strapi, options)
+  const adapter = createLifecycleAdapter({
+    service,
+    rules: options.rules,
+    readOriginal: options.readOriginal ?? providerReader(strapi),
+    keyPrefix: options.keyPrefix,
+  })
+  const tasks = new RetryTasks({
+    ...options.retry,
+    concurrency: options.concurrency,
+    isPermanent: (error) => PERMANENT_CODES.has(String((error as { code?: unknown })?.code)),
+    onRetry(key, error, attempt, delayMs) {
+      strapi.log.warn(
+        `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,
+      )
+    },
+    async onFailure(key, error, attempts) {
+      strapi.log.error(
+        `transcodekit: ${key} failed after ${attempts} attempt(s): ${describeError(error)}`,
+      )
+      const [action, fileId] = splitKey(key)
+      if (action === 'delete' || !fileId) return
+      const code = String((error as { code?: unknown })?.code ?? 'TRANSCODING_UNAVAILABLE')
+      await writeRecord(state, strapi, fileId, {
+        jobId: null,
+        assetId: null,
+        state: 'error',
+        progress: 0,
+        error: { code, message: error instanceof Error ? error.message : String(error) },
+        outputs: [],
+        updatedAt: new Date().toISOString(),
+      })
+    },
+  })
+  const hooks = {
+    models: [UPLOAD_FILE_MODEL],
+    afterCreate(event: StrapiLifecycleEvent) {
+      try {
+        const file = adapter.snapshot(event)
+        if (!file || !adapter.ruleFor(file)) return
+        submitLater(state, strapi, file)
+      } catch (error) {
+        strapi.log.error(`transcodekit: afterCreate could not be handled: ${describeError(error)}`)
+      }
+    },
+    afterDelete(event: StrapiLifecycleEvent) {
+      try {
+        const file = adapter.snapshot(event)
+        if (!file) return
+        removeLater(state, file)
+      } catch (error) {
+        strapi.log.error(`transcodekit: afterDelete could not be handled: ${describeError(error)}`)
+      }
+    },
+  }
+  const state: PluginState = {
+    options,
+    service,
+    adapter,
+    tasks,
+    unsubscribe: () => {},
+    close,
+    writes: new Map(),
+  }
+  const subscription = strapi.db.lifecycles.subscribe(hooks)
+  state.unsubscribe = () => {
+    if (typeof subscription === 'function') subscription()
+  }
+  states.set(strapi, state)
+  await followUnfinished(state, strapi)
+  strapi.log.info(
+    `transcodekit: transcoding ${options.rules.map((r) => `${r.mime} → ${r.presets.join('+')}`).join(', ')}`,
+  )
+}
+
+/** Stops the hooks and background tasks, then closes what the plugin created. */
+export async function destroy({ strapi }: { strapi: StrapiHost }): Promise<void> {
+  const state = states.get(strapi)
+  if (!state) return
+  states.delete(strapi)
+  state.unsubscribe()
+  await state.tasks.close()
+  await Promise.allSettled(state.writes.values())
+  await state.close()
+}
+
+export const services = {
+  transcoder: ({ strapi }: { strapi: StrapiHost }): TranscodekitStrapiService => ({
+    get service() {
+      return stateOf(strapi).service
+    },
+    get adapter() {
+      return stateOf(strapi).adapter
+    },
+    async idle() {
+      const state = stateOf(strapi)
+      await state.tasks.idle()
+      await Promise.allSettled(state.writes.values())
+    },
+    async recordOf(fileId) {
+      const row = await strapi.db
+        .query(UPLOAD_FILE_MODEL)
+        .findOne({ where: { id: fileId }, select: ['id', 'provider_metadata'] })
+      const metadata = row?.provider_metadata as Record<string, unknown> | null | undefined
+      return (metadata?.[RECORD_FIELD] as TranscodeRecord | undefined) ?? null
+    },
+  }),
+}
+
+function submitLater(state: PluginState, strapi: StrapiHost, file: MediaFileSnapshot): void {
+  state.tasks.run(
+    `create:${file.id}`,
+    async (signal) => {
+      const outcome = await state.adapter.submit(file, { signal })
+      if (outcome.status !== 'submitted') return
+      await writeRecord(state, strapi, file.id, await state.adapter.describe(outcome.job))
+      follow(state, strapi, file.id, outcome.job.id)
+    },
+    { limited: true },
+  )
+}
+
+function follow(state: PluginState, strapi: StrapiHost, fileId: string, jobId: string): void {
+  state.tasks.run(`follow:${fileId}`, async (signal) => {
+    const job = await state.adapter.settled(jobId, { signal })
+    if (signal.aborted) return
+    await writeRecord(state, strapi, fileId, await state.adapter.describe(job))
+  })
+}
+
+function removeLater(state: PluginState, file: MediaFileSnapshot): void {
+  state.tasks.run(`delete:${file.id}`, async () => {
+    // A submission still retrying, or a job still followed, would act on a deleted entry.
+    await state.tasks.cancel(`create:${file.id}`)
+    await state.tasks.cancel(`follow:${file.id}`)
+    await state.adapter.remove(file)
+  })
+}
+
+/** After a restart, follows the jobs of media entries that had not ended. */
+async function followUnfinished(state: PluginState, strapi: StrapiHost): Promise<void> {
+  for (const jobState of ['submitted', 'progressing'] as const) {
+    let cursor: string | null = null
+    do {
+      const page = await state.service.listJobs({ state: jobState, limit: 100, cursor })
+      for (const job of page.items) {
+        const key = job.idempotencyKey
+        if (key?.startsWith(state.options.keyPrefix)) {
+          follow(state, strapi, key.slice(state.options.keyPrefix.length), job.id)
+        }
+      }
+      cursor = page.nextCursor
+    } while (cursor)
+  }
+}
+
+/** Merges the record into the entry's `provider_metadata`, keeping what the provider put there. */
+function writeRecord(
+  state: PluginState,
+  strapi: StrapiHost,
+  fileId: string,
+  record: TranscodeRecord,
+): Promise<void> {
+  const previous = state.writes.get(fileId) ?? Promise.resolve()
+  const next = previous
+    .catch(() => {})
+    .then(async () => {
+      const query = strapi.db.query(UPLOAD_FILE_MODEL)
+      const id = /^\d+$/.test(fileId) ? Number(fileId) : fileId
+      const row = await query.findOne({ where: { id }, select: ['id', 'provider_metadata'] })
+      if (!row) return
+      const metadata = (row.provider_metadata ?? {}) as Record<string, unknown>
+      await query.update({
+        where: { id },
+        data: { provider_metadata: { ...metadata, [RECORD_FIELD]: record } },
+      })
+    })
+  state.writes.set(fileId, next)
+  void next
+    .finally(() => {
+      if (state.writes.get(fileId) === next) state.writes.delete(fileId)
+    })
+    .catch(() => {})
+  return next
+}
+
+async function obtainService(
+  strapi: StrapiHost,
+  options: ResolvedPluginOptions,
+): Promise<{ service: TranscodeService; close: () => Promise<void> }> {
+  const given = options.service
+  if (given && typeof given !== 'function') return { service: given, close: async () => {} }
+  if (typeof given === 'function') {
+    const service = await given({ strapi })
+    return { service, close: () => service.close() }
+  }
+  const t = options.transcoder
+  const storage: Storage = localStorage({
+    root: t.dataDir ?? join(strapi.dirs.static.public, 'uploads', 'transcodekit'),
+    baseUrl: t.publicUrl,
+  })
+  const engine: Engine = ffmpegEngine()
+  let repository: Repository
+  let closeDatabase = async () => {}
+  if (t.databaseUrl) {
+    const database = await openKyselyRepository(t.databaseUrl)
+    repository = database.repository
+    closeDatabase = database.close
+  } else {
+    repository = memoryRepository()
+  }
+  const service = createTranscoder({
+    storage,
+    engine,
+    repository,
+    worker: t.worker ? { concurrency: t.concurrency } : false,
+  })
+  if (t.databaseUrl) await service.resume()
+  return {
+    service,
+    close: async () => {
+      await service.close()
+      await engine.close?.()
+      await repository.close?.()
+      await closeDatabase()
+      await storage.close?.()
+    },
+  }
+}
+
+interface KyselyModule {
+  openDatabase(options: { url: string }): unknown
+  migrateToLatest(db: unknown): Promise<unknown>
+  kyselyRepository(options: { db: unknown }): Repository
+}
+
+async function openKyselyRepository(
+  url: string,
+): Promise<{ repository: Repository; close: () => Promise<void> }> {
+  // Optional peer: only an app that sets `databaseUrl` needs it installed.
+  const specifier = '@transcodekit/kysely'
+  const kysely = (await import(specifier)) as KyselyModule
+  const db = (await kysely.openDatabase({ url })) as { destroy?: () => Promise<void> }
+  await kysely.migrateToLatest(db)
+  return { repository: kysely.kyselyRepository({ db }), close: async () => db.destroy?.() }
+}
+
+/** Reads originals through the upload provider that stored them. */
+function providerReader(strapi: StrapiHost): OriginalReader {
+  const local = localUploadsReader({ uploadsDir: join(strapi.dirs.static.public, 'uploads') })
+  const remote = urlReader({
+    async resolveUrl(file) {
+      const provider = strapi.plugin('upload')?.provider
+      if (provider?.isPrivate && provider.getSignedUrl && (await provider.isPrivate())) {
+        const signed = await provider.getSignedUrl({
+          url: file.url,
+          hash: file.hash,
+          ext: file.ext,
+          mime: file.mime,
+          provider_metadata: file.providerMetadata,
+        })
+        return signed.url
+      }
+      return file.url
+    },
+  })
+  return (file, options) =>
+    file.provider === 'local' ? local(file, options) : remote(file, options)
+}
+
+function splitKey(key: string): [string, string | null] {
+  const index = key.indexOf(':')
+  return index < 0 ? [key, null] : [key.slice(0, index), key.slice(index + 1)]
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code
+    return code ? `${code}: ${error.message}` : error.message
+  }
+  return String(error)
+}
