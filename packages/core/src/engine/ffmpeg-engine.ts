@@ -1,0 +1,500 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import {
+  AbortedError,
+  ConfigurationError,
+  EngineError,
+  NotFoundError,
+  TranscodeKitError,
+} from '../errors.ts'
+import { ffmpegPath as defaultFfmpegPath } from '../media/ffmpeg-binaries.ts'
+import { type Prober, probeMedia } from '../media/ffprobe.ts'
+import type {
+  Engine,
+  EngineJobRequest,
+  EngineOutputStatus,
+  EngineRunOptions,
+  EngineStatus,
+} from '../ports/engine.ts'
+import type { Storage } from '../ports/storage.ts'
+import { type FfmpegOutputPlan, ffmpegInputArgs, ffmpegOutputArgs } from './ffmpeg-args.ts'
+
+export interface FfmpegEngineOptions {
+  /**
+   * Wall-clock limit of one job, from the start of `run` to its outputs being stored. A job
+   * that runs over ends in `error` with code `TIMEOUT`.
+   * @default 21_600_000 (6 hours)
+   */
+  timeoutMs?: number
+  /** The ffmpeg binary. @default ffmpegPath(): `FFMPEG_PATH`, `PATH`, then the bundled one */
+  ffmpegPath?: string
+  /**
+   * Where a job writes its input copy and outputs before they are stored; each job gets
+   * its own folder inside, removed when the job ends however it ends.
+   * @default `<os tmpdir>/transcodekit`
+   */
+  tmpDir?: string
+  /** How long ffmpeg gets to exit after SIGTERM before SIGKILL. @default 2000 */
+  killGraceMs?: number
+  /** libx264 speed preset for H.264 outputs. @default 'veryfast' */
+  x264Preset?: string
+  /** Reads the duration of finished outputs. @default probeMedia (ffprobe) */
+  probe?: Prober
+}
+
+interface ResolvedOptions {
+  timeoutMs: number
+  ffmpegPath: string | null
+  tmpDir: string
+  killGraceMs: number
+  x264Preset: string
+  probe: Prober
+}
+
+function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    timeoutMs: options.timeoutMs ?? 6 * 60 * 60 * 1000,
+    ffmpegPath: options.ffmpegPath ?? null,
+    tmpDir: resolve(options.tmpDir ?? join(tmpdir(), 'transcodekit')),
+    killGraceMs: options.killGraceMs ?? 2000,
+    x264Preset: options.x264Preset ?? 'veryfast',
+    probe: options.probe ?? probeMedia,
+  }
+  if (!Number.isFinite(resolved.timeoutMs) || resolved.timeoutMs <= 0) {
+    throw new ConfigurationError('ffmpegEngine: option "timeoutMs" must be a positive number')
+  }
+  if (!Number.isFinite(resolved.killGraceMs) || resolved.killGraceMs < 0) {
+    throw new ConfigurationError('ffmpegEngine: option "killGraceMs" must be 0 or more')
+  }
+  if (resolved.ffmpegPath !== null && resolved.ffmpegPath.length === 0) {
+    throw new ConfigurationError('ffmpegEngine: option "ffmpegPath" must be a non-empty path')
+  }
+  if (!/^[a-z]+$/.test(resolved.x264Preset)) {
+    throw new ConfigurationError('ffmpegEngine: option "x264Preset" must be a libx264 preset name')
+  }
+  return resolved
+}
+
+/** One output of the job as laid out in the job's private folder. */
+interface PlannedOutput {
+  key: string
+  /** Folder of the key in storage, with its trailing `/`. */
+  keyDir: string
+  /** The output's own folder in the temp dir: everything in it is published. */
+  dir: string
+  /** The file name of the main file (the key's last segment). */
+  file: string
+  container: string
+  plan: FfmpegOutputPlan
+}
+
+interface ProcessResult {
+  code: number | null
+  stderr: string
+}
+
+const STDERR_TAIL = 16 * 1024
+
+// Messages ffmpeg prints when the input, not an encoder, is at fault.
+const DECODE_PATTERNS = [
+  /Error while decoding/i,
+  /Invalid data found when processing input/i,
+  /could not find codec parameters/i,
+  /Header missing/i,
+  /moov atom not found/i,
+  /EBML header parsing failed/i,
+  /Failed to read frame size/i,
+  /Error opening input/i,
+  /Output file is empty, nothing was encoded/i,
+]
+
+/**
+ * The local engine: one ffmpeg process per job decodes the input once and writes every
+ * output. Outputs are written to a private folder and stored only once all of them are
+ * complete, so no partial output is ever visible.
+ *
+ * How a job ends: `run` resolves `complete`, or `error` with `DECODE_FAILED` (the input does
+ * not decode), `ENCODE_FAILED` (ffmpeg failed otherwise) or `TIMEOUT`; it rejects with
+ * `AbortedError` when `signal` aborts, and with a `TranscodeKitError` when the job cannot
+ * start or finish for reasons outside ffmpeg (`UNSUPPORTED_MEDIA`, `NOT_FOUND`,
+ * `ENGINE_UNAVAILABLE`, `STORAGE_FAILED`). The service records both kinds as the job's error.
+ */
+export class FfmpegEngine implements Engine {
+  readonly name = 'ffmpeg'
+  readonly #options: ResolvedOptions
+
+  constructor(options: FfmpegEngineOptions = {}) {
+    this.#options = resolveOptions(options)
+  }
+
+  async run(request: EngineJobRequest, options: EngineRunOptions): Promise<EngineStatus> {
+    const { signal, onStatus } = options
+    const engineJobId = request.jobId
+    if (signal.aborted) throw new AbortedError('the job was canceled before it started')
+    if (request.outputs.length === 0) {
+      throw new EngineError('ENGINE_REJECTED', 'a job needs at least one output')
+    }
+    const binary = this.#binary()
+    const limit = AbortSignal.timeout(this.#options.timeoutMs)
+    const stop = AbortSignal.any([signal, limit])
+    await mkdir(this.#options.tmpDir, { recursive: true })
+    const work = await mkdtemp(join(this.#options.tmpDir, 'job-'))
+    try {
+      const input = await this.#input(request, work, stop)
+      const outputs = await this.#plan(request, work)
+      const args = [
+        '-hide_banner',
+        '-nostdin',
+        '-nostats',
+        '-v',
+        'error',
+        '-progress',
+        'pipe:1',
+        '-n',
+        ...ffmpegInputArgs(input, request.input.media),
+      ]
+      const graph = outputs.flatMap((output) => output.plan.filterComplex)
+      if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
+      for (const output of outputs) args.push(...output.plan.args)
+
+      const result = await this.#spawn(binary, args, request, stop, onStatus)
+      if (signal.aborted) throw new AbortedError('the job was canceled')
+      if (limit.aborted) return this.#timeout(engineJobId, request)
+      const clean = (text: string) => scrub(text, work, input)
+      if (result.code !== 0) {
+        const decode =
+          result.code === 69 ||
+          mentionsInput(result.stderr, input) ||
+          DECODE_PATTERNS.some((p) => p.test(result.stderr))
+        return failed(
+          engineJobId,
+          request,
+          decode ? 'DECODE_FAILED' : 'ENCODE_FAILED',
+          decode
+            ? `ffmpeg could not decode the input: ${clean(tail(result.stderr))}`
+            : `ffmpeg failed (exit code ${result.code}): ${clean(tail(result.stderr))}`,
+        )
+      }
+      const statuses: EngineOutputStatus[] = []
+      for (const output of outputs) {
+        const checked = await this.#check(output, stop)
+        if ('error' in checked) {
+          if (signal.aborted) throw new AbortedError('the job was canceled')
+          const reason = result.stderr.trim() ? `: ${clean(tail(result.stderr))}` : ''
+          return failed(engineJobId, request, checked.error, `${checked.message}${reason}`)
+        }
+        statuses.push(checked.status)
+      }
+      if (stop.aborted) {
+        if (signal.aborted) throw new AbortedError('the job was canceled')
+        return this.#timeout(engineJobId, request)
+      }
+      await this.#publish(request.storage, outputs, signal, limit)
+      return { engineJobId, state: 'complete', progress: 100, outputs: statuses }
+    } catch (error) {
+      if (signal.aborted) {
+        throw error instanceof AbortedError
+          ? error
+          : new AbortedError('the job was canceled', { cause: error })
+      }
+      if (limit.aborted) return this.#timeout(engineJobId, request)
+      throw error
+    } finally {
+      await rm(work, { recursive: true, force: true })
+    }
+  }
+
+  #binary(): string {
+    try {
+      return this.#options.ffmpegPath ?? defaultFfmpegPath()
+    } catch (error) {
+      throw new EngineError('ENGINE_UNAVAILABLE', 'no ffmpeg binary was found', { cause: error })
+    }
+  }
+
+  #timeout(engineJobId: string, request: EngineJobRequest): EngineStatus {
+    return failed(
+      engineJobId,
+      request,
+      'TIMEOUT',
+      `the job ran longer than the limit of ${Math.round(this.#options.timeoutMs / 1000)} s`,
+    )
+  }
+
+  /** The input as a local file: the storage's own file when it has one, else a copy. */
+  async #input(request: EngineJobRequest, work: string, signal: AbortSignal): Promise<string> {
+    const { storage } = request
+    const key = request.input.key
+    const local = storage.localPath?.(key)
+    if (local !== undefined) {
+      const info = await stat(local).catch(() => null)
+      if (!info?.isFile()) throw new NotFoundError('object', key)
+      return resolve(local)
+    }
+    const path = join(work, 'input')
+    const { body } = await storage.get(key, { signal })
+    await pipeline(body, createWriteStream(path, { flags: 'wx' }), { signal })
+    return path
+  }
+
+  async #plan(request: EngineJobRequest, work: string): Promise<PlannedOutput[]> {
+    const planned: PlannedOutput[] = []
+    for (const [index, output] of request.outputs.entries()) {
+      const slash = output.key.lastIndexOf('/')
+      const file = output.key.slice(slash + 1)
+      const dir = join(work, `out-${index}`)
+      await mkdir(dir)
+      const stem = file.includes('.') ? file.slice(0, file.lastIndexOf('.')) : file
+      const plan = ffmpegOutputArgs(output.preset, {
+        index,
+        media: request.input.media,
+        path: join(dir, file),
+        segmentPattern: join(dir, `${stem}-%05d.ts`),
+        x264Preset: this.#options.x264Preset,
+      })
+      planned.push({
+        key: output.key,
+        keyDir: output.key.slice(0, slash + 1),
+        dir,
+        file,
+        container: output.preset.container,
+        plan,
+      })
+    }
+    return planned
+  }
+
+  #spawn(
+    binary: string,
+    args: string[],
+    request: EngineJobRequest,
+    stop: AbortSignal,
+    onStatus: EngineRunOptions['onStatus'],
+  ): Promise<ProcessResult> {
+    const duration = request.input.media.durationSec
+    return new Promise((resolvePromise, reject) => {
+      let child: ChildProcess
+      try {
+        child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      } catch (error) {
+        reject(
+          new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
+            cause: error,
+          }),
+        )
+        return
+      }
+      let stderr = ''
+      let pending = ''
+      let outTimeUs = 0
+      let reported = 0
+      let listenerError: unknown = null
+      let killTimer: NodeJS.Timeout | undefined
+
+      const kill = () => {
+        if (child.exitCode !== null || child.signalCode !== null) return
+        child.kill('SIGTERM')
+        killTimer = setTimeout(() => child.kill('SIGKILL'), this.#options.killGraceMs)
+      }
+      const onStop = () => kill()
+      stop.addEventListener('abort', onStop, { once: true })
+      const report = (progress: number) => {
+        try {
+          onStatus({ engineJobId: request.jobId, state: 'progressing', progress })
+        } catch (error) {
+          listenerError = error
+          kill()
+        }
+      }
+      child.once('spawn', () => {
+        // Aborted while starting: the listener above may have run before there was a process.
+        if (stop.aborted) kill()
+        else report(0)
+      })
+
+      child.stdout?.setEncoding('utf8')
+      child.stdout?.on('data', (chunk: string) => {
+        pending += chunk
+        const lines = pending.split('\n')
+        pending = lines.pop() ?? ''
+        for (const line of lines) {
+          const [name, value] = line.trim().split('=', 2)
+          // `out_time_ms` is in microseconds too (an old ffmpeg misnomer); prefer `out_time_us`.
+          if (name === 'out_time_us' || (name === 'out_time_ms' && outTimeUs === 0)) {
+            const parsed = Number(value)
+            if (Number.isFinite(parsed) && parsed > outTimeUs) outTimeUs = parsed
+          } else if (name === 'progress' && duration && duration > 0 && listenerError === null) {
+            // 100 is for `complete`: while running, stop just short of it.
+            const progress = Math.min(99, Math.floor((outTimeUs / 1e6 / duration) * 1000) / 10)
+            if (progress > reported) {
+              reported = progress
+              report(progress)
+            }
+          }
+        }
+      })
+      child.stderr?.setEncoding('utf8')
+      child.stderr?.on('data', (chunk: string) => {
+        stderr = (stderr + chunk).slice(-STDERR_TAIL)
+      })
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        stop.removeEventListener('abort', onStop)
+        clearTimeout(killTimer)
+        reject(
+          new EngineError(
+            'ENGINE_UNAVAILABLE',
+            `ffmpeg could not be started (${error.code ?? error.message})`,
+            { cause: error },
+          ),
+        )
+      })
+      child.once('close', (code) => {
+        stop.removeEventListener('abort', onStop)
+        clearTimeout(killTimer)
+        if (listenerError !== null) reject(listenerError)
+        else resolvePromise({ code, stderr })
+      })
+    })
+  }
+
+  /** Makes sure an output was written and reads its size and duration. */
+  async #check(
+    output: PlannedOutput,
+    signal: AbortSignal,
+  ): Promise<{ status: EngineOutputStatus } | { error: string; message: string }> {
+    const files = await readdir(output.dir)
+    let size = 0
+    for (const file of files) size += (await stat(join(output.dir, file))).size
+    const main = join(output.dir, output.file)
+    const mainSize = files.includes(output.file) ? (await stat(main)).size : 0
+    if (mainSize === 0) {
+      return {
+        error: 'DECODE_FAILED',
+        message: `ffmpeg wrote nothing for ${output.file}: the input decoded to nothing`,
+      }
+    }
+    let durationSec: number | null = null
+    if (output.container === 'hls') {
+      const playlist = await readFile(main, 'utf8')
+      const segments = playlist.split('\n').filter((line) => line.trim() && !line.startsWith('#'))
+      if (segments.length === 0 || segments.some((segment) => !files.includes(segment.trim()))) {
+        return {
+          error: 'ENCODE_FAILED',
+          message: `the playlist ${output.file} names segments that were not written`,
+        }
+      }
+      durationSec = sumExtinf(playlist)
+    } else if (output.container !== 'image') {
+      try {
+        durationSec = (await this.#options.probe(main, { signal })).durationSec
+      } catch (error) {
+        if (signal.aborted) throw error
+        return {
+          error: 'ENCODE_FAILED',
+          message: `the output ${output.file} is not readable media`,
+        }
+      }
+    }
+    return { status: { key: output.key, state: 'complete', size, durationSec } }
+  }
+
+  /**
+   * Stores every file of every output, the main file of each last (an HLS playlist after
+   * its segments). A failure or an abort removes what was stored already.
+   */
+  async #publish(
+    storage: Storage,
+    outputs: PlannedOutput[],
+    signal: AbortSignal,
+    limit: AbortSignal,
+  ): Promise<void> {
+    const stop = AbortSignal.any([signal, limit])
+    const stored: string[] = []
+    try {
+      for (const output of outputs) {
+        const files = (await readdir(output.dir)).filter((file) => file !== output.file).sort()
+        for (const file of [...files, output.file]) {
+          stop.throwIfAborted()
+          const key = `${output.keyDir}${file}`
+          const path = join(output.dir, file)
+          stored.push(key)
+          if (storage.putFile) await storage.putFile(key, path, { signal: stop })
+          else await storage.put(key, createReadStream(path), { signal: stop })
+        }
+      }
+      stop.throwIfAborted()
+    } catch (error) {
+      await Promise.all(stored.map((key) => storage.delete(key).catch(() => {})))
+      if (stop.aborted) throw error
+      if (error instanceof TranscodeKitError && error.code === 'INVALID_KEY') throw error
+      throw new EngineError(
+        'STORAGE_FAILED',
+        `storing the outputs failed: ${errorMessage(error)}`,
+        { cause: error },
+      )
+    }
+  }
+}
+
+/** Makes the local ffmpeg engine. */
+export function ffmpegEngine(options: FfmpegEngineOptions = {}): FfmpegEngine {
+  return new FfmpegEngine(options)
+}
+
+function failed(
+  engineJobId: string,
+  request: EngineJobRequest,
+  code: string,
+  message: string,
+): EngineStatus {
+  return {
+    engineJobId,
+    state: 'error',
+    error: { code, message },
+    outputs: request.outputs.map((output) => ({ key: output.key, state: 'error' })),
+  }
+}
+
+function mentionsInput(stderr: string, input: string): boolean {
+  return stderr.includes(`file:${input}:`)
+}
+
+/** The last distinct lines of ffmpeg's log, short enough for a job's error message. */
+function tail(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+  const distinct: string[] = []
+  for (const line of lines.reverse()) {
+    if (!distinct.includes(line)) distinct.unshift(line)
+    if (distinct.length === 3) break
+  }
+  return distinct.join(' / ').slice(0, 500) || 'no message'
+}
+
+/** Server paths are not the client's business: name them by role instead. */
+function scrub(text: string, work: string, input: string): string {
+  return text
+    .replaceAll(`file:${input}`, 'input')
+    .replaceAll(input, 'input')
+    .replaceAll(`${work}/`, '')
+}
+
+function sumExtinf(playlist: string): number | null {
+  let total = 0
+  let found = false
+  for (const match of playlist.matchAll(/^#EXTINF:([0-9.]+)/gm)) {
+    total += Number(match[1])
+    found = true
+  }
+  return found ? Math.round(total * 1000) / 1000 : null
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
