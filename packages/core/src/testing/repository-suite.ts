@@ -59,6 +59,16 @@ export function repositoryConformance(
         const stored = (await repository.getJob(job.id))!
         expect(stored.state).toBe('submitted')
         expect(stored.outputs[0]!.state).toBe('submitted')
+        stored.outputs[0]!.state = 'complete'
+        stored.progress = 50
+        const listed = (await repository.listJobs({ assetId: asset.id })).items[0]!
+        listed.outputs[0]!.size = 7
+        const byKey = await repository.getJob(job.id)
+        expect(byKey?.progress).toBe(0)
+        expect(byKey?.outputs[0]).toMatchObject({ state: 'submitted', size: null })
+        const assets = await repository.listAssets({ limit: 100 })
+        for (const item of assets.items) item.createdAt.setTime(0)
+        expect((await repository.getAsset(asset.id))?.createdAt.getTime()).not.toBe(0)
       }))
 
     it('lists assets newest first in pages, ties broken by id, without gaps or duplicates', () =>
@@ -347,6 +357,14 @@ export function repositoryConformance(
           repository.listJobs({ assetId: assetA.id, state: 'submitted', cursor }),
         )
         expect(submitted).toHaveLength(3)
+        // A page that ends exactly at the end of the listing says so.
+        const exact = await repository.listJobs({
+          assetId: assetA.id,
+          state: 'submitted',
+          limit: 3,
+        })
+        expect(exact.items).toHaveLength(3)
+        expect(exact.nextCursor).toBeNull()
 
         const allComplete = await collect((cursor) =>
           repository.listJobs({ state: 'complete', limit: 50, cursor }),
