@@ -1,0 +1,72 @@
+import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely'
+import type { JobState, MediaInfo } from '@transcodekit/core'
+
+/** `timestamptz`: read as a `Date`, written as a `Date` or an SQL expression. */
+type Timestamp = ColumnType<Date, Date, Date>
+
+/**
+ * `bigint`: node-postgres reads `int8` as a string, PGlite as a number; the repository turns
+ * both into numbers (sizes stay far below 2^53).
+ */
+type BigIntColumn = ColumnType<string | number, number, number>
+
+export interface AssetsTable {
+  id: string
+  storage_key: string
+  original_filename: string | null
+  content_type: string
+  size: BigIntColumn
+  sha256: string
+  /** `jsonb`: written as a JSON string, read as an object. */
+  media: ColumnType<MediaInfo, string, string>
+  created_at: Timestamp
+}
+
+export interface JobsTable {
+  id: string
+  asset_id: string
+  engine: string
+  engine_job_id: string | null
+  state: JobState
+  /** `double precision`, 0–100 */
+  progress: ColumnType<number, number | undefined, number>
+  error_code: string | null
+  error_message: string | null
+  /** Unique: one key, one job. */
+  idempotency_key: string | null
+  request_hash: string
+  attempts: ColumnType<number, number | undefined, number>
+  created_at: Timestamp
+  updated_at: Timestamp
+  finished_at: Timestamp | null
+}
+
+export interface OutputsTable {
+  job_id: string
+  name: string
+  /** Keeps the outputs in the order the job asked for them. */
+  position: number
+  preset_id: string
+  storage_key: string
+  content_type: string
+  state: JobState
+  size: BigIntColumn | null
+  duration_sec: number | null
+}
+
+/** The tables of `@transcodekit/kysely`, as seen through `db.withSchema(schema)`. */
+export interface TranscodekitDatabase {
+  assets: AssetsTable
+  jobs: JobsTable
+  outputs: OutputsTable
+}
+
+export type AssetRow = Selectable<AssetsTable>
+export type NewAssetRow = Insertable<AssetsTable>
+export type AssetUpdate = Updateable<AssetsTable>
+export type JobRow = Selectable<JobsTable>
+export type NewJobRow = Insertable<JobsTable>
+export type JobUpdate = Updateable<JobsTable>
+export type OutputRow = Selectable<OutputsTable>
+export type NewOutputRow = Insertable<OutputsTable>
+export type OutputUpdate = Updateable<OutputsTable>

@@ -1,0 +1,399 @@
+import {
+  type Asset,
+  decodeCursor,
+  encodeCursor,
+  InvalidRequestError,
+  InvalidStateError,
+  isTerminal,
+  type Job,
+  type JobPatch,
+  type JobState,
+  type ListJobsRequest,
+  type NewJob,
+  NotFoundError,
+  type Output,
+  type Page,
+  type PageRequest,
+  pageLimit,
+  type Repository,
+  TERMINAL_STATES,
+} from '@transcodekit/core'
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
+import { jsonArrayFrom } from 'kysely/helpers/postgres'
+import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
+import { resolveSchema } from './kysely-migrations.ts'
+
+export interface KyselyRepositoryOptions {
+  /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
+  db: Kysely<any>
+  /** The schema `migrateToLatest` created the tables in. @default 'transcodekit' */
+  schema?: string
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+interface OutputJson {
+  name: string
+  preset_id: string
+  storage_key: string
+  content_type: string
+  state: JobState
+  size: number | string | null
+  duration_sec: number | null
+}
+
+type JobWithOutputs = JobRow & { outputs: OutputJson[] }
+
+type Db = Kysely<TranscodekitDatabase>
+
+/**
+ * The `Repository` on PostgreSQL (through `pg`) or PGlite. The rules of the contract are
+ * enforced by the database, so they hold across any number of processes: the idempotency key
+ * is a unique constraint, and a job update is one transaction that locks the row and refuses
+ * to touch a terminal job.
+ */
+export class KyselyRepository implements Repository {
+  readonly #db: Db
+  readonly #schema: string
+
+  constructor(options: KyselyRepositoryOptions) {
+    if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
+    this.#schema = resolveSchema(options.schema)
+    this.#db = (options.db as Db).withSchema(this.#schema)
+  }
+
+  /** The schema the tables live in. */
+  get schema(): string {
+    return this.#schema
+  }
+
+  async createAsset(asset: Asset): Promise<void> {
+    assertId(asset.id, 'asset')
+    try {
+      await this.#db
+        .insertInto('assets')
+        .values({
+          id: asset.id,
+          storage_key: asset.storageKey,
+          original_filename: asset.originalFilename,
+          content_type: asset.contentType,
+          size: asset.size,
+          sha256: asset.sha256,
+          media: JSON.stringify(asset.media),
+          created_at: asset.createdAt,
+        })
+        .execute()
+    } catch (error) {
+      if (sqlState(error) === UNIQUE_VIOLATION) {
+        throw new InvalidStateError(`asset ${asset.id} already exists`)
+      }
+      throw error
+    }
+  }
+
+  async getAsset(id: string): Promise<Asset | null> {
+    if (!UUID.test(id)) return null
+    const row = await this.#db
+      .selectFrom('assets')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst()
+    return row ? toAsset(row) : null
+  }
+
+  async listAssets(request: PageRequest = {}): Promise<Page<Asset>> {
+    const limit = pageLimit(request.limit)
+    let query = this.#db.selectFrom('assets').selectAll()
+    if (request.cursor) {
+      const after = readCursor(request.cursor)
+      query = query.where(({ eb, refTuple, tuple }) =>
+        eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
+      )
+    }
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(limit + 1)
+      .execute()
+    return page(rows.map(toAsset), limit)
+  }
+
+  async deleteAsset(id: string): Promise<boolean> {
+    if (!UUID.test(id)) return false
+    // Jobs and outputs go with it: ON DELETE CASCADE.
+    const result = await this.#db.deleteFrom('assets').where('id', '=', id).executeTakeFirst()
+    return result.numDeletedRows > 0n
+  }
+
+  async createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    assertId(job.id, 'job')
+    if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
+    try {
+      return await this.#createJob(job)
+    } catch (error) {
+      // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset.
+      if (sqlState(error) === UNIQUE_VIOLATION)
+        throw new InvalidStateError(`job ${job.id} already exists`)
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('asset', job.assetId)
+      throw error
+    }
+  }
+
+  #createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    return this.#db.transaction().execute(async (trx) => {
+      // A concurrent insert of the same key waits here until the other transaction ends, then
+      // does nothing: the job and its outputs become visible together, never a job without them.
+      const inserted = await trx
+        .insertInto('jobs')
+        .values({
+          id: job.id,
+          asset_id: job.assetId,
+          engine: job.engine,
+          engine_job_id: null,
+          state: 'submitted',
+          progress: 0,
+          error_code: null,
+          error_message: null,
+          idempotency_key: job.idempotencyKey,
+          request_hash: job.requestHash,
+          attempts: 0,
+          created_at: job.createdAt,
+          updated_at: job.createdAt,
+          finished_at: null,
+        })
+        .onConflict((oc) => oc.column('idempotency_key').doNothing())
+        .returning('id')
+        .executeTakeFirst()
+      if (inserted && job.outputs.length > 0) {
+        await trx
+          .insertInto('outputs')
+          .values(
+            job.outputs.map((output, position) => ({
+              job_id: job.id,
+              name: output.name,
+              position,
+              preset_id: output.presetId,
+              storage_key: output.storageKey,
+              content_type: output.contentType,
+              state: 'submitted' as const,
+              size: null,
+              duration_sec: null,
+            })),
+          )
+          .execute()
+      }
+      const row = inserted
+        ? await selectJobs(trx).where('jobs.id', '=', job.id).executeTakeFirst()
+        : await selectJobs(trx)
+            .where('jobs.idempotency_key', '=', job.idempotencyKey)
+            .executeTakeFirst()
+      if (!row) throw new Error(`job ${job.id} vanished while it was being created`)
+      return { job: toJob(row), created: Boolean(inserted), requestHash: row.request_hash }
+    })
+  }
+
+  async getJob(id: string): Promise<Job | null> {
+    if (!UUID.test(id)) return null
+    const row = await selectJobs(this.#db).where('jobs.id', '=', id).executeTakeFirst()
+    return row ? toJob(row) : null
+  }
+
+  async getJobByIdempotencyKey(key: string): Promise<Job | null> {
+    const row = await selectJobs(this.#db)
+      .where('jobs.idempotency_key', '=', key)
+      .executeTakeFirst()
+    return row ? toJob(row) : null
+  }
+
+  async getJobByEngineJobId(engine: string, engineJobId: string): Promise<Job | null> {
+    const row = await selectJobs(this.#db)
+      .where('jobs.engine', '=', engine)
+      .where('jobs.engine_job_id', '=', engineJobId)
+      .orderBy('jobs.created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst()
+    return row ? toJob(row) : null
+  }
+
+  async listJobs(request: ListJobsRequest = {}): Promise<Page<Job>> {
+    const limit = pageLimit(request.limit)
+    let query = selectJobs(this.#db)
+    if (request.assetId !== undefined) {
+      if (!UUID.test(request.assetId)) return { items: [], nextCursor: null }
+      query = query.where('jobs.asset_id', '=', request.assetId)
+    }
+    if (request.state !== undefined) query = query.where('jobs.state', '=', request.state)
+    if (request.cursor) {
+      const after = readCursor(request.cursor)
+      query = query.where(({ eb, refTuple, tuple }) =>
+        eb(refTuple('jobs.created_at', 'jobs.id'), '<', tuple(after.createdAt, after.id)),
+      )
+    }
+    const rows = await query
+      .orderBy('jobs.created_at', 'desc')
+      .orderBy('jobs.id', 'desc')
+      .limit(limit + 1)
+      .execute()
+    return page(rows.map(toJob), limit)
+  }
+
+  async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
+    if (!UUID.test(id)) return null
+    return this.#db.transaction().execute(async (trx) => {
+      const set: Record<string, unknown> = {
+        // Never earlier than the last change, whatever order concurrent updates commit in.
+        updated_at: sql`greatest(updated_at, statement_timestamp())`,
+      }
+      // `submitted` is where every job starts: asking for it again never moves a job back.
+      if (patch.state !== undefined && patch.state !== 'submitted') set.state = patch.state
+      if (patch.state !== undefined && isTerminal(patch.state))
+        set.finished_at = sql`greatest(updated_at, statement_timestamp())`
+      if (patch.progress !== undefined) {
+        set.progress = sql`greatest(progress, ${clampProgress(patch.progress)}::double precision)`
+      }
+      if (patch.engineJobId !== undefined) set.engine_job_id = patch.engineJobId
+      if (patch.errorCode !== undefined) set.error_code = patch.errorCode
+      if (patch.errorMessage !== undefined) set.error_message = patch.errorMessage
+      if (patch.incrementAttempts) set.attempts = sql`attempts + 1`
+      // One statement decides: it takes the row lock, and under READ COMMITTED its condition is
+      // checked again on the latest version of the row if another update got there first.
+      const updated = await trx
+        .updateTable('jobs')
+        .set(set)
+        .where('id', '=', id)
+        .where('state', 'not in', [...TERMINAL_STATES])
+        .returning('id')
+        .executeTakeFirst()
+      if (updated) {
+        for (const output of patch.outputs ?? []) {
+          const outputSet: Record<string, unknown> = {}
+          // An output's terminal state sticks; its size and duration may still be filled in.
+          if (output.state !== undefined && output.state !== 'submitted') {
+            outputSet.state = sql`case when state in ('complete', 'error', 'canceled') then state else ${output.state} end`
+          }
+          if (output.size !== undefined) outputSet.size = output.size
+          if (output.durationSec !== undefined) outputSet.duration_sec = output.durationSec
+          if (Object.keys(outputSet).length === 0) continue
+          await trx
+            .updateTable('outputs')
+            .set(outputSet)
+            .where('job_id', '=', id)
+            .where('name', '=', output.name)
+            .execute()
+        }
+      }
+      const row = await selectJobs(trx).where('jobs.id', '=', id).executeTakeFirst()
+      return row ? toJob(row) : null
+    })
+  }
+}
+
+/** Makes the `Repository` on a Kysely instance the app owns. Run `migrateToLatest` first. */
+export function kyselyRepository(options: KyselyRepositoryOptions): KyselyRepository {
+  return new KyselyRepository(options)
+}
+
+function selectJobs(db: Db) {
+  return db
+    .selectFrom('jobs')
+    .selectAll('jobs')
+    .select((eb: ExpressionBuilder<TranscodekitDatabase, 'jobs'>) =>
+      jsonArrayFrom(
+        eb
+          .selectFrom('outputs')
+          .select([
+            'outputs.name',
+            'outputs.preset_id',
+            'outputs.storage_key',
+            'outputs.content_type',
+            'outputs.state',
+            'outputs.size',
+            'outputs.duration_sec',
+          ])
+          .whereRef('outputs.job_id', '=', 'jobs.id')
+          .orderBy('outputs.position'),
+      ).as('outputs'),
+    )
+}
+
+function toAsset(row: AssetRow): Asset {
+  return {
+    id: row.id,
+    storageKey: row.storage_key,
+    originalFilename: row.original_filename,
+    contentType: row.content_type,
+    size: Number(row.size),
+    sha256: row.sha256,
+    media: row.media,
+    createdAt: row.created_at,
+  }
+}
+
+function toJob(row: JobWithOutputs): Job {
+  return {
+    id: row.id,
+    assetId: row.asset_id,
+    engine: row.engine,
+    engineJobId: row.engine_job_id,
+    state: row.state,
+    progress: Number(row.progress),
+    errorCode: row.error_code,
+    errorMessage: row.error_message,
+    idempotencyKey: row.idempotency_key,
+    attempts: row.attempts,
+    outputs: row.outputs.map(
+      (output): Output => ({
+        jobId: row.id,
+        name: output.name,
+        presetId: output.preset_id,
+        storageKey: output.storage_key,
+        contentType: output.content_type,
+        state: output.state,
+        size: output.size === null ? null : Number(output.size),
+        durationSec: output.duration_sec,
+      }),
+    ),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    finishedAt: row.finished_at,
+  }
+}
+
+function page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit)
+  const last = items.at(-1)
+  return {
+    items,
+    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+  }
+}
+
+function readCursor(cursor: string): { createdAt: Date; id: string } {
+  const after = decodeCursor(cursor)
+  if (!UUID.test(after.id))
+    throw new InvalidRequestError('INVALID_CURSOR', 'the cursor is malformed')
+  return after
+}
+
+const UNIQUE_VIOLATION = '23505'
+const FOREIGN_KEY_VIOLATION = '23503'
+
+/** The SQLSTATE of a database error, from `pg` or PGlite. */
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+function assertId(id: string, what: string): void {
+  if (typeof id !== 'string' || !UUID.test(id)) {
+    throw new InvalidRequestError(
+      'INVALID_ID',
+      `${what} id must be a UUID, got ${JSON.stringify(id)}`,
+    )
+  }
+}
+
+function clampProgress(value: number): number {
+  if (!Number.isFinite(value)) return 0
+  return Math.min(100, Math.max(0, value))
+}

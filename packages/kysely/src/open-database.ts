@@ -1,0 +1,81 @@
+import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { ConfigurationError } from '@transcodekit/core'
+import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
+import pg from 'pg'
+
+export interface OpenServerDatabaseOptions {
+  /** A PostgreSQL connection string (`postgres://user@host:5432/db`). */
+  url: string
+  /** Most connections the pool opens. @default 10 */
+  maxConnections?: number
+}
+
+export interface OpenEmbeddedDatabaseOptions {
+  /** A folder where the embedded PostgreSQL (PGlite) keeps its files; made if missing. */
+  dataDir: string
+}
+
+export type OpenDatabaseOptions = OpenServerDatabaseOptions | OpenEmbeddedDatabaseOptions
+
+export interface OpenedDatabase<DB> {
+  db: Kysely<DB>
+  /** Closes the pool or the embedded database that `openDatabase` created. Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Opens a PostgreSQL database: the server at `url` through a `pg` pool, or PGlite (PostgreSQL
+ * in WebAssembly, in this process) persisted in `dataDir`. What it opens, `close()` closes; a
+ * `Kysely` the app made itself is never closed by this package.
+ *
+ * @example
+ * const { db, close } = await openDatabase(
+ *   process.env.DATABASE_URL ? { url: process.env.DATABASE_URL } : { dataDir: './data/db' },
+ * )
+ * await migrateToLatest(db)
+ * const repository = kyselyRepository({ db })
+ * // … at shutdown
+ * await close()
+ */
+export async function openDatabase<DB = any>(
+  options: OpenDatabaseOptions,
+): Promise<OpenedDatabase<DB>> {
+  if ('url' in options && typeof options.url === 'string' && options.url !== '') {
+    const max = options.maxConnections ?? 10
+    if (!Number.isInteger(max) || max < 1) {
+      throw new ConfigurationError('option "maxConnections" must be a positive integer')
+    }
+    const pool = new pg.Pool({ connectionString: options.url, max })
+    // An idle connection that the server drops emits `error` on the pool; without a listener
+    // that would end the process. The next query fails (and reconnects) on its own.
+    pool.on('error', () => {})
+    const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
+    return { db, close: once(() => db.destroy()) }
+  }
+  if ('dataDir' in options && typeof options.dataDir === 'string' && options.dataDir !== '') {
+    const dataDir = resolve(options.dataDir)
+    await mkdir(dataDir, { recursive: true })
+    const pglite = new PGlite(dataDir)
+    await pglite.waitReady
+    const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) })
+    return {
+      db,
+      close: once(async () => {
+        await db.destroy()
+        // Kysely only closes PGlite if it ran a query: close it ourselves otherwise.
+        if (!pglite.closed) await pglite.close()
+      }),
+    }
+  }
+  throw new ConfigurationError('openDatabase needs a non-empty "url" or "dataDir"')
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | null = null
+  return () => {
+    done ??= fn()
+    return done
+  }
+}

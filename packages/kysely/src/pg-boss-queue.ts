@@ -1,0 +1,257 @@
+import {
+  AbortedError,
+  ConfigurationError,
+  type Queue,
+  type QueueHandler,
+  type QueueMessage,
+  type WorkOptions,
+} from '@transcodekit/core'
+import { type Job as BossJob, PgBoss } from 'pg-boss'
+
+export interface PgBossQueueOptions {
+  /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
+  connectionString?: string
+  /**
+   * A PgBoss the app made instead. The queue starts it if needed but never stops it: `close()`
+   * only stops this queue's workers.
+   */
+  boss?: PgBoss
+  /** pg-boss's schema, when the queue makes the PgBoss. @default 'pgboss' */
+  schema?: string
+  /** The pg-boss queue name. @default 'transcodekit-jobs' */
+  queueName?: string
+  /** Deliveries after the first one before pg-boss gives up on a message. @default 5 */
+  retryLimit?: number
+  /** Delay before the first retry, in seconds; doubled on each retry (with jitter). @default 5 */
+  retryDelaySec?: number
+  /** Longest delay between retries, in seconds. @default 300 */
+  retryDelayMaxSec?: number
+  /**
+   * Longest one delivery may run, in seconds; after that its handler is aborted and the message
+   * retried. @default 14400 (4 hours)
+   */
+  expireInSeconds?: number
+  /**
+   * A running handler's worker refreshes a heartbeat every half of this; a message whose
+   * heartbeat is older (its worker died) is handed to another worker. At least 10.
+   * @default 30
+   */
+  heartbeatSeconds?: number
+  /** How often lost and expired deliveries are looked for, in seconds (when the queue makes the PgBoss). @default 10 */
+  superviseIntervalSeconds?: number
+  /** How often an idle worker looks for messages, in seconds (at least 0.5). @default 2 */
+  pollingIntervalSeconds?: number
+  /** How long `close()` waits for running handlers once they are aborted. @default 30000 */
+  stopTimeoutMs?: number
+  /** Errors pg-boss reports in the background (a lost connection, a failed maintenance pass). @default console.error */
+  onError?: (error: unknown) => void
+}
+
+interface ResolvedOptions {
+  queueName: string
+  retryLimit: number
+  retryDelaySec: number
+  retryDelayMaxSec: number
+  expireInSeconds: number
+  heartbeatSeconds: number
+  pollingIntervalSeconds: number
+  stopTimeoutMs: number
+}
+
+function resolveOptions(options: PgBossQueueOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    queueName: options.queueName ?? 'transcodekit-jobs',
+    retryLimit: options.retryLimit ?? 5,
+    retryDelaySec: options.retryDelaySec ?? 5,
+    retryDelayMaxSec: options.retryDelayMaxSec ?? 300,
+    expireInSeconds: options.expireInSeconds ?? 4 * 3600,
+    heartbeatSeconds: options.heartbeatSeconds ?? 30,
+    pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2,
+    stopTimeoutMs: options.stopTimeoutMs ?? 30_000,
+  }
+  check(
+    /^[A-Za-z0-9_.-]{1,50}$/.test(resolved.queueName),
+    'queueName',
+    'letters, digits, "_", "." or "-"',
+  )
+  check(isInt(resolved.retryLimit, 0), 'retryLimit', 'an integer >= 0')
+  check(resolved.retryDelaySec >= 1, 'retryDelaySec', 'a number >= 1')
+  check(
+    resolved.retryDelayMaxSec >= resolved.retryDelaySec,
+    'retryDelayMaxSec',
+    'at least retryDelaySec',
+  )
+  check(
+    isInt(resolved.expireInSeconds, 1) && resolved.expireInSeconds <= 24 * 3600,
+    'expireInSeconds',
+    'an integer from 1 to 86400',
+  )
+  check(isInt(resolved.heartbeatSeconds, 10), 'heartbeatSeconds', 'an integer >= 10')
+  check(resolved.pollingIntervalSeconds >= 0.5, 'pollingIntervalSeconds', 'a number >= 0.5')
+  check(isInt(resolved.stopTimeoutMs, 1000), 'stopTimeoutMs', 'an integer >= 1000')
+  return resolved
+}
+
+/**
+ * A `Queue` on pg-boss, over the same PostgreSQL as the repository: any number of worker
+ * processes on any number of machines share it.
+ * - at least once: a message is settled only when its handler returns; a handler that throws
+ *   is retried with exponential backoff up to `retryLimit`;
+ * - a worker that dies (even by SIGKILL) stops refreshing its heartbeat, and its message is
+ *   handed to another worker after `heartbeatSeconds`;
+ * - the message's `singletonKey` is the job id on an `exclusive` queue, so a job is never
+ *   queued (or running) twice at once: sending it again meanwhile does nothing.
+ */
+export class PgBossQueue implements Queue {
+  readonly #boss: PgBoss
+  readonly #ownsBoss: boolean
+  readonly #options: ResolvedOptions
+  readonly #running = new Set<AbortController>()
+  #ready: Promise<void> | null = null
+  #working = false
+  #closing = false
+  #closed: Promise<void> | null = null
+
+  constructor(options: PgBossQueueOptions) {
+    this.#options = resolveOptions(options)
+    if (options.boss) {
+      this.#boss = options.boss
+      this.#ownsBoss = false
+    } else {
+      if (!options.connectionString) {
+        throw new ConfigurationError('pgBossQueue needs option "connectionString" or "boss"')
+      }
+      const supervise = options.superviseIntervalSeconds ?? 10
+      check(isInt(supervise, 1), 'superviseIntervalSeconds', 'an integer >= 1')
+      this.#boss = new PgBoss({
+        connectionString: options.connectionString,
+        schema: options.schema ?? 'pgboss',
+        superviseIntervalSeconds: supervise,
+        // Expiry is checked on the monitor pass, which pg-boss throttles on its own interval.
+        monitorIntervalSeconds: supervise,
+        schedule: false,
+      })
+      this.#ownsBoss = true
+      const onError =
+        options.onError ?? ((error: unknown) => console.error('[transcodekit] pg-boss:', error))
+      this.#boss.on('error', onError)
+    }
+  }
+
+  /** The underlying PgBoss (to inspect the queue, or share it). */
+  get boss(): PgBoss {
+    return this.#boss
+  }
+
+  get queueName(): string {
+    return this.#options.queueName
+  }
+
+  /** Starts pg-boss (when the queue made it) and creates the queue. Called by `send` and `work`. */
+  start(): Promise<void> {
+    if (this.#closing) return Promise.reject(new AbortedError('the queue is closed'))
+    this.#ready ??= this.#start().catch((error) => {
+      this.#ready = null
+      throw error
+    })
+    return this.#ready
+  }
+
+  async #start(): Promise<void> {
+    if (this.#ownsBoss) await this.#boss.start()
+    const o = this.#options
+    await this.#boss.createQueue(o.queueName, {
+      policy: 'exclusive',
+      retryLimit: o.retryLimit,
+      retryDelay: o.retryDelaySec,
+      retryBackoff: true,
+      retryDelayMax: o.retryDelayMaxSec,
+      expireInSeconds: o.expireInSeconds,
+      heartbeatSeconds: o.heartbeatSeconds,
+    })
+  }
+
+  async send(message: QueueMessage): Promise<void> {
+    await this.start()
+    // null when the job is already queued or running: that delivery will do.
+    await this.#boss.send(
+      this.#options.queueName,
+      { jobId: message.jobId },
+      { singletonKey: message.jobId },
+    )
+  }
+
+  async work(handler: QueueHandler, options: WorkOptions = {}): Promise<void> {
+    const concurrency = options.concurrency ?? 1
+    check(isInt(concurrency, 1), 'concurrency', 'an integer >= 1')
+    if (this.#working)
+      throw new ConfigurationError('this queue is already working: call work() once')
+    this.#working = true
+    await this.start()
+    await this.#boss.work<QueueMessage>(
+      this.#options.queueName,
+      {
+        localConcurrency: concurrency,
+        batchSize: 1,
+        pollingIntervalSeconds: this.#options.pollingIntervalSeconds,
+      },
+      async (jobs) => {
+        for (const job of jobs) await this.#handle(job, handler)
+      },
+    )
+  }
+
+  async #handle(job: BossJob<QueueMessage>, handler: QueueHandler): Promise<void> {
+    const controller = new AbortController()
+    this.#running.add(controller)
+    try {
+      if (this.#closing) throw new AbortedError('the queue is closing')
+      const signal = AbortSignal.any([job.signal, controller.signal])
+      await handler({ jobId: job.data.jobId }, { signal, attempt: job.retryCount + 1 })
+      // Aborted by close(): the handler may have stopped early without saying so. Failing the
+      // delivery leaves the message to be delivered again; a handler that did finish sees its
+      // job ended and does nothing the second time.
+      if (controller.signal.aborted) throw controller.signal.reason
+    } finally {
+      this.#running.delete(controller)
+    }
+  }
+
+  /**
+   * Aborts the running handlers, waits for them to return (their messages go back to be
+   * delivered again, after the retry delay), and stops pg-boss if the queue made it.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  async #close(): Promise<void> {
+    this.#closing = true
+    for (const controller of this.#running)
+      controller.abort(new AbortedError('the queue is closing'))
+    if (!this.#ready) {
+      if (this.#ownsBoss) await this.#boss.stop({ graceful: false, close: true }).catch(() => {})
+      return
+    }
+    await this.#ready.catch(() => {})
+    if (this.#ownsBoss) {
+      await this.#boss.stop({ graceful: true, close: true, timeout: this.#options.stopTimeoutMs })
+    } else {
+      await this.#boss.offWork(this.#options.queueName, { wait: true })
+    }
+  }
+}
+
+/** Makes the pg-boss `Queue`. */
+export function pgBossQueue(options: PgBossQueueOptions): PgBossQueue {
+  return new PgBossQueue(options)
+}
+
+function isInt(value: number, min: number): boolean {
+  return Number.isInteger(value) && value >= min
+}
+
+function check(ok: boolean, option: string, expected: string): void {
+  if (!ok) throw new ConfigurationError(`option "${option}" must be ${expected}`)
+}
