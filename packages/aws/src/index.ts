@@ -1,1 +1,3 @@
 export * from './s3-storage.ts'
+export * from './sns-verifier.ts'
+export * from './elastic-transcoder-engine.ts'
