@@ -411,19 +411,22 @@ describe('ffmpeg engine', () => {
     // What probing a real mp3 says: as if the sniffing and probing had been fooled.
     const asMp3 = (): MediaInfo => ({ ...structuredClone(tone.media) })
 
-    it('an HLS playlist named .mp3 is decoded as mp3, never fetched', async () => {
+    it('an HLS playlist named .mp3 is decoded as mp3: it never fetches nor opens what it names', async () => {
       const s = await setup()
       const engine = ffmpegEngine({ tmpDir: s.tmp })
-      const path = await writeHlsPlaylist(
-        join(base, 'fixtures', `pl-${randomUUID()}.mp3`),
-        `http://127.0.0.1:${port}/x.mp3`,
-      )
-      const job = await request(s.storage, { path, media: asMp3() }, ['wav'])
-      const final = await run(engine, job).result
-      expect(final.state).toBe('error')
-      expect(final.error?.code).toBe('DECODE_FAILED')
+      for (const target of [tone.path, `http://127.0.0.1:${port}/x.mp3`]) {
+        const path = await writeHlsPlaylist(
+          join(base, 'fixtures', `pl-${randomUUID()}.mp3`),
+          target,
+        )
+        const job = await request(s.storage, { path, media: asMp3() }, ['wav'])
+        const final = await run(engine, job).result
+        expect(final.state).toBe('error')
+        expect(final.error?.code).toBe('DECODE_FAILED')
+        expect(await s.storage.head(job.outputs[0]!.key)).toBeNull()
+      }
       expect(connections).toBe(0)
-      expect(await s.storage.head(job.outputs[0]!.key)).toBeNull()
+      expect(await files(s.tmp)).toEqual([])
     })
 
     it('an ffconcat list named .mp3 never opens the file it names', async () => {
