@@ -1,0 +1,53 @@
+import type { Core } from '@strapi/strapi'
+
+export default ({ env }: Core.Config.Shared.ConfigParams) => ({
+  // @transcodekit/strapi is a dependency with `strapi.kind: plugin`, so Strapi finds it by
+  // itself; this entry only configures it (checked at start: a bad option stops the boot).
+  transcodekit: {
+    enabled: true,
+    config: {
+      // First match wins; an upload no rule matches (an image, a PDF) gets no job.
+      rules: [
+        { mime: 'audio/*', presets: env.array('TRANSCODEKIT_AUDIO_PRESETS', ['wav', 'flac', 'aac-256k']) },
+        { mime: 'video/*', presets: env.array('TRANSCODEKIT_VIDEO_PRESETS', ['mp4-480p', 'thumbnail']) },
+      ],
+      transcoder: {
+        // Default: public/uploads/transcodekit, served by Strapi under /uploads/transcodekit/.
+        dataDir: env('TRANSCODEKIT_DATA_DIR', undefined),
+        // A PostgreSQL URL keeps jobs across restarts (@transcodekit/kysely); unset: in memory.
+        databaseUrl: env('TRANSCODEKIT_DATABASE_URL', null),
+        worker: env.bool('TRANSCODEKIT_WORKER', true),
+        concurrency: env.int('TRANSCODEKIT_CONCURRENCY', 1),
+      },
+      retry: {
+        initialDelayMs: env.int('TRANSCODEKIT_RETRY_INITIAL_MS', 1000),
+        maxDelayMs: env.int('TRANSCODEKIT_RETRY_MAX_MS', 60_000),
+        maxAttempts: env.int('TRANSCODEKIT_RETRY_ATTEMPTS', 30),
+      },
+    },
+  },
+  ...(env('UPLOAD_PROVIDER', 'local') === 'aws-s3'
+    ? {
+        upload: {
+          config: {
+            provider: 'aws-s3',
+            providerOptions: {
+              s3Options: {
+                credentials: {
+                  accessKeyId: env('AWS_ACCESS_KEY_ID'),
+                  secretAccessKey: env('AWS_ACCESS_SECRET'),
+                },
+                region: env('AWS_REGION', 'us-east-1'),
+                endpoint: env('AWS_ENDPOINT', undefined),
+                forcePathStyle: env.bool('AWS_FORCE_PATH_STYLE', false),
+                params: {
+                  Bucket: env('AWS_BUCKET'),
+                  ACL: env('AWS_ACL', undefined),
+                },
+              },
+            },
+          },
+        },
+      }
+    : {}),
+})
