@@ -18,6 +18,11 @@ const HEARTBEAT_MS = 15_000
 export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions): void {
   const { service, prefix, urlExpiresInSec } = settings
   const view = (job: Parameters<typeof jobView>[1]) => jobView(service, job, urlExpiresInSec)
+  // Open event streams end when the app closes, so that closing does not wait for jobs.
+  const streams = new Set<AbortController>()
+  app.addHook('preClose', async () => {
+    for (const controller of streams) controller.abort()
+  })
 
   app.get(
     '/jobs',
@@ -83,6 +88,7 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
       // A missing job is a plain 404, before any stream starts.
       await service.getJob(id)
       const controller = new AbortController()
+      streams.add(controller)
       const stream = new PassThrough()
       reply.raw.once('close', () => controller.abort())
       const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), HEARTBEAT_MS)
@@ -101,6 +107,7 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
           request.log.warn({ err: error }, 'transcodekit: job event stream failed')
         } finally {
           clearInterval(heartbeat)
+          streams.delete(controller)
           stream.end()
         }
       })()

@@ -1,0 +1,302 @@
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
+import {
+  createTranscoder,
+  type Engine,
+  ffmpegEngine,
+  localStorage,
+  type NotificationVerifier,
+  type Queue,
+  type Repository,
+  type Storage,
+  type TranscodeService,
+} from '@transcodekit/core'
+
+/** The server's settings, read from the environment once at start. */
+export interface ServerConfig {
+  port: number
+  host: string
+  /** Where the embedded database, local files and spooled uploads live. */
+  dataDir: string
+  /** PostgreSQL server; without it, PGlite (embedded PostgreSQL) in `dataDir`. */
+  databaseUrl: string | null
+  ffmpegPath: string | null
+  maxUploadBytes: number
+  /** Prefix of the API routes; the web page is at `/`. */
+  apiPrefix: string
+  /** Run transcoding jobs in this process (`false`: an API-only process in front of workers). */
+  worker: boolean
+  workerConcurrency: number
+  storage:
+    | { kind: 'local' }
+    | {
+        kind: 's3'
+        bucket: string
+        endpoint: string | null
+        region: string
+        forcePathStyle: boolean
+        prefix: string
+      }
+  engine:
+    | { kind: 'ffmpeg' }
+    | { kind: 'elastic-transcoder'; pipelineName: string; region: string }
+    | {
+        kind: 'mediaconvert'
+        endpoint: string | null
+        role: string
+        queue: string | null
+        region: string
+      }
+  snsTopicArns: string[]
+}
+
+/** Environment variables that are not valid, all of them at once. */
+export class ConfigError extends Error {
+  readonly problems: string[]
+
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+const DEFAULT_DATA_DIR = fileURLToPath(new URL('../.data', import.meta.url))
+
+/** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
+  const problems: string[] = []
+  const text = (name: string) => {
+    const value = env[name]?.trim()
+    return value === undefined || value === '' ? null : value
+  }
+  const integer = (name: string, fallback: number, min: number, max: number) => {
+    const raw = text(name)
+    if (raw === null) return fallback
+    const value = Number(raw)
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`)
+      return fallback
+    }
+    return value
+  }
+  const oneOf = <T extends string>(name: string, values: readonly T[], fallback: T): T => {
+    const raw = text(name)
+    if (raw === null) return fallback
+    if (!values.includes(raw as T)) {
+      problems.push(`${name} must be one of ${values.join(', ')} (got ${JSON.stringify(raw)})`)
+      return fallback
+    }
+    return raw as T
+  }
+  const boolean = (name: string, fallback: boolean) => {
+    const raw = text(name)?.toLowerCase()
+    if (raw === undefined || raw === null) return fallback
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false
+    problems.push(`${name} must be true or false (got ${JSON.stringify(raw)})`)
+    return fallback
+  }
+  const required = (name: string, why: string) => {
+    const value = text(name)
+    if (value === null) problems.push(`${name} is required ${why}`)
+    return value ?? ''
+  }
+
+  const databaseUrl = text('DATABASE_URL')
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL')
+  }
+  const apiPrefix = text('API_PREFIX') ?? '/api'
+  if (!/^(\/[A-Za-z0-9._-]+)+$/.test(apiPrefix)) {
+    problems.push('API_PREFIX must look like /api (slash-separated letters, digits, . _ -)')
+  }
+  const region = text('AWS_REGION') ?? text('S3_REGION') ?? 'us-east-1'
+
+  const storageKind = oneOf('STORAGE', ['local', 's3'] as const, 'local')
+  const storage: ServerConfig['storage'] =
+    storageKind === 's3'
+      ? {
+          kind: 's3',
+          bucket: required('S3_BUCKET', 'when STORAGE=s3'),
+          endpoint: text('S3_ENDPOINT'),
+          region: text('S3_REGION') ?? region,
+          forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+          prefix: text('S3_PREFIX') ?? '',
+        }
+      : { kind: 'local' }
+
+  const engineKind = oneOf(
+    'ENGINE',
+    ['ffmpeg', 'elastic-transcoder', 'mediaconvert'] as const,
+    'ffmpeg',
+  )
+  let engine: ServerConfig['engine'] = { kind: 'ffmpeg' }
+  if (engineKind === 'elastic-transcoder') {
+    engine = {
+      kind: 'elastic-transcoder',
+      pipelineName: required('ET_PIPELINE_NAME', 'when ENGINE=elastic-transcoder'),
+      region,
+    }
+  } else if (engineKind === 'mediaconvert') {
+    engine = {
+      kind: 'mediaconvert',
+      endpoint: text('MEDIACONVERT_ENDPOINT'),
+      role: required('MEDIACONVERT_ROLE', 'when ENGINE=mediaconvert'),
+      queue: text('MEDIACONVERT_QUEUE'),
+      region,
+    }
+  }
+  if (engineKind !== 'ffmpeg' && storageKind !== 's3') {
+    problems.push(`ENGINE=${engineKind} reads and writes S3: set STORAGE=s3`)
+  }
+  const snsTopicArns = (text('SNS_TOPIC_ARNS') ?? '')
+    .split(',')
+    .map((arn) => arn.trim())
+    .filter((arn) => arn !== '')
+  for (const arn of snsTopicArns) {
+    if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/.test(arn)) {
+      problems.push(`SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
+    }
+  }
+
+  const config: ServerConfig = {
+    port: integer('PORT', 3000, 0, 65_535),
+    host: text('HOST') ?? 'localhost',
+    dataDir: resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
+    databaseUrl,
+    ffmpegPath: text('FFMPEG_PATH'),
+    maxUploadBytes: integer('MAX_UPLOAD_BYTES', 2 * 1024 ** 3, 1, 1024 ** 4),
+    apiPrefix,
+    worker: boolean('WORKER', true),
+    workerConcurrency: integer('WORKER_CONCURRENCY', 1, 1, 64),
+    storage,
+    engine,
+    snsTopicArns,
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}
+
+export interface Services {
+  service: TranscodeService
+  /** SNS verification, when `SNS_TOPIC_ARNS` is set. */
+  notifications: NotificationVerifier | null
+  /** Closes what `createServices` made, in order: the service, then the queue and database. */
+  close(): Promise<void>
+}
+
+/**
+ * Builds the `TranscodeService` the configuration describes. The AWS adapters are loaded only
+ * when selected, so the embedded defaults need no AWS SDK at start.
+ */
+export async function createServices(
+  config: ServerConfig,
+  options: { worker?: boolean } = {},
+): Promise<Services> {
+  const closers: Array<() => Promise<void>> = []
+  const close = async () => {
+    for (const closeOne of closers.reverse()) await closeOne().catch(() => {})
+  }
+  try {
+    await mkdir(config.dataDir, { recursive: true })
+    const aws =
+      config.storage.kind === 's3' ||
+      config.engine.kind !== 'ffmpeg' ||
+      config.snsTopicArns.length > 0
+        ? await import('@transcodekit/aws')
+        : null
+
+    let storage: Storage
+    if (config.storage.kind === 's3') {
+      const { S3Client } = await import('@aws-sdk/client-s3')
+      const client = new S3Client({
+        region: config.storage.region,
+        forcePathStyle: config.storage.forcePathStyle,
+        ...(config.storage.endpoint ? { endpoint: config.storage.endpoint } : {}),
+      })
+      closers.push(async () => client.destroy())
+      storage = aws!.s3Storage({
+        client,
+        bucket: config.storage.bucket,
+        prefix: config.storage.prefix,
+      })
+    } else {
+      storage = localStorage({
+        root: join(config.dataDir, 'files'),
+        baseUrl: `${config.apiPrefix}/files/`,
+      })
+    }
+
+    let engine: Engine
+    if (config.engine.kind === 'elastic-transcoder') {
+      const { ElasticTranscoderClient } = await import('@aws-sdk/client-elastic-transcoder')
+      const client = new ElasticTranscoderClient({ region: config.engine.region })
+      closers.push(async () => client.destroy())
+      engine = aws!.elasticTranscoderEngine({ client, pipelineName: config.engine.pipelineName })
+    } else if (config.engine.kind === 'mediaconvert') {
+      const make = (aws as Record<string, unknown> | null)?.mediaConvertEngine
+      if (typeof make !== 'function') {
+        throw new ConfigError([
+          'ENGINE=mediaconvert: this build of @transcodekit/aws has no mediaConvertEngine',
+        ])
+      }
+      const { MediaConvertClient } = await import('@aws-sdk/client-mediaconvert')
+      const client = new MediaConvertClient({
+        region: config.engine.region,
+        ...(config.engine.endpoint ? { endpoint: config.engine.endpoint } : {}),
+      })
+      closers.push(async () => client.destroy())
+      engine = make({
+        client,
+        role: config.engine.role,
+        queue: config.engine.queue ?? undefined,
+      }) as Engine
+    } else {
+      engine = ffmpegEngine({
+        ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
+        tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
+      })
+    }
+
+    const { repository, queue } = await openPersistence(config, closers)
+    const service = createTranscoder({
+      storage,
+      engine,
+      repository,
+      queue,
+      tmpDir: join(config.dataDir, 'tmp', 'uploads'),
+      maxInputBytes: config.maxUploadBytes,
+      worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
+    })
+    closers.push(() => service.close())
+    const notifications =
+      config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
+    return { service, notifications, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+/**
+ * The database: PostgreSQL at `DATABASE_URL` with pg-boss workers, or PGlite in the data folder
+ * with the in-process queue.
+ */
+async function openPersistence(
+  config: ServerConfig,
+  closers: Array<() => Promise<void>>,
+): Promise<{ repository: Repository; queue?: Queue }> {
+  const kysely = await import('@transcodekit/kysely')
+  const opened = await kysely.openDatabase(
+    config.databaseUrl ? { url: config.databaseUrl } : { dataDir: join(config.dataDir, 'db') },
+  )
+  closers.push(() => opened.close())
+  await kysely.migrateToLatest(opened.db)
+  const repository = kysely.kyselyRepository({ db: opened.db })
+  if (!config.databaseUrl) return { repository }
+  const queue = kysely.pgBossQueue({ connectionString: config.databaseUrl })
+  closers.push(() => queue.close())
+  return { repository, queue }
+}

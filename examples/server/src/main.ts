@@ -1,0 +1,52 @@
+import { ConfigError, createServices, loadConfig } from './config.ts'
+import { buildServer } from './server-app.ts'
+
+let config: ReturnType<typeof loadConfig>
+try {
+  config = loadConfig(process.env)
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message)
+    process.exit(1)
+  }
+  throw error
+}
+
+const services = await createServices(config)
+const app = await buildServer(config, services)
+
+let stopping: Promise<void> | null = null
+function stop(signal: string) {
+  stopping ??= (async () => {
+    app.log.info({ signal }, 'shutting down: running jobs are left to resume at the next start')
+    const timer = setTimeout(() => {
+      app.log.error('shutdown took too long, exiting')
+      process.exit(1)
+    }, 30_000)
+    timer.unref()
+    try {
+      await app.close()
+      await services.close()
+      process.exitCode = 0
+    } catch (error) {
+      app.log.error({ err: error }, 'shutdown failed')
+      process.exitCode = 1
+    }
+  })()
+}
+process.once('SIGTERM', () => stop('SIGTERM'))
+process.once('SIGINT', () => stop('SIGINT'))
+
+try {
+  await app.listen({ port: config.port, host: config.host })
+} catch (error) {
+  app.log.error({ err: error }, 'could not listen')
+  await services.close()
+  process.exit(1)
+}
+const resumed = await services.service.resume()
+if (resumed > 0) app.log.info({ resumed }, 'handed unfinished jobs to the worker again')
+const { port } = app.server.address() as { port: number }
+app.log.info(
+  `transcodekit example: http://${config.host}:${port}/  (API docs: http://${config.host}:${port}/docs)`,
+)
