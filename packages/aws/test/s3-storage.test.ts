@@ -5,7 +5,7 @@ import { storageConformance } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
 import { s3Storage } from '../src/index.ts'
-import { s3rverClient } from './s3-clients.ts'
+import { s3rverClient } from './aws-clients.ts'
 
 const BUCKET = 'tk-storage'
 const MiB = 1024 * 1024
