@@ -38,6 +38,8 @@ export interface TestAppOptions {
   notifications?: NotificationVerifier
   /** Run jobs in this process. @default true */
   worker?: boolean
+  /** Adds the app's own routes before it starts. */
+  setup?: (app: FastifyInstance) => void
 }
 
 async function listFiles(root: string): Promise<string[]> {
@@ -74,6 +76,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     limits: options.limits,
     notifications: options.notifications,
   })
+  options.setup?.(app)
   await app.ready()
   return {
     app,
