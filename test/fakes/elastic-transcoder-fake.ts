@@ -69,8 +69,11 @@ export interface ElasticTranscoderFakeOptions {
   pipelines: EtPipeline[]
   /** Where and how job notifications are posted (one topic for every state). */
   notifications?: { signer: SnsSigner; topicArn: string; endpoint: string }
-  /** Keep new jobs `Submitted` until `start(id)` (to test cancel). @default false */
-  hold?: boolean
+  /**
+   * Keep new jobs `Submitted`: until `start(id)` (`true`), or until the job is first read
+   * (`'until-read'`: a queue that is busy until someone looks). @default false
+   */
+  hold?: boolean | 'until-read'
 }
 
 export interface ElasticTranscoderFake {
@@ -389,7 +392,11 @@ export async function startElasticTranscoderFake(
           'ResourceNotFoundException',
           `The specified job was not found: jobId=${id}.`,
         )
-      if (method === 'GET') return send(res, 200, { Job: job })
+      if (method === 'GET') {
+        send(res, 200, { Job: job })
+        if (options.hold === 'until-read') start(id)
+        return
+      }
       if (method === 'DELETE') {
         if (job.Status !== 'Submitted') {
           throw new ServiceError(

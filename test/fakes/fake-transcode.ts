@@ -110,10 +110,12 @@ export async function transcodeObjects(options: {
           '-loglevel',
           'error',
           '-y',
+          '-xerror',
           ...ffmpegInputArgs(input, media),
           ...filters,
           ...plan.args,
         ])
+        if ((await stat(main)).size === 0) throw new Error('the input decoded to nothing')
         // The main file under its key; HLS segments beside it.
         const base = output.key.slice(0, output.key.lastIndexOf('/') + 1)
         for (const file of await readdir(outDir)) {
@@ -136,7 +138,7 @@ export async function transcodeObjects(options: {
         results.push({
           key: output.key,
           ok: false,
-          detail: `4100 The encode failed: ${(error as Error).message.slice(0, 200)}`,
+          detail: `4000 The input file could not be decoded: ${(error as Error).message.slice(-200)}`,
         })
       }
     }

@@ -10,6 +10,7 @@ import {
   ReadJobCommand,
 } from '@aws-sdk/client-elastic-transcoder'
 import {
+  AbortedError,
   ConfigurationError,
   type Engine,
   EngineError,
@@ -175,6 +176,11 @@ export class ElasticTranscoderEngine implements Engine {
   }
 
   async run(request: EngineJobRequest, options: EngineRunOptions): Promise<EngineStatus> {
+    if (options.signal.aborted) {
+      throw new AbortedError('the job was canceled before it was submitted', {
+        cause: options.signal.reason,
+      })
+    }
     const pipeline = await this.#resolvePipeline(options.signal)
     const objectPrefix = this.#objectKeyPrefix
     if (request.storage instanceof S3Storage) {

@@ -13,7 +13,7 @@ import {
   type Preset,
   probeMedia,
 } from '@transcodekit/core'
-import { makeTone } from '@transcodekit/core/testing'
+import { engineConformance, makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type ElasticTranscoderFake,
@@ -294,4 +294,39 @@ describe('elasticTranscoderEngine', () => {
     expect(engine.parseNotification('not json')).toBeNull()
     expect(engine.parseNotification({ state: 'COMPLETED' })).toBeNull()
   })
+})
+
+describe('engine conformance', () => {
+  let queued: ElasticTranscoderFake
+  beforeAll(async () => {
+    // Jobs wait in the queue until first polled: cancel, which the service allows only while
+    // Submitted, has its window, and nothing depends on timing.
+    queued = await startElasticTranscoderFake({
+      s3Endpoint: s3.endpoint,
+      pipelines: PIPELINES,
+      hold: 'until-read',
+    })
+  })
+  afterAll(() => queued?.close())
+
+  engineConformance(
+    'elastic-transcoder (wire fake over s3rver)',
+    async () => {
+      const s3client = s3rverClient(s3.endpoint)
+      const etClient = elasticTranscoderClient(queued.endpoint)
+      return {
+        engine: elasticTranscoderEngine({
+          client: etClient,
+          pipelineName: 'Audio Files',
+          objectKeyPrefix: 'suite/',
+        }),
+        storage: s3Storage({ client: s3client, bucket: BUCKET, prefix: 'suite/' }),
+        cleanup: async () => {
+          s3client.destroy()
+          etClient.destroy()
+        },
+      }
+    },
+    { reportsProgress: false, corruptInputCode: 'DECODE_FAILED', pollIntervalMs: 50 },
+  )
 })
