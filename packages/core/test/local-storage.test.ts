@@ -57,6 +57,14 @@ describe('localStorage', () => {
     expect(await readFile(join(outside, 'secret.txt'), 'utf8')).toBe('secret')
   })
 
+  it('does not follow a symbolic link even when it stays inside the root', async () => {
+    const storage = localStorage({ root })
+    await storage.put('real.bin', Readable.from([Buffer.from('real')]))
+    await symlink(join(root, 'real.bin'), join(root, 'link.bin'))
+    await expect(storage.head('link.bin')).rejects.toMatchObject({ code: 'INVALID_KEY' })
+    await expect(storage.get('link.bin')).rejects.toMatchObject({ code: 'INVALID_KEY' })
+  })
+
   it('writes nothing outside the root for a hostile key', async () => {
     const storage = localStorage({ root })
     await mkdir(root)

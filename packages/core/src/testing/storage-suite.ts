@@ -168,6 +168,10 @@ export function storageConformance(name: string, make: () => Promise<StorageUnde
         for (const key of kept) expect((await storage.head(key))?.size).toBe(Buffer.byteLength(key))
         await storage.deletePrefix(`${prefix}a/`)
         await storage.deletePrefix(`${prefix}nothing-here/`)
+        // The object named like a prefix without its slash is not under that prefix.
+        await storage.put(`${prefix}solo`, Readable.from([Buffer.from('solo')]))
+        await storage.deletePrefix(`${prefix}solo/`)
+        expect((await storage.head(`${prefix}solo`))?.size).toBe(4)
         expect((await storage.head(`${prefix}ab/4.bin`))?.size).toBe(
           Buffer.byteLength(`${prefix}ab/4.bin`),
         )
