@@ -362,13 +362,22 @@ describe('ffmpeg engine', () => {
       deletePrefix: (prefix, options) => real.deletePrefix(prefix, options),
       url: (key, options) => real.url(key, options),
     }
-    const job = await request(remote, tone, ['flac', 'mp3-192k'])
+    const job = await request(remote, tone, ['flac', 'mp3-192k', 'hls-audio-160k'])
     const final = await run(engine, job).result
     expect(final.state, final.error?.message).toBe('complete')
-    for (const output of final.outputs!) {
-      const probed = await probe(real.localPath!(output.key))
+    const [flacKey, mp3Key, hlsKey] = job.outputs.map((o) => o.key) as [string, string, string]
+    for (const key of [flacKey, mp3Key]) {
+      const probed = await probe(real.localPath!(key))
       expect(Math.abs(num(probed.format.duration) - tone.media.durationSec!)).toBeLessThan(0.1)
     }
+    // Audio-only HLS: 10-second segments of a 10.03-second input, stored beside the playlist.
+    const playlist = await readFile(real.localPath!(hlsKey), 'utf8')
+    const segments = playlist.split('\n').filter((line) => line && !line.startsWith('#'))
+    expect(segments.length).toBeGreaterThanOrEqual(1)
+    const folder = hlsKey.slice(0, hlsKey.lastIndexOf('/') + 1)
+    for (const segment of segments) expect(await real.head(`${folder}${segment}`)).not.toBeNull()
+    const hlsStatus = final.outputs!.find((o) => o.key === hlsKey)!
+    expect(Math.abs(hlsStatus.durationSec! - tone.media.durationSec!)).toBeLessThan(0.1)
     expect(await files(s.tmp)).toEqual([])
   })
 
@@ -476,11 +485,12 @@ describe('ffmpeg engine', () => {
         signal: controller.signal,
         onStatus: (status) => {
           statuses.push(status)
-          controller.abort()
+          // Mid-encode: ffmpeg has reported real progress.
+          if (status.progress! > 0) controller.abort()
         },
       })
       await expect(result).rejects.toBeInstanceOf(AbortedError)
-      expect(statuses).toHaveLength(1)
+      expect(statuses.map((st) => st.progress! > 0)).toEqual([false, true])
       const [pid] = await s.spawns()
       expect(pid).toBeGreaterThan(0)
       expect(alive(pid!)).toBe(false)
@@ -493,7 +503,7 @@ describe('ffmpeg engine', () => {
       const engine = ffmpegEngine({
         ffmpegPath: s.countingFfmpeg,
         tmpDir: s.tmp,
-        timeoutMs: 300,
+        timeoutMs: 1000,
         killGraceMs: 500,
       })
       const job = await request(s.storage, video, slow)
@@ -509,6 +519,41 @@ describe('ffmpeg engine', () => {
       for (const output of job.outputs) expect(await s.storage.head(output.key)).toBeNull()
       expect(await files(s.tmp)).toEqual([])
     })
+  })
+
+  it('media fixtures: makeTone writes each format at the asked rate and channels', async () => {
+    const cases = [
+      { format: 'mp3', codec: 'mp3', channels: 2, sampleRate: 44_100 },
+      { format: 'wav', codec: 'pcm_s16le', channels: 1, sampleRate: 48_000 },
+      { format: 'flac', codec: 'flac', channels: 2, sampleRate: 22_050 },
+      { format: 'm4a', codec: 'aac', channels: 2, sampleRate: 44_100 },
+    ] as const
+    for (const c of cases) {
+      const path = await makeTone(join(fixtures, `fixture-${c.sampleRate}.${c.format}`), {
+        seconds: 1,
+        format: c.format,
+        channels: c.channels,
+        sampleRate: c.sampleRate,
+      })
+      const probed = await probe(path)
+      expect(probed.streams).toHaveLength(1)
+      expect(probed.streams[0]).toMatchObject({
+        codec_name: c.codec,
+        channels: c.channels,
+        sample_rate: String(c.sampleRate),
+      })
+      expect(Math.abs(num(probed.format.duration) - 1)).toBeLessThan(0.1)
+    }
+    const silent = await probe(
+      await makeVideo(join(fixtures, 'silent.mp4'), {
+        seconds: 1,
+        width: 64,
+        height: 48,
+        audio: false,
+      }),
+    )
+    expect(silent.streams.map((st) => st.codec_type)).toEqual(['video'])
+    expect(silent.streams[0]).toMatchObject({ codec_name: 'h264', width: 64, height: 48 })
   })
 
   it('rejects bad options by name', () => {

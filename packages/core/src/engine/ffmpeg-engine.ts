@@ -303,6 +303,8 @@ export class FfmpegEngine implements Engine {
       const onStop = () => kill()
       stop.addEventListener('abort', onStop, { once: true })
       const report = (progress: number) => {
+        // Once stopped, what ffmpeg prints while it exits is not progress of the job.
+        if (stop.aborted) return
         try {
           onStatus({ engineJobId: request.jobId, state: 'progressing', progress })
         } catch (error) {
