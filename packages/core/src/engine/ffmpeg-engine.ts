@@ -11,6 +11,7 @@ import {
   NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
+import { assertValidKey } from '../keys.ts'
 import { ffmpegPath as defaultFfmpegPath } from '../media/ffmpeg-binaries.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import type {
@@ -21,7 +22,12 @@ import type {
   EngineStatus,
 } from '../ports/engine.ts'
 import type { Storage } from '../ports/storage.ts'
-import { type FfmpegOutputPlan, ffmpegInputArgs, ffmpegOutputArgs } from './ffmpeg-args.ts'
+import {
+  demuxerName,
+  type FfmpegOutputPlan,
+  ffmpegInputArgs,
+  ffmpegOutputArgs,
+} from './ffmpeg-args.ts'
 
 export interface FfmpegEngineOptions {
   /**
@@ -144,8 +150,10 @@ export class FfmpegEngine implements Engine {
     await mkdir(this.#options.tmpDir, { recursive: true })
     const work = await mkdtemp(join(this.#options.tmpDir, 'job-'))
     try {
-      const input = await this.#input(request, work, stop)
+      // Refuse what cannot run before copying anything: the demuxer, the presets, the keys.
+      demuxerName(request.input.media.formatName)
       const outputs = await this.#plan(request, work)
+      const input = await this.#input(request, work, stop)
       const args = [
         '-hide_banner',
         '-nostdin',
@@ -244,6 +252,8 @@ export class FfmpegEngine implements Engine {
   async #plan(request: EngineJobRequest, work: string): Promise<PlannedOutput[]> {
     const planned: PlannedOutput[] = []
     for (const [index, output] of request.outputs.entries()) {
+      // The key's last segment names a file in the temp dir: it must be a plain name.
+      assertValidKey(output.key)
       const slash = output.key.lastIndexOf('/')
       const file = output.key.slice(slash + 1)
       const dir = join(work, `out-${index}`)
