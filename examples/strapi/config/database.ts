@@ -6,7 +6,9 @@ export default ({ env }: Core.Config.Shared.ConfigParams) => ({
     client: 'postgres',
     connection: {
       connectionString: env('DATABASE_URL', 'postgres://postgres@127.0.0.1:5432/strapi'),
-      ssl: env.bool('DATABASE_SSL', false) ? { rejectUnauthorized: env.bool('DATABASE_SSL_REJECT_UNAUTHORIZED', true) } : false,
+      ssl: env.bool('DATABASE_SSL', false)
+        ? { rejectUnauthorized: env.bool('DATABASE_SSL_REJECT_UNAUTHORIZED', true) }
+        : false,
       schema: env('DATABASE_SCHEMA', 'public'),
     },
     pool: { min: env.int('DATABASE_POOL_MIN', 0), max: env.int('DATABASE_POOL_MAX', 10) },

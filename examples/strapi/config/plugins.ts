@@ -8,8 +8,14 @@ export default ({ env }: Core.Config.Shared.ConfigParams) => ({
     config: {
       // First match wins; an upload no rule matches (an image, a PDF) gets no job.
       rules: [
-        { mime: 'audio/*', presets: env.array('TRANSCODEKIT_AUDIO_PRESETS', ['wav', 'flac', 'aac-256k']) },
-        { mime: 'video/*', presets: env.array('TRANSCODEKIT_VIDEO_PRESETS', ['mp4-480p', 'thumbnail']) },
+        {
+          mime: 'audio/*',
+          presets: env.array('TRANSCODEKIT_AUDIO_PRESETS', ['wav', 'flac', 'aac-256k']),
+        },
+        {
+          mime: 'video/*',
+          presets: env.array('TRANSCODEKIT_VIDEO_PRESETS', ['mp4-480p', 'thumbnail']),
+        },
       ],
       transcoder: {
         // Default: public/uploads/transcodekit, served by Strapi under /uploads/transcodekit/.

@@ -1,0 +1,380 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeTone, makeVideo, probe } from '../packages/core/src/testing/index.ts'
+
+// The real Strapi 5 app of examples/strapi, booted in this process (no admin build), on a
+// PostgreSQL database of its own, with the transcodekit plugin as config/plugins.ts sets it up.
+
+const APP_DIR = resolve(import.meta.dirname, '../examples/strapi')
+const INSTALLED = existsSync(join(APP_DIR, 'node_modules/@strapi/strapi/package.json'))
+const PG_URL = process.env.STRAPI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
+const SKIP_REASON = 'examples/strapi is not installed: run examples/strapi/install.sh'
+
+if (!INSTALLED && process.env.CI) {
+  describe('Strapi example', () => {
+    it('is installed', () => {
+      throw new Error(`${SKIP_REASON} (CI must run it before the tests)`)
+    })
+  })
+} else if (!INSTALLED) {
+  console.warn(`[strapi.test.ts] skipped: ${SKIP_REASON}`)
+}
+
+interface RecordedOutput {
+  preset: string
+  url: string | null
+  mime: string
+  state: string
+  size: number | null
+  durationSec: number | null
+}
+
+interface TranscodeRecord {
+  jobId: string | null
+  state: string
+  error: { code: string; message: string } | null
+  outputs: RecordedOutput[]
+}
+
+interface FileEntry {
+  id: number
+  name: string
+  mime: string
+  url: string
+  provider_metadata: { transcodekit?: TranscodeRecord } | null
+}
+
+/** The parts of the booted Strapi instance the test touches. */
+interface StrapiApp {
+  server: { httpServer: { address(): { port: number } } }
+  log: { warn(message: string): void }
+  db: {
+    query(uid: string): { findOne(params: unknown): Promise<Record<string, unknown> | null> }
+    lifecycles: {
+      run(action: string, uid: string, properties: { result: unknown }): Promise<unknown>
+    }
+  }
+  service(uid: string): { create(params: unknown): Promise<{ accessKey: string }> }
+  plugin(name: string): { service(name: string): PluginService }
+  destroy(): Promise<void>
+}
+
+interface PluginService {
+  idle(): Promise<void>
+  service: {
+    listJobs(request?: {
+      limit?: number
+    }): Promise<{ items: Array<{ id: string; idempotencyKey: string | null }> }>
+  }
+}
+
+describe.skipIf(!INSTALLED)('Strapi example app with @transcodekit/strapi', () => {
+  const appRequire = createRequire(join(APP_DIR, 'package.json'))
+  const database = `strapi_test_${randomBytes(4).toString('hex')}`
+  let work: string
+  let publicDir: string
+  let dataDir: string
+  let strapi: StrapiApp
+  let base: string
+  let token: string
+  const warnings: string[] = []
+  let listenersBefore = new Map<string | symbol, ReturnType<typeof process.rawListeners>>()
+
+  function snapshotListeners(): Map<string | symbol, ReturnType<typeof process.rawListeners>> {
+    return new Map(process.eventNames().map((event) => [event, [...process.rawListeners(event)]]))
+  }
+
+  async function admin(sql: string): Promise<void> {
+    const { Client } = appRequire('pg') as typeof import('pg')
+    const client = new Client({ connectionString: `${PG_URL}/postgres` })
+    await client.connect()
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
+  }
+
+  async function upload(
+    path: string,
+    name: string,
+    type: string,
+  ): Promise<{ status: number; file: FileEntry }> {
+    const form = new FormData()
+    const bytes = await import('node:fs/promises').then((fs) => fs.readFile(path))
+    form.append('files', new Blob([bytes], { type }), name)
+    const response = await fetch(`${base}/api/upload`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    })
+    const body = (await response.json()) as FileEntry[]
+    return { status: response.status, file: body[0]! }
+  }
+
+  async function entry(id: number): Promise<{ status: number; file: FileEntry }> {
+    const response = await fetch(`${base}/api/upload/files/${id}`, {
+      headers: { authorization: `Bearer ${token}` },
+    })
+    return { status: response.status, file: (await response.json()) as FileEntry }
+  }
+
+  /** Polls the REST API until the entry's transcoding has ended (bounded). */
+  async function finished(id: number, timeoutMs = 60_000): Promise<TranscodeRecord> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const record = (await entry(id)).file.provider_metadata?.transcodekit
+      if (record && ['complete', 'error', 'canceled'].includes(record.state)) return record
+      if (Date.now() > deadline)
+        throw new Error(`file ${id}: transcoding did not end (${JSON.stringify(record)})`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+
+  /** Downloads an output through Strapi and returns ffprobe's view of it. */
+  async function fetchOutput(output: RecordedOutput) {
+    const response = await fetch(`${base}${output.url}`)
+    expect(response.status, output.url ?? '').toBe(200)
+    const bytes = Buffer.from(await response.arrayBuffer())
+    expect(bytes.length).toBe(output.size)
+    const path = join(work, `download-${randomBytes(4).toString('hex')}`)
+    await writeFile(path, bytes)
+    return probe(path)
+  }
+
+  async function jobsFor(id: number) {
+    const jobs = await strapi
+      .plugin('transcodekit')
+      .service('transcoder')
+      .service.listJobs({ limit: 100 })
+    return jobs.items.filter((job) => job.idempotencyKey === `strapi:file:${id}`)
+  }
+
+  async function filesUnder(root: string): Promise<string[]> {
+    const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
+    return entries
+      .filter((e) => e.isFile() && !join(e.parentPath, e.name).slice(root.length).includes('/.'))
+      .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'tk-strapi-'))
+    publicDir = join(work, 'public')
+    dataDir = join(publicDir, 'uploads', 'transcodekit')
+    await mkdir(join(publicDir, 'uploads'), { recursive: true })
+    await admin(`CREATE DATABASE ${database}`)
+    Object.assign(process.env, {
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      PUBLIC_DIR: publicDir,
+      DATABASE_URL: `${PG_URL}/${database}`,
+      STRAPI_TELEMETRY_DISABLED: 'true',
+      STRAPI_DISABLE_UPDATE_NOTIFICATION: 'true',
+      APP_KEYS: 'testKeyA,testKeyB',
+      API_TOKEN_SALT: randomBytes(16).toString('base64'),
+      ADMIN_JWT_SECRET: randomBytes(16).toString('base64'),
+      TRANSFER_TOKEN_SALT: randomBytes(16).toString('base64'),
+      JWT_SECRET: randomBytes(16).toString('base64'),
+      ENCRYPTION_KEY: randomBytes(16).toString('base64'),
+      TRANSCODEKIT_AUDIO_PRESETS: 'wav,flac,aac-256k',
+      TRANSCODEKIT_VIDEO_PRESETS: 'mp4-480p,thumbnail',
+      TRANSCODEKIT_RETRY_INITIAL_MS: '200',
+      TRANSCODEKIT_RETRY_MAX_MS: '1000',
+    })
+    const started = Date.now()
+    const { compileStrapi, createStrapi } = appRequire('@strapi/strapi')
+    // compileStrapi exits the process when TypeScript fails: make that a test failure.
+    const exit = process.exit
+    process.exit = ((code?: number) => {
+      throw new Error(`compiling examples/strapi failed (exit ${code})`)
+    }) as typeof process.exit
+    let context: { appDir: string; distDir: string }
+    try {
+      context = await compileStrapi({ appDir: APP_DIR })
+    } finally {
+      process.exit = exit
+    }
+    listenersBefore = snapshotListeners()
+    strapi = createStrapi({ ...context, autoReload: false }) as StrapiApp
+    // Warnings and errors only (the plugin's retries are warnings): no line per HTTP request.
+    ;(strapi.log as unknown as { level: string }).level = 'warn'
+    await (strapi as unknown as { load(): Promise<void> }).load()
+    await (strapi as unknown as { listen(): Promise<void> }).listen()
+    base = `http://127.0.0.1:${strapi.server.httpServer.address().port}`
+    console.info(`[strapi.test.ts] Strapi compiled and booted in ${Date.now() - started} ms`)
+    const warn = strapi.log.warn.bind(strapi.log)
+    strapi.log.warn = (message: string) => {
+      warnings.push(message)
+      warn(message)
+    }
+    const created = await strapi
+      .service('admin::api-token')
+      .create({ name: 'transcodekit-test', type: 'full-access', lifespan: null })
+    token = created.accessKey
+  })
+
+  afterAll(async () => {
+    if (strapi) {
+      // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
+      // test runner's own (its IPC channel): remove only what Strapi added.
+      const removeAll = process.removeAllListeners
+      process.removeAllListeners = (() => process) as typeof process.removeAllListeners
+      try {
+        await strapi.destroy()
+      } finally {
+        process.removeAllListeners = removeAll
+      }
+      for (const [event, listeners] of snapshotListeners()) {
+        const before = listenersBefore.get(event) ?? []
+        for (const listener of listeners) {
+          if (!before.includes(listener))
+            process.removeListener(event, listener as (...args: unknown[]) => void)
+        }
+      }
+    }
+    await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {})
+    if (work) await rm(work, { recursive: true, force: true })
+  })
+
+  it('transcodes an uploaded mp3 and records the outputs on its entry, each one served and probed', async () => {
+    const mp3 = await makeTone(join(work, 'song.mp3'), { seconds: 2, format: 'mp3' })
+    const { status, file } = await upload(mp3, 'song.mp3', 'audio/mpeg')
+    expect(status).toBe(201)
+    expect(file.mime).toBe('audio/mpeg')
+
+    const record = await finished(file.id)
+    expect(record.state).toBe('complete')
+    expect(record.error).toBeNull()
+    expect(record.outputs.map((o) => o.preset).sort()).toEqual(['aac-256k', 'flac', 'wav'])
+    const expected: Record<string, { mime: string; codec: string }> = {
+      wav: { mime: 'audio/wav', codec: 'pcm_s16le' },
+      flac: { mime: 'audio/flac', codec: 'flac' },
+      'aac-256k': { mime: 'audio/mp4', codec: 'aac' },
+    }
+    for (const output of record.outputs) {
+      expect(output.state).toBe('complete')
+      expect(output.mime).toBe(expected[output.preset]!.mime)
+      expect(output.url).toMatch(/^\/uploads\/transcodekit\//)
+      const probed = await fetchOutput(output)
+      expect(probed.streams.find((s) => s.codec_type === 'audio')?.codec_name).toBe(
+        expected[output.preset]!.codec,
+      )
+      expect(Number(probed.format.duration)).toBeCloseTo(2, 0)
+      expect(output.durationSec ?? Number(probed.format.duration)).toBeCloseTo(2, 0)
+    }
+    // Strapi's own fields are untouched.
+    const { file: after } = await entry(file.id)
+    expect(after.url).toBe(file.url)
+    expect(await jobsFor(file.id)).toHaveLength(1)
+  })
+
+  it('transcodes an uploaded mp4 to a 480p mp4 and a thumbnail', async () => {
+    const mp4 = await makeVideo(join(work, 'clip.mp4'), { seconds: 1, width: 320, height: 240 })
+    const { status, file } = await upload(mp4, 'clip.mp4', 'video/mp4')
+    expect(status).toBe(201)
+    const record = await finished(file.id)
+    expect(record.state).toBe('complete')
+    const video = record.outputs.find((o) => o.preset === 'mp4-480p')!
+    expect(video.mime).toBe('video/mp4')
+    const probed = await fetchOutput(video)
+    expect(probed.streams.find((s) => s.codec_type === 'video')?.codec_name).toBe('h264')
+    expect(Number(probed.format.duration)).toBeCloseTo(1, 0)
+    const thumbnail = record.outputs.find((o) => o.preset === 'thumbnail')!
+    expect(thumbnail.mime).toMatch(/^image\//)
+    const picture = await fetchOutput(thumbnail)
+    expect(picture.streams[0]?.width).toBeGreaterThan(0)
+  })
+
+  it('makes no job for a text file', async () => {
+    const txt = join(work, 'notes.txt')
+    await writeFile(txt, 'plain notes, not media\n')
+    const { status, file } = await upload(txt, 'notes.txt', 'text/plain')
+    expect(status).toBe(201)
+    await strapi.plugin('transcodekit').service('transcoder').idle()
+    expect((await entry(file.id)).file.provider_metadata?.transcodekit).toBeUndefined()
+    expect(await jobsFor(file.id)).toHaveLength(0)
+  })
+
+  it('makes one job when the upload event is delivered twice, then ten times at once', async () => {
+    const mp3 = await makeTone(join(work, 'again.mp3'), { seconds: 1, format: 'mp3' })
+    const { file } = await upload(mp3, 'again.mp3', 'audio/mpeg')
+    const row = await strapi.db.query('plugin::upload.file').findOne({ where: { id: file.id } })
+    // Strapi's own lifecycle machinery delivers the event again, as in strapi/strapi#21535.
+    const deliver = () =>
+      strapi.db.lifecycles.run('afterCreate', 'plugin::upload.file', { result: { ...row } })
+    await deliver()
+    await deliver()
+    await Promise.all(Array.from({ length: 10 }, deliver))
+    await strapi.plugin('transcodekit').service('transcoder').idle()
+    const record = await finished(file.id)
+    expect(record.state).toBe('complete')
+    const jobs = await jobsFor(file.id)
+    expect(jobs).toHaveLength(1)
+    expect(jobs[0]!.id).toBe(record.jobId)
+  })
+
+  it('deletes the outputs when the entry is deleted', async () => {
+    const mp3 = await makeTone(join(work, 'doomed.mp3'), { seconds: 1, format: 'mp3' })
+    const { file } = await upload(mp3, 'doomed.mp3', 'audio/mpeg')
+    const record = await finished(file.id)
+    expect(record.state).toBe('complete')
+    for (const output of record.outputs)
+      expect((await fetch(`${base}${output.url}`)).status).toBe(200)
+    const assetFolder = record.outputs[0]!.url!.split('/')[3]!
+    expect((await filesUnder(join(dataDir, assetFolder))).length).toBe(4) // the original and 3 outputs
+
+    const response = await fetch(`${base}/api/upload/files/${file.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${token}` },
+    })
+    expect(response.status).toBe(200)
+    await strapi.plugin('transcodekit').service('transcoder').idle()
+    expect((await entry(file.id)).status).toBe(404)
+    for (const output of record.outputs)
+      expect((await fetch(`${base}${output.url}`)).status).toBe(404)
+    expect(await filesUnder(join(dataDir, assetFolder))).toEqual([])
+    expect(await jobsFor(file.id)).toHaveLength(0)
+  })
+
+  it('answers 201 while transcoding is down, and transcodes once it is back', async () => {
+    await strapi.plugin('transcodekit').service('transcoder').idle()
+    // The transcoding storage goes away: a file where its folder was, so every write fails.
+    const aside = `${dataDir}.aside`
+    await rename(dataDir, aside)
+    await writeFile(dataDir, 'storage unavailable')
+    let restored = false
+    try {
+      const mp3 = await makeTone(join(work, 'while-down.mp3'), { seconds: 1, format: 'mp3' })
+      const { status, file } = await upload(mp3, 'while-down.mp3', 'audio/mpeg')
+      expect(status).toBe(201)
+      // Wait (bounded) until a submission has failed and been scheduled again.
+      const deadline = Date.now() + 30_000
+      while (!warnings.some((w) => w.includes(`create:${file.id} failed`))) {
+        if (Date.now() > deadline) throw new Error('the submission never failed')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      expect(await jobsFor(file.id)).toHaveLength(0)
+      expect((await entry(file.id)).file.provider_metadata?.transcodekit).toBeUndefined()
+
+      await rm(dataDir)
+      await rename(aside, dataDir)
+      restored = true
+      const record = await finished(file.id)
+      expect(record.state).toBe('complete')
+      expect(record.outputs).toHaveLength(3)
+      for (const output of record.outputs) await fetchOutput(output)
+      expect(await jobsFor(file.id)).toHaveLength(1)
+    } finally {
+      if (!restored) {
+        await rm(dataDir, { force: true })
+        await rename(aside, dataDir).catch(() => {})
+      }
+    }
+  })
+})
