@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -99,6 +99,18 @@ describe('localStorage', () => {
     expect(await readdir(join(root, '.tmp'))).toEqual([])
     expect(existsSync(join(root, 'a', 'failed.bin'))).toBe(false)
     expect(existsSync(join(root, 'a', 'aborted.bin'))).toBe(false)
+  })
+
+  it('removes temp files left by a crashed process, not the ones being written', async () => {
+    const temp = join(root, '.tmp')
+    await mkdir(temp, { recursive: true })
+    await writeFile(join(temp, 'crashed'), 'left over')
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000)
+    await utimes(join(temp, 'crashed'), twoDaysAgo, twoDaysAgo)
+    await writeFile(join(temp, 'in-flight'), 'another process')
+    const storage = localStorage({ root })
+    await storage.put('after/crash.bin', Readable.from([Buffer.from('x')]))
+    expect(await readdir(temp)).toEqual(['in-flight'])
   })
 
   it('never shows a partial file while a put is streaming', async () => {

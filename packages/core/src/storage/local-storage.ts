@@ -12,6 +12,7 @@ import {
   lstat,
   mkdir,
   open,
+  readdir,
   readFile,
   rename,
   rm,
@@ -59,6 +60,10 @@ interface ResolvedOptions {
 const TEMP_DIR = '.tmp'
 const META_DIR = '.meta'
 
+// Temp files this old are left over from a process that died mid-write; younger ones may
+// belong to another process writing right now.
+const STALE_TEMP_MS = 24 * 60 * 60 * 1000
+
 const CONTENT_TYPES: Record<string, string> = {
   aac: 'audio/aac',
   flac: 'audio/flac',
@@ -104,6 +109,7 @@ export class LocalStorage implements Storage {
   readonly root: string
   readonly baseUrl: string
   #realRoot: string | null = null
+  #swept: Promise<void> | null = null
 
   constructor(options: LocalStorageOptions) {
     const resolved = resolveOptions(options)
@@ -299,6 +305,8 @@ export class LocalStorage implements Storage {
   async #tempPath(): Promise<string> {
     const folder = join(this.root, TEMP_DIR)
     await mkdir(folder, { recursive: true })
+    this.#swept ??= sweep(folder, STALE_TEMP_MS)
+    await this.#swept
     return join(folder, randomUUID())
   }
 
@@ -379,6 +387,18 @@ export class LocalStorage implements Storage {
 /** Makes a `Storage` on the local disk. */
 export function localStorage(options: LocalStorageOptions): LocalStorage {
   return new LocalStorage(options)
+}
+
+/** Removes temp files older than `ageMs`, once per storage instance; never fails a write. */
+async function sweep(folder: string, ageMs: number): Promise<void> {
+  try {
+    const cutoff = Date.now() - ageMs
+    for (const name of await readdir(folder)) {
+      const path = join(folder, name)
+      const stats = await lstat(path).catch(() => null)
+      if (stats && stats.mtimeMs < cutoff) await rm(path, { recursive: true, force: true })
+    }
+  } catch {}
 }
 
 function isInside(root: string, path: string): boolean {
