@@ -52,7 +52,9 @@ async function finished(id: string): Promise<Job> {
 async function files(root: string): Promise<string[]> {
   try {
     const entries = await readdir(root, { recursive: true, withFileTypes: true })
-    return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1))
+    return entries
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
   } catch {
     return []
   }
@@ -105,7 +107,11 @@ describe('TranscodeService', () => {
     const local = (key: string) => join(dir, 'files', key)
 
     const wav = await probe(local(byPreset.get('wav')!.storageKey))
-    expect(wav.streams[0]).toMatchObject({ codec_name: 'pcm_s16le', sample_rate: '44100', channels: 2 })
+    expect(wav.streams[0]).toMatchObject({
+      codec_name: 'pcm_s16le',
+      sample_rate: '44100',
+      channels: 2,
+    })
     const flac = await probe(local(byPreset.get('flac')!.storageKey))
     expect(flac.streams[0]).toMatchObject({ codec_name: 'flac', channels: 2 })
     const aac = await probe(local(byPreset.get('aac-256k')!.storageKey))
@@ -124,7 +130,7 @@ describe('TranscodeService', () => {
 
   it('sends job events in order, with progress that only rises', async () => {
     const input = join(dir, 'long.wav')
-    await makeTone(input, { seconds: 120, format: 'wav' })
+    await makeTone(input, { seconds: 60, format: 'wav' })
     const asset = await service.ingest(createReadStream(input))
     const events: JobEvent[] = []
     service.subscribe((event) => events.push(event))
@@ -167,15 +173,9 @@ describe('TranscodeService', () => {
   it('ends a job on an input that cannot be decoded in error, with a stable code', async () => {
     const input = join(dir, 'corrupt.mp3')
     await makeCorruptMedia(input)
-    const asset = await service.ingest(createReadStream(input)).catch((error: unknown) => error)
-    if (asset instanceof UnsupportedMediaError) {
-      // ffprobe already refused it: nothing may be left behind.
-      expect(asset.code).toBe('UNSUPPORTED_MEDIA')
-      expect((await service.listAssets()).items).toEqual([])
-      return
-    }
-    if (asset instanceof Error) throw asset
-    const job = await service.transcode((asset as { id: string }).id, { presets: ['flac'] })
+    // The header is a real mp3's, so it probes; the frames behind it are noise.
+    const asset = await service.ingest(createReadStream(input))
+    const job = await service.transcode(asset.id, { presets: ['flac'] })
     const done = await finished(job.id)
     expect(done.state).toBe('error')
     expect(done.errorCode).toBe('DECODE_FAILED')
@@ -201,7 +201,9 @@ describe('TranscodeService', () => {
     try {
       const input = join(dir, 'playlist.mp3')
       await write(input, `${tcp.url}/segment.ts`)
-      const error = await service.ingest(createReadStream(input), { filename: 'playlist.mp3' }).catch((e: unknown) => e)
+      const error = await service
+        .ingest(createReadStream(input), { filename: 'playlist.mp3' })
+        .catch((e: unknown) => e)
       expect(error).toBeInstanceOf(UnsupportedMediaError)
       // Even past the byte sniffing, ffprobe may open nothing but the file itself.
       await expect(probeMedia(input)).rejects.toBeInstanceOf(UnsupportedMediaError)
@@ -219,7 +221,9 @@ describe('TranscodeService', () => {
     await makeTone(input, { seconds: 2, format: 'mp3' })
     const asset = await service.ingest(createReadStream(input))
     const jobs = await Promise.all(
-      Array.from({ length: 10 }, () => service.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'k1' })),
+      Array.from({ length: 10 }, () =>
+        service.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'k1' }),
+      ),
     )
     expect(new Set(jobs.map((j) => j.id)).size).toBe(1)
     const again = await service.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'k1' })

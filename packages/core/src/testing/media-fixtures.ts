@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -121,16 +121,35 @@ export async function makeVideo(path: string, options: VideoOptions): Promise<st
 }
 
 /**
- * Writes a file that looks like an MP3 to sniffing and to ffprobe (a real ID3 tag and the
- * first frames of a real MP3, so it probes as `mp3` with a duration) but is noise after that:
- * it fails to decode.
+ * Writes an M4A whose header (`moov`, moved to the front) is intact, so it probes as AAC, but
+ * whose audio data is noise, so that decoding it fails. The noise is derived from a hash
+ * chain, not drawn at random: the same bytes, the same failure, every run.
  */
 export async function makeCorruptMedia(path: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'transcodekit-fixture-'))
   try {
-    const source = await makeTone(join(dir, 'source.mp3'), { seconds: 10, format: 'mp3' })
-    const head = (await readFile(source)).subarray(0, 2048)
-    await writeFile(path, Buffer.concat([head, randomBytes(200_000)]))
+    const source = join(dir, 'source.m4a')
+    await ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=f=440:d=10',
+      '-ac',
+      '2',
+      '-c:a',
+      'aac',
+      '-movflags',
+      '+faststart',
+      source,
+    ])
+    const bytes = await readFile(source)
+    const data = bytes.indexOf('mdat') + 4 + 64
+    let block = Buffer.alloc(0)
+    for (let at = data; at < bytes.length; at += 32) {
+      block = createHash('sha256').update(block).update(String(at)).digest()
+      block.copy(bytes, at)
+    }
+    await writeFile(path, bytes)
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
