@@ -240,8 +240,10 @@ export async function startElasticTranscoderFake(
       Timing: { SubmitTimeMillis: Date.now() },
     }
     jobs.set(id, job)
-    if (!options.hold) start(id)
-    return job
+    // The answer shows the job as created; the work starts after.
+    const created = structuredClone(job)
+    if (!options.hold) setImmediate(() => start(id))
+    return created
   }
 
   function start(jobId: string) {

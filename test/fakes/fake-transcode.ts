@@ -66,6 +66,8 @@ export async function transcodeObjects(options: {
   inputKey: string
   outputBucket: string
   outputs: FakeOutput[]
+  /** Called after each output, with how many are done. */
+  onOutput?: (done: number, total: number) => void
 }): Promise<FakeOutputResult[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tk-fake-transcode-'))
   try {
@@ -141,6 +143,7 @@ export async function transcodeObjects(options: {
           detail: `4000 The input file could not be decoded: ${(error as Error).message.slice(-200)}`,
         })
       }
+      options.onOutput?.(results.length, options.outputs.length)
     }
     return results
   } finally {

@@ -1,3 +1,4 @@
+import { MediaConvertClient } from '@aws-sdk/client-mediaconvert'
 import { ElasticTranscoderClient } from '@aws-sdk/client-elastic-transcoder'
 import { S3Client } from '@aws-sdk/client-s3'
 
@@ -15,6 +16,16 @@ export function s3rverClient(endpoint: string): S3Client {
 /** An Elastic Transcoder client for a fake endpoint (the fake checks no signature). */
 export function elasticTranscoderClient(endpoint: string): ElasticTranscoderClient {
   return new ElasticTranscoderClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIAFAKE', secretAccessKey: 'fake' },
+    maxAttempts: 1,
+  })
+}
+
+/** A MediaConvert client for a fake endpoint. */
+export function mediaConvertClient(endpoint: string): MediaConvertClient {
+  return new MediaConvertClient({
     endpoint,
     region: 'us-east-1',
     credentials: { accessKeyId: 'AKIAFAKE', secretAccessKey: 'fake' },
