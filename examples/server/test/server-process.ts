@@ -18,7 +18,16 @@ export async function startServer(
   timeoutMs = 60_000,
 ): Promise<RunningServer> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    // DATABASE_URL cleared: each test gets its own embedded database (PGlite) in its DATA_DIR,
+    // never rows of a shared server.
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      DATABASE_URL: '',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

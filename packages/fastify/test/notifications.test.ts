@@ -22,8 +22,19 @@ let t: TestApp | null = null
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'transcodekit-sns-'))
   await promisify(execFile)('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=sns.amazonaws.com',
-    '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=sns.amazonaws.com',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
   ])
   key = await readFile(join(dir, 'key.pem'), 'utf8')
   cert = await readFile(join(dir, 'cert.pem'), 'utf8')
@@ -58,7 +69,9 @@ function signed(fields: Record<string, string>, signWith = key) {
     SigningCertURL: CERT_URL,
     ...fields,
   }
-  message.Signature = createSign('RSA-SHA256').update(snsStringToSign(message)).sign(signWith, 'base64')
+  message.Signature = createSign('RSA-SHA256')
+    .update(snsStringToSign(message))
+    .sign(signWith, 'base64')
   return message
 }
 
@@ -74,7 +87,12 @@ function post(app: TestApp['app'], body: unknown, contentType = 'text/plain; cha
 describe('POST /notifications/sns', () => {
   it('confirms a subscription only after the message verifies', async () => {
     const { app } = await appWithVerifier()
-    const message = signed({ Type: 'SubscriptionConfirmation', Message: 'confirm', SubscribeURL: SUBSCRIBE_URL, Token: 'abc' })
+    const message = signed({
+      Type: 'SubscriptionConfirmation',
+      Message: 'confirm',
+      SubscribeURL: SUBSCRIBE_URL,
+      Token: 'abc',
+    })
     const res = await post(app, message)
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({ type: 'SubscriptionConfirmation', jobId: null })
@@ -83,20 +101,39 @@ describe('POST /notifications/sns', () => {
 
   it('refuses a forged message with 403 and never fetches its SubscribeURL', async () => {
     const { app } = await appWithVerifier()
-    const message = signed({ Type: 'SubscriptionConfirmation', Message: 'confirm', SubscribeURL: SUBSCRIBE_URL, Token: 'abc' })
-    const forged = { ...message, SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=evil' }
+    const message = signed({
+      Type: 'SubscriptionConfirmation',
+      Message: 'confirm',
+      SubscribeURL: SUBSCRIBE_URL,
+      Token: 'abc',
+    })
+    const forged = {
+      ...message,
+      SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=evil',
+    }
     const res = await post(app, forged)
     expect(res.statusCode).toBe(403)
-    expect(res.json()).toMatchObject({ statusCode: 403, code: 'TRANSCODEKIT_NOTIFICATION_REJECTED', error: 'Forbidden' })
+    expect(res.json()).toMatchObject({
+      statusCode: 403,
+      code: 'TRANSCODEKIT_NOTIFICATION_REJECTED',
+      error: 'Forbidden',
+    })
     expect(fetched).toEqual([CERT_URL])
 
-    const unknownTopic = signed({ Type: 'Notification', Message: '{}', TopicArn: 'arn:aws:sns:us-east-1:123456789012:other' })
+    const unknownTopic = signed({
+      Type: 'Notification',
+      Message: '{}',
+      TopicArn: 'arn:aws:sns:us-east-1:123456789012:other',
+    })
     expect((await post(app, unknownTopic)).json().code).toBe('TRANSCODEKIT_NOTIFICATION_REJECTED')
   })
 
   it('hands a verified notification to the service once; a replay is refused', async () => {
     const { app } = await appWithVerifier()
-    const message = signed({ Type: 'Notification', Message: JSON.stringify({ state: 'COMPLETED', jobId: '1-abc' }) })
+    const message = signed({
+      Type: 'Notification',
+      Message: JSON.stringify({ state: 'COMPLETED', jobId: '1-abc' }),
+    })
     const res = await post(app, message)
     expect(res.statusCode).toBe(200)
     // The ffmpeg engine receives no notifications: nothing about this job is ours.
@@ -115,7 +152,11 @@ describe('POST /notifications/sns', () => {
     expect(notJsonMessage.statusCode).toBe(400)
     expect(notJsonMessage.json().code).toBe('TRANSCODEKIT_INVALID_REQUEST')
     // JSON sent as application/json is read too.
-    const json = await post(app, signed({ Type: 'Notification', Message: '{}' }), 'application/json')
+    const json = await post(
+      app,
+      signed({ Type: 'Notification', Message: '{}' }),
+      'application/json',
+    )
     expect(json.statusCode).toBe(200)
   })
 
@@ -129,7 +170,12 @@ describe('POST /notifications/sns', () => {
     const { app } = await appWithVerifier((app) => {
       app.post('/echo', async (request) => ({ type: typeof request.body, body: request.body }))
     })
-    const res = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'text/plain' }, payload: '{"a":1}' })
+    const res = await app.inject({
+      method: 'POST',
+      url: '/echo',
+      headers: { 'content-type': 'text/plain' },
+      payload: '{"a":1}',
+    })
     expect(res.json()).toEqual({ type: 'string', body: '{"a":1}' })
   })
 })
