@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { sql } from 'kysely'
+import { afterAll, describe, expect, it } from 'vitest'
+import { kyselyRepository, migrateToLatest, openDatabase } from '../src/index.ts'
+import { DATABASE_URL, randomSchema } from './support/test-databases.ts'
+
+describe('openDatabase', () => {
+  const dirs: string[] = []
+  afterAll(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('keeps assets and jobs in PGlite’s data folder across a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tk-pglite-'))
+    dirs.push(dir)
+    const dataDir = join(dir, 'nested', 'db')
+    const assetId = randomUUID()
+    const jobId = randomUUID()
+
+    const first = await openDatabase({ dataDir })
+    await migrateToLatest(first.db)
+    const repository = kyselyRepository({ db: first.db })
+    await repository.createAsset({
+      id: assetId,
+      storageKey: `${assetId}/original.wav`,
+      originalFilename: null,
+      contentType: 'audio/wav',
+      size: 10,
+      sha256: '0'.repeat(64),
+      media: { formatName: 'wav', durationSec: 1, bitRate: null, streams: [] },
+      createdAt: new Date(),
+    })
+    await repository.createJob({
+      id: jobId,
+      assetId,
+      engine: 'ffmpeg',
+      idempotencyKey: 'restart',
+      requestHash: 'h',
+      createdAt: new Date(),
+      outputs: [
+        {
+          name: 'flac',
+          presetId: 'flac',
+          storageKey: `${assetId}/${jobId}/flac.flac`,
+          contentType: 'audio/flac',
+        },
+      ],
+    })
+    await repository.updateJob(jobId, { state: 'progressing', progress: 42 })
+    await first.close()
+    await first.close()
+    expect(await readdir(dataDir)).toContain('PG_VERSION')
+
+    const second = await openDatabase({ dataDir })
+    try {
+      // Migrating again at start finds nothing to do.
+      expect(await migrateToLatest(second.db)).toEqual([])
+      const reopened = kyselyRepository({ db: second.db })
+      expect((await reopened.getAsset(assetId))?.id).toBe(assetId)
+      expect(await reopened.getJobByIdempotencyKey('restart')).toMatchObject({
+        id: jobId,
+        state: 'progressing',
+        progress: 42,
+        outputs: [{ name: 'flac', state: 'submitted' }],
+      })
+    } finally {
+      await second.close()
+    }
+  })
+
+  it('opens a pool on the server that close() ends, and refuses options it cannot use', async () => {
+    const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 2 })
+    const schema = randomSchema()
+    try {
+      await migrateToLatest(db, { schema })
+      const { rows } = await sql<{ n: number }>`select 1 as n`.execute(db)
+      expect(rows).toEqual([{ n: 1 }])
+    } finally {
+      await db.schema.dropSchema(schema).ifExists().cascade().execute()
+      await close()
+    }
+    await expect(sql`select 1`.execute(db)).rejects.toThrow()
+    await expect(openDatabase({ url: '' })).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    await expect(openDatabase({} as never)).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    await expect(openDatabase({ url: DATABASE_URL, maxConnections: 0 })).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+    })
+  })
+})
