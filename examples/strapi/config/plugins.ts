@@ -24,6 +24,28 @@ export default ({ env }: Core.Config.Shared.ConfigParams) => ({
         databaseUrl: env('TRANSCODEKIT_DATABASE_URL', null),
         worker: env.bool('TRANSCODEKIT_WORKER', true),
         concurrency: env.int('TRANSCODEKIT_CONCURRENCY', 1),
+        // Set TRANSCODEKIT_S3_BUCKET to keep originals and outputs in S3 (@transcodekit/aws).
+        s3: env('TRANSCODEKIT_S3_BUCKET')
+          ? {
+              bucket: env('TRANSCODEKIT_S3_BUCKET'),
+              prefix: env('TRANSCODEKIT_S3_PREFIX', 'transcodekit/'),
+              region: env('TRANSCODEKIT_S3_REGION', env('AWS_REGION', 'us-east-1')),
+              endpoint: env('TRANSCODEKIT_S3_ENDPOINT', env('AWS_ENDPOINT', undefined)),
+              forcePathStyle: env.bool(
+                'TRANSCODEKIT_S3_FORCE_PATH_STYLE',
+                env.bool('AWS_FORCE_PATH_STYLE', false),
+              ),
+              accessKeyId: env(
+                'TRANSCODEKIT_S3_ACCESS_KEY_ID',
+                env('AWS_ACCESS_KEY_ID', undefined),
+              ),
+              secretAccessKey: env(
+                'TRANSCODEKIT_S3_SECRET_ACCESS_KEY',
+                env('AWS_ACCESS_SECRET', undefined),
+              ),
+              publicUrl: env('TRANSCODEKIT_S3_PUBLIC_URL', undefined),
+            }
+          : null,
       },
       retry: {
         initialDelayMs: env.int('TRANSCODEKIT_RETRY_INITIAL_MS', 1000),

@@ -22,6 +22,28 @@ export interface TranscoderSettings {
   worker?: boolean
   /** Jobs run at once by this process. @default 1 */
   concurrency?: number
+  /**
+   * Keep originals and outputs in S3 (`@transcodekit/aws`) instead of `dataDir`.
+   * @default null (local folder)
+   */
+  s3?: S3Settings | null
+}
+
+export interface S3Settings {
+  bucket: string
+  /** Key prefix, empty or ending with `/`. @default 'transcodekit/' */
+  prefix?: string
+  region?: string
+  /** For an S3-compatible service (MinIO, s3rver). */
+  endpoint?: string
+  forcePathStyle?: boolean
+  accessKeyId?: string
+  secretAccessKey?: string
+  /**
+   * Base URL of the bucket when its objects are public (a CDN): outputs are recorded as
+   * `publicUrl + key`. Without it they are recorded as presigned URLs, which expire.
+   */
+  publicUrl?: string
 }
 
 /** `config/plugins.ts` → `transcodekit.config`. */
@@ -52,7 +74,10 @@ export interface TranscodekitPluginConfig {
 export interface ResolvedPluginOptions {
   rules: MediaRule[]
   service: TranscodekitPluginConfig['service'] | null
-  transcoder: Required<Omit<TranscoderSettings, 'dataDir'>> & { dataDir: string | null }
+  transcoder: Required<Omit<TranscoderSettings, 'dataDir' | 's3'>> & {
+    dataDir: string | null
+    s3: (S3Settings & { prefix: string }) | null
+  }
   readOriginal: OriginalReader | null
   retry: Required<RetryPolicy>
   concurrency: number
@@ -129,6 +154,7 @@ export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
     t.concurrency ?? 1,
     'transcodekit.transcoder.concurrency',
   )
+  const s3 = resolveS3(t.s3 ?? null)
   if (config.readOriginal !== undefined && typeof config.readOriginal !== 'function') {
     throw new ConfigurationError('transcodekit.readOriginal must be a function')
   }
@@ -148,12 +174,42 @@ export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
   return {
     rules,
     service,
-    transcoder: { dataDir, publicUrl, databaseUrl, worker, concurrency: transcoderConcurrency },
+    transcoder: { dataDir, publicUrl, databaseUrl, worker, concurrency: transcoderConcurrency, s3 },
     readOriginal: config.readOriginal ?? null,
     retry: resolvedRetry,
     concurrency: positiveInteger(config.concurrency ?? 2, 'transcodekit.concurrency'),
     keyPrefix,
   }
+}
+
+function resolveS3(s3: S3Settings | null): (S3Settings & { prefix: string }) | null {
+  if (s3 === null) return null
+  if (typeof s3 !== 'object')
+    throw new ConfigurationError('transcodekit.transcoder.s3 must be an object or null')
+  if (typeof s3.bucket !== 'string' || s3.bucket.length < 3) {
+    throw new ConfigurationError('transcodekit.transcoder.s3.bucket must be a bucket name')
+  }
+  const prefix = s3.prefix ?? 'transcodekit/'
+  if (typeof prefix !== 'string' || (prefix !== '' && !prefix.endsWith('/'))) {
+    throw new ConfigurationError('transcodekit.transcoder.s3.prefix must be empty or end with "/"')
+  }
+  for (const key of [
+    'region',
+    'endpoint',
+    'accessKeyId',
+    'secretAccessKey',
+    'publicUrl',
+  ] as const) {
+    if (s3[key] !== undefined && s3[key] !== null && typeof s3[key] !== 'string') {
+      throw new ConfigurationError(`transcodekit.transcoder.s3.${key} must be a string`)
+    }
+  }
+  if (s3.publicUrl && !/^https?:\/\/.+\/$/.test(s3.publicUrl)) {
+    throw new ConfigurationError(
+      'transcodekit.transcoder.s3.publicUrl must be an http(s) URL ending with "/"',
+    )
+  }
+  return { ...s3, prefix }
 }
 
 function positiveInteger(value: unknown, option: string): number {

@@ -287,54 +287,79 @@ async function obtainService(
     return { service, close: () => service.close() }
   }
   const t = options.transcoder
-  const storage: Storage = localStorage({
-    root: t.dataDir ?? join(strapi.dirs.static.public, 'uploads', 'transcodekit'),
-    baseUrl: t.publicUrl,
-  })
-  const engine: Engine = ffmpegEngine()
-  let repository: Repository
-  let closeDatabase = async () => {}
-  if (t.databaseUrl) {
-    const database = await openKyselyRepository(t.databaseUrl)
-    repository = database.repository
-    closeDatabase = database.close
-  } else {
-    repository = memoryRepository()
+  const closers: Array<() => Promise<unknown> | unknown> = []
+  try {
+    const storage: Storage = t.s3
+      ? await openS3Storage(t.s3, closers)
+      : localStorage({
+          root: t.dataDir ?? join(strapi.dirs.static.public, 'uploads', 'transcodekit'),
+          baseUrl: t.publicUrl,
+        })
+    const engine: Engine = ffmpegEngine()
+    let repository: Repository
+    if (t.databaseUrl) {
+      // Optional peer: only an app that sets `databaseUrl` needs it installed.
+      const kysely: typeof import('@transcodekit/kysely') = await import('@transcodekit/kysely')
+      const { db, close } = await kysely.openDatabase({ url: t.databaseUrl, maxConnections: 5 })
+      closers.push(close)
+      await kysely.migrateToLatest(db)
+      repository = kysely.kyselyRepository({ db })
+    } else {
+      repository = memoryRepository()
+    }
+    const service = createTranscoder({
+      storage,
+      engine,
+      repository,
+      worker: t.worker ? { concurrency: t.concurrency } : false,
+    })
+    closers.unshift(() => service.close())
+    // Jobs a previous run left unfinished are handed to a worker again.
+    if (t.databaseUrl && t.worker) await service.resume()
+    return { service, close: () => closeAll(closers) }
+  } catch (error) {
+    await closeAll(closers)
+    throw error
   }
-  const service = createTranscoder({
-    storage,
-    engine,
-    repository,
-    worker: t.worker ? { concurrency: t.concurrency } : false,
+}
+
+async function closeAll(closers: Array<() => Promise<unknown> | unknown>): Promise<void> {
+  for (const close of closers) await Promise.resolve(close()).catch(() => {})
+}
+
+async function openS3Storage(
+  settings: NonNullable<ResolvedPluginOptions['transcoder']['s3']>,
+  closers: Array<() => Promise<unknown> | unknown>,
+): Promise<Storage> {
+  // Optional peers: only an app that keeps its transcodes in S3 needs them installed.
+  const { S3Client }: typeof import('@aws-sdk/client-s3') = await import('@aws-sdk/client-s3')
+  const { s3Storage }: typeof import('@transcodekit/aws') = await import('@transcodekit/aws')
+  const client = new S3Client({
+    region: settings.region ?? 'us-east-1',
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle ?? false,
+    ...(settings.accessKeyId && settings.secretAccessKey
+      ? {
+          credentials: {
+            accessKeyId: settings.accessKeyId,
+            secretAccessKey: settings.secretAccessKey,
+          },
+        }
+      : {}),
   })
-  if (t.databaseUrl) await service.resume()
+  closers.push(() => client.destroy())
+  const storage = s3Storage({ client, bucket: settings.bucket, prefix: settings.prefix })
+  const publicUrl = settings.publicUrl
+  if (!publicUrl) return storage
+  // Objects are public: record lasting URLs rather than presigned ones that expire.
   return {
-    service,
-    close: async () => {
-      await service.close()
-      await engine.close?.()
-      await repository.close?.()
-      await closeDatabase()
-      await storage.close?.()
-    },
+    put: (key, body, opts) => storage.put(key, body, opts),
+    get: (key, opts) => storage.get(key, opts),
+    head: (key, opts) => storage.head(key, opts),
+    delete: (key, opts) => storage.delete(key, opts),
+    deletePrefix: (prefix, opts) => storage.deletePrefix(prefix, opts),
+    url: async (key) => `${publicUrl}${settings.prefix}${key}`,
   }
-}
-
-interface KyselyModule {
-  openDatabase(options: { url: string }): unknown
-  migrateToLatest(db: unknown): Promise<unknown>
-  kyselyRepository(options: { db: unknown }): Repository
-}
-
-async function openKyselyRepository(
-  url: string,
-): Promise<{ repository: Repository; close: () => Promise<void> }> {
-  // Optional peer: only an app that sets `databaseUrl` needs it installed.
-  const specifier = '@transcodekit/kysely'
-  const kysely = (await import(specifier)) as KyselyModule
-  const db = (await kysely.openDatabase({ url })) as { destroy?: () => Promise<void> }
-  await kysely.migrateToLatest(db)
-  return { repository: kysely.kyselyRepository({ db }), close: async () => db.destroy?.() }
 }
 
 /** Reads originals through the upload provider that stored them. */

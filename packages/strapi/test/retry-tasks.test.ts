@@ -118,6 +118,7 @@ describe('resolvePluginOptions (the config validator Strapi runs at start)', () 
       databaseUrl: null,
       worker: true,
       concurrency: 1,
+      s3: null,
     })
     expect(options.keyPrefix).toBe('strapi:file:')
     expect(options.retry).toEqual({ initialDelayMs: 1000, maxDelayMs: 60_000, maxAttempts: 30 })
@@ -131,6 +132,11 @@ describe('resolvePluginOptions (the config validator Strapi runs at start)', () 
       [{ transcoder: { publicUrl: '/files' } }, /transcodekit\.transcoder\.publicUrl/],
       [{ retry: { maxAttempts: 0 } }, /transcodekit\.retry\.maxAttempts/],
       [{ concurrency: 1.5 }, /transcodekit\.concurrency/],
+      [{ transcoder: { s3: { bucket: 'b' } } }, /transcodekit\.transcoder\.s3\.bucket/],
+      [
+        { transcoder: { s3: { bucket: 'media', prefix: 'tk' } } },
+        /transcodekit\.transcoder\.s3\.prefix/,
+      ],
       [{ service: { nope: true } }, /transcodekit\.service/],
     ]
     for (const [input, message] of cases) {
