@@ -15,6 +15,8 @@ try {
 const services = await createServices(config)
 const app = await buildServer(config, services)
 
+const SHUTDOWN_GRACE_MS = 10_000
+
 let stopping: Promise<void> | null = null
 function stop(signal: string) {
   stopping ??= (async () => {
@@ -24,8 +26,13 @@ function stop(signal: string) {
       process.exit(1)
     }, 30_000)
     timer.unref()
+    // Requests still running (a slow download, an upload) get a grace period, then their
+    // connections are cut: an unfinished upload is removed by the service, never kept.
+    const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+    grace.unref()
     try {
       await app.close()
+      clearTimeout(grace)
       await services.close()
       process.exitCode = 0
     } catch (error) {

@@ -150,7 +150,9 @@ describe('the example server process', () => {
     const wav = await fetch(`${server.url}${current.outputs[0].url}`)
     expect(wav.status).toBe(200)
     expect(wav.headers.get('content-type')).toBe('audio/wav')
-    expect(await server.stop('SIGTERM')).toBe(0)
+    expect((await wav.arrayBuffer()).byteLength).toBe(current.outputs[0].size)
+    const code = await server.stop('SIGTERM')
+    expect(code, server.output().slice(-3000)).toBe(0)
     server = null
     // Nothing half-written stays in the upload spool.
     expect(await readdir(join(dataDir, 'data', 'tmp', 'uploads')).catch(() => [])).toEqual([])
