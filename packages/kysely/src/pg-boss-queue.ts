@@ -12,8 +12,8 @@ export interface PgBossQueueOptions {
   /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
   connectionString?: string
   /**
-   * A PgBoss the app made instead. The queue starts it if needed but never stops it: `close()`
-   * only stops this queue's workers.
+   * A PgBoss the app made (and started) instead, to share one with the app's own queues. The
+   * queue never stops it: `close()` only stops this queue's workers.
    */
   boss?: PgBoss
   /** pg-boss's schema, when the queue makes the PgBoss. @default 'pgboss' */
@@ -27,8 +27,10 @@ export interface PgBossQueueOptions {
   /** Longest delay between retries, in seconds. @default 300 */
   retryDelayMaxSec?: number
   /**
-   * Longest one delivery may run, in seconds; after that its handler is aborted and the message
-   * retried. @default 14400 (4 hours)
+   * Longest one delivery may run, in seconds (at most a day); after that its handler is aborted
+   * and the message retried. Above the ffmpeg engine's own 6-hour limit, so that the engine's
+   * `TIMEOUT` error ends a runaway job rather than an endless redelivery.
+   * @default 28800 (8 hours)
    */
   expireInSeconds?: number
   /**
@@ -64,7 +66,7 @@ function resolveOptions(options: PgBossQueueOptions): ResolvedOptions {
     retryLimit: options.retryLimit ?? 5,
     retryDelaySec: options.retryDelaySec ?? 5,
     retryDelayMaxSec: options.retryDelayMaxSec ?? 300,
-    expireInSeconds: options.expireInSeconds ?? 4 * 3600,
+    expireInSeconds: options.expireInSeconds ?? 8 * 3600,
     heartbeatSeconds: options.heartbeatSeconds ?? 30,
     pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2,
     stopTimeoutMs: options.stopTimeoutMs ?? 30_000,
