@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -289,7 +289,7 @@ export class FfmpegEngine implements Engine {
     return new Promise((resolvePromise, reject) => {
       let child: ChildProcess
       try {
-        child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+        child = spawn(...dieWithParent(binary, args), { stdio: ['ignore', 'pipe', 'pipe'] })
       } catch (error) {
         reject(
           new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
@@ -509,4 +509,33 @@ function sumExtinf(playlist: string): number | null {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+let setpriv: string | null | undefined
+
+/**
+ * The command that runs ffmpeg so that it dies with this process. On Linux, util-linux's
+ * `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its parent dies (even by
+ * SIGKILL) and then execs ffmpeg in place, same pid. Without it, the ffmpeg of a killed worker
+ * runs on to the end of the job as an orphan: a broken progress pipe does not stop it.
+ * Elsewhere, or when either binary is missing, ffmpeg is spawned as it is.
+ */
+function dieWithParent(binary: string, args: string[]): [string, string[]] {
+  if (setpriv === undefined) {
+    setpriv =
+      process.platform === 'linux'
+        ? (['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null)
+        : null
+  }
+  if (!setpriv || !isExecutable(binary)) return [binary, args]
+  return [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]]
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
 }
