@@ -89,4 +89,30 @@ describe('openDatabase', () => {
       code: 'CONFIGURATION',
     })
   })
+
+  it('migrates once when several processes start at the same moment', async () => {
+    const pools = await Promise.all(
+      [1, 2, 3].map(() => openDatabase({ url: DATABASE_URL, maxConnections: 2 })),
+    )
+    const schema = randomSchema()
+    try {
+      const results = await Promise.all(
+        pools.flatMap(({ db }) => [
+          migrateToLatest(db, { schema }),
+          migrateToLatest(db, { schema }),
+        ]),
+      )
+      expect(results.flat().map((r) => `${r.migrationName}:${r.status}`)).toEqual([
+        'transcodekit-0001-initial:Success',
+      ])
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(
+        pools[0]!.db,
+      )
+      expect(rows[0]!.n).toBe(5)
+    } finally {
+      await pools[0]!.db.schema.dropSchema(schema).ifExists().cascade().execute()
+      for (const { close } of pools) await close()
+    }
+  })
 })
