@@ -91,6 +91,7 @@ export interface ElasticTranscoderFake {
 
 const API = '/2012-09-25'
 const TERMINAL = ['Complete', 'Canceled', 'Error']
+const JOBS_PAGE = 50
 
 const presetsById = new Map<string, Preset>()
 for (const preset of builtinPresets) {
@@ -380,6 +381,26 @@ export async function startElasticTranscoderFake(
           ? Buffer.from(String(index + 1)).toString('base64url')
           : undefined
       return send(res, 200, { Pipelines: page, ...(next ? { NextPageToken: next } : {}) })
+    }
+    const byPipeline = /^\/jobsByPipeline\/([^/]+)$/.exec(path)
+    if (method === 'GET' && byPipeline) {
+      const id = decodeURIComponent(byPipeline[1] as string)
+      if (!pipeline(id))
+        throw new ServiceError(
+          404,
+          'ResourceNotFoundException',
+          `The specified pipeline was not found: pipelineId=${id}.`,
+        )
+      const all = [...jobs.values()].filter((job) => job.PipelineId === id)
+      if (url.searchParams.get('Ascending') !== 'true') all.reverse()
+      const token = url.searchParams.get('PageToken')
+      const start = token === null ? 0 : Number(Buffer.from(token, 'base64url').toString())
+      const page = all.slice(start, start + JOBS_PAGE)
+      const next =
+        start + JOBS_PAGE < all.length
+          ? Buffer.from(String(start + JOBS_PAGE)).toString('base64url')
+          : undefined
+      return send(res, 200, { Jobs: page, ...(next ? { NextPageToken: next } : {}) })
     }
     if (method === 'POST' && path === '/jobs') {
       return send(res, 201, { Job: createJob(body) })

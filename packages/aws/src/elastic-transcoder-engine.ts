@@ -6,6 +6,7 @@ import {
   type Job as EtJob,
   type JobOutput as EtJobOutput,
   type Pipeline,
+  paginateListJobsByPipeline,
   paginateListPipelines,
   ReadJobCommand,
 } from '@aws-sdk/client-elastic-transcoder'
@@ -38,6 +39,13 @@ export interface ElasticTranscoderEngineOptions {
    * (checked against it on every job). @default ''
    */
   objectKeyPrefix?: string
+  /**
+   * Elastic Transcoder has no idempotency token: before creating a job, this many pages of
+   * the pipeline's newest jobs are searched for one already made for the same job id (a
+   * submission retried after a crash), which is then returned instead. `0` turns it off.
+   * @default 1
+   */
+  lookbackPages?: number
 }
 
 const STATES: Record<string, JobState> = {
@@ -95,6 +103,7 @@ export class ElasticTranscoderEngine implements Engine {
   readonly #client: ElasticTranscoderClient
   readonly #pipelineName: string | null
   readonly #objectKeyPrefix: string
+  readonly #lookbackPages: number
   #pipeline: Promise<{
     id: string
     inputBucket: string | null
@@ -113,6 +122,7 @@ export class ElasticTranscoderEngine implements Engine {
     this.#client = options.client
     this.#pipelineName = hasName ? (options.pipelineName as string) : null
     this.#objectKeyPrefix = options.objectKeyPrefix ?? ''
+    this.#lookbackPages = options.lookbackPages ?? 1
     if (hasId) {
       this.#pipeline = Promise.resolve({
         id: options.pipelineId as string,
@@ -225,6 +235,8 @@ export class ElasticTranscoderEngine implements Engine {
     })
     let job: EtJob | undefined
     try {
+      const existing = await this.#submitted(pipeline.id, request.jobId, options.signal)
+      if (existing) return this.#status(existing)
       const response = await this.#client.send(
         new CreateJobCommand({
           PipelineId: pipeline.id,
@@ -254,6 +266,22 @@ export class ElasticTranscoderEngine implements Engine {
     if (!job?.Id)
       throw new EngineError('ENGINE_UNAVAILABLE', 'Elastic Transcoder returned no job id')
     return this.#status(job)
+  }
+
+  /** A job of the pipeline already created for our job id, among the newest ones. */
+  async #submitted(pipelineId: string, jobId: string, signal?: AbortSignal): Promise<EtJob | null> {
+    if (this.#lookbackPages <= 0) return null
+    let pages = 0
+    for await (const page of paginateListJobsByPipeline(
+      { client: this.#client },
+      { PipelineId: pipelineId, Ascending: 'false' },
+      { abortSignal: signal },
+    )) {
+      const found = (page.Jobs ?? []).find((job) => job.UserMetadata?.transcodekitJobId === jobId)
+      if (found) return found
+      if (++pages >= this.#lookbackPages) break
+    }
+    return null
   }
 
   async getStatus(

@@ -161,6 +161,31 @@ describe('elasticTranscoderEngine', () => {
     }
   })
 
+  it('does not submit a job twice for the same job id (a retried submission finds the first)', async () => {
+    const engine = elasticTranscoderEngine({
+      client: client(held.endpoint),
+      pipelineName: 'Audio Files',
+      objectKeyPrefix: 'app/',
+    })
+    const req = request([catalog.resolve('wav')])
+    const first = await engine.run(req, run)
+    // Another process, after a crash lost the first answer.
+    const again = await elasticTranscoderEngine({
+      client: client(held.endpoint),
+      pipelineName: 'Audio Files',
+      objectKeyPrefix: 'app/',
+    }).run(req, run)
+    expect(again.engineJobId).toBe(first.engineJobId)
+    const mine = [...held.jobs.values()].filter(
+      (job) => job.UserMetadata?.transcodekitJobId === req.jobId,
+    )
+    expect(mine).toHaveLength(1)
+    const other = await engine.run(request([catalog.resolve('wav')]), run)
+    expect(other.engineJobId).not.toBe(first.engineJobId)
+    await engine.cancel(first.engineJobId)
+    await engine.cancel(other.engineJobId)
+  })
+
   it('says which presets it cannot run', () => {
     const engine = elasticTranscoderEngine({
       client: client(et.endpoint),
