@@ -119,6 +119,29 @@ describe('pgBossQueue', () => {
     await expect(first.send({ jobId: 'after-close' })).rejects.toMatchObject({ code: 'ABORTED' })
   })
 
+  it('aborts a delivery that runs past expireInSeconds and hands the message out again', async () => {
+    const queue = makeQueue({ expireInSeconds: 1 })
+    const deliveries: Array<{ attempt: number; aborted: boolean }> = []
+    await queue.work(async (_message, { attempt, signal }) => {
+      const record = { attempt, aborted: false }
+      deliveries.push(record)
+      if (attempt > 1) return
+      // A stuck first run: it only ends when the queue gives up on it.
+      await once(signal, 'abort')
+      record.aborted = true
+    })
+    await queue.send({ jobId: 'stuck' })
+    await waitFor(
+      async () => deliveries.length,
+      (n) => n >= 2,
+      { what: 'the second delivery' },
+    )
+    expect(deliveries).toEqual([
+      { attempt: 1, aborted: true },
+      { attempt: 2, aborted: false },
+    ])
+  })
+
   it('never stops a PgBoss the app passed in', async () => {
     const boss = new PgBoss({ connectionString: DATABASE_URL, schema: bossSchema, schedule: false })
     boss.on('error', () => {})
