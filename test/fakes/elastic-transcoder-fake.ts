@@ -249,7 +249,7 @@ export async function startElasticTranscoderFake(
 
   function start(jobId: string) {
     const job = jobs.get(jobId)
-    if (!job || job.Status !== 'Submitted') return
+    if (job?.Status !== 'Submitted') return
     job.Status = 'Progressing'
     job.Timing.StartTimeMillis = Date.now()
     for (const output of job.Outputs) output.Status = 'Progressing'

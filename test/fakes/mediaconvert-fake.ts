@@ -58,6 +58,10 @@ class ServiceError extends Error {
   }
 }
 
+/** Request JSON, read field by field as the service would. */
+// biome-ignore lint/suspicious/noExplicitAny: untrusted wire JSON, every field is checked where used
+type Wire = Record<string, any>
+
 const bad = (message: string) => new ServiceError(400, 'BadRequestException', message)
 
 interface PlannedOutput extends FakeOutput {
@@ -72,7 +76,7 @@ function parseS3(url: unknown, what: string): { bucket: string; key: string } {
   return { bucket: match[1] as string, key: match[2] as string }
 }
 
-function audioSpec(description: Record<string, any>): Preset['audio'] {
+function audioSpec(description: Wire): Preset['audio'] {
   const settings = description.codecSettings ?? {}
   switch (settings.codec) {
     case 'WAV':
@@ -118,7 +122,7 @@ function audioSpec(description: Record<string, any>): Preset['audio'] {
   }
 }
 
-function videoSpec(description: Record<string, any>): Preset['video'] {
+function videoSpec(description: Wire): Preset['video'] {
   const settings = description.codecSettings ?? {}
   const codec = { H_264: 'h264', VP8: 'vp8', VP9: 'vp9' }[settings.codec as string] as
     | 'h264'
@@ -153,7 +157,7 @@ const RAW_AUDIO: Record<
 }
 
 /** What each output of the settings writes, where, as a preset ffmpeg can make. */
-function plan(settings: Record<string, any>): {
+function plan(settings: Wire): {
   input: { bucket: string; key: string }
   outputs: PlannedOutput[]
 } {
@@ -164,7 +168,7 @@ function plan(settings: Record<string, any>): {
   const groups = settings.outputGroups
   if (!Array.isArray(groups) || groups.length === 0) throw bad('settings.outputGroups is empty')
   const outputs: PlannedOutput[] = []
-  groups.forEach((group: Record<string, any>, index: number) => {
+  groups.forEach((group: Wire, index: number) => {
     const type = group.outputGroupSettings?.type
     const groupSettings =
       type === 'FILE_GROUP_SETTINGS'
@@ -176,7 +180,7 @@ function plan(settings: Record<string, any>): {
     const destination = parseS3(groupSettings.destination, 'destination')
     if (!Array.isArray(group.outputs) || group.outputs.length !== 1)
       throw bad('this fake takes one output per group')
-    const output = group.outputs[0] as Record<string, any>
+    const output = group.outputs[0] as Wire
     const container = output.containerSettings?.container
     const audio =
       Array.isArray(output.audioDescriptions) && output.audioDescriptions[0]
@@ -252,7 +256,7 @@ export async function startMediaConvertFake(
   events.setMaxListeners(0)
   const running = new Set<Promise<void>>()
 
-  function createJob(body: Record<string, any> | null): McJobRecord {
+  function createJob(body: Wire | null): McJobRecord {
     if (!body || typeof body !== 'object') throw bad('missing body')
     if (typeof body.role !== 'string' || !/^arn:aws:iam::\d{12}:role\/.+$/.test(body.role)) {
       throw bad('role must be the ARN of an IAM role')
@@ -286,7 +290,7 @@ export async function startMediaConvertFake(
 
   function start(jobId: string) {
     const job = jobs.get(jobId)
-    if (!job || job.status !== 'SUBMITTED') return
+    if (job?.status !== 'SUBMITTED') return
     job.status = 'PROGRESSING'
     job.jobPercentComplete = 0
     const work = transcodeJob(job).finally(() => running.delete(work))
@@ -406,7 +410,7 @@ export async function startMediaConvertFake(
       res.end(JSON.stringify(payload))
     }
     if (method === 'POST' && url.pathname === '/2017-08-29/jobs') {
-      return send(201, view(createJob(body as Record<string, any> | null)))
+      return send(201, view(createJob(body as Wire | null)))
     }
     const match = /^\/2017-08-29\/jobs\/([^/]+)$/.exec(url.pathname)
     if (match) {

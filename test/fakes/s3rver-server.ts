@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 // s3rver ships no types.
-// @ts-ignore
+// @ts-expect-error
 import S3rver from 's3rver'
 
 interface FilesystemStore {

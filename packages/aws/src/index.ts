@@ -1,4 +1,4 @@
-export * from './s3-storage.ts'
-export * from './sns-verifier.ts'
 export * from './elastic-transcoder-engine.ts'
 export * from './mediaconvert-engine.ts'
+export * from './s3-storage.ts'
+export * from './sns-verifier.ts'

@@ -1,5 +1,5 @@
-import { MediaConvertClient } from '@aws-sdk/client-mediaconvert'
 import { ElasticTranscoderClient } from '@aws-sdk/client-elastic-transcoder'
+import { MediaConvertClient } from '@aws-sdk/client-mediaconvert'
 import { S3Client } from '@aws-sdk/client-s3'
 
 /** An S3 client for s3rver: path-style, its fixed credentials, no aws-chunked stream bodies. */

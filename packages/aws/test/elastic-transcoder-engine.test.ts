@@ -8,8 +8,8 @@ import {
   createPresetCatalog,
   type EngineJobRequest,
   type MediaInfo,
-  outputKey,
   originalKey,
+  outputKey,
   type Preset,
   probeMedia,
 } from '@transcodekit/core'

@@ -10,8 +10,8 @@ import {
   type EngineJobRequest,
   type EngineStatus,
   type MediaInfo,
-  outputKey,
   originalKey,
+  outputKey,
   type Preset,
   probeMedia,
 } from '@transcodekit/core'
@@ -206,14 +206,19 @@ describe('mediaConvertEngine against the wire fake', () => {
     const submitted = await engine(mc.endpoint).run(req, run)
     expect(submitted.state).toBe('submitted')
     const [create] = mc.requests.slice(from).filter((r) => r.method === 'POST')
-    const body = create?.body as Record<string, any>
+    const body = create?.body as {
+      role: string
+      clientRequestToken: string
+      settings: {
+        inputs: Array<{ fileInput: string }>
+        outputGroups: Array<{ outputGroupSettings: { fileGroupSettings: { destination: string } } }>
+      }
+    }
     expect(body.role).toBe(ROLE)
     expect(body.clientRequestToken).toBe(req.jobId)
     expect(body.settings.inputs[0].fileInput).toBe(`s3://${BUCKET}/app/${audio.key}`)
     expect(
-      body.settings.outputGroups.map(
-        (g: any) => g.outputGroupSettings.fileGroupSettings.destination,
-      ),
+      body.settings.outputGroups.map((g) => g.outputGroupSettings.fileGroupSettings.destination),
     ).toEqual(req.outputs.map((o) => `s3://${BUCKET}/app/${o.key.replace(/\.[a-z0-9]+$/, '')}`))
     await mc.settled(submitted.engineJobId)
     const status = await engine(mc.endpoint).getStatus(submitted.engineJobId)
