@@ -1,5 +1,5 @@
-import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely'
 import type { JobState, MediaInfo } from '@transcodekit/core'
+import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely'
 
 /** `timestamptz`: read as a `Date`, written as a `Date` or an SQL expression. */
 type Timestamp = ColumnType<Date, Date, Date>

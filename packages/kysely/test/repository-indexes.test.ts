@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { encodeCursor } from '@transcodekit/core'
+import { encodeCursor, type Job } from '@transcodekit/core'
 import type { CompiledQuery } from 'kysely'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
@@ -49,7 +49,7 @@ it('answers every lookup of the service from an index', async () => {
     media: { formatName: 'wav', durationSec: 1, bitRate: null, streams: [] },
     createdAt: new Date(),
   })
-  const jobs = []
+  const jobs: Job[] = []
   for (let i = 0; i < 3; i++) {
     jobs.push(
       (
