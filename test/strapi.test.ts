@@ -13,7 +13,19 @@ import { type S3rverHandle, startS3rver } from './fakes/s3rver-server.ts'
 
 const APP_DIR = resolve(import.meta.dirname, '../examples/strapi')
 const INSTALLED = existsSync(join(APP_DIR, 'node_modules/@strapi/strapi/package.json'))
-const PG_URL = process.env.STRAPI_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432'
+// The PostgreSQL server (no database name): the test makes and drops its own databases there.
+const PG_URL =
+  process.env.STRAPI_TEST_PG_URL ??
+  serverOf(process.env.DATABASE_URL) ??
+  'postgres://postgres@127.0.0.1:5432'
+
+function serverOf(url: string | undefined): string | null {
+  if (!url) return null
+  const parsed = new URL(url)
+  parsed.pathname = ''
+  parsed.search = ''
+  return parsed.toString().replace(/\/$/, '')
+}
 const SKIP_REASON = 'examples/strapi is not installed: run examples/strapi/install.sh'
 
 if (!INSTALLED && process.env.CI) {
@@ -403,6 +415,21 @@ function defineSuite(profile: Profile): void {
     await strapi.plugin('transcodekit').service('transcoder').idle()
     expect((await entry(file.id)).file.provider_metadata?.transcodekit).toBeUndefined()
     expect(await jobsFor(file.id)).toHaveLength(0)
+  })
+
+  it('records an error, and makes no job, for a file that claims to be audio but is not', async () => {
+    const fake = join(work, 'fake.mp3')
+    await writeFile(fake, '#EXTM3U\n#EXTINF:1,\nhttp://127.0.0.1:9/secret.mp3\n')
+    const { status, file } = await upload(fake, 'fake.mp3', 'audio/mpeg')
+    expect(status).toBe(201)
+    expect(file.mime).toBe('audio/mpeg')
+    const record = await finished(file.id)
+    expect(record.state).toBe('error')
+    expect(record.error?.code).toBe('UNSUPPORTED_MEDIA')
+    expect(record.outputs).toEqual([])
+    expect(await jobsFor(file.id)).toHaveLength(0)
+    // A permanent refusal is not retried.
+    expect(warnings.filter((w) => w.includes(`create:${file.id} failed`))).toEqual([])
   })
 
   it('makes one job when the upload event is delivered twice, then ten times at once', async () => {
