@@ -39,6 +39,8 @@ export interface S3rverHandle {
   pendingMultipartUploads(bucket: string): Promise<string[]>
   /** Keys of the objects of a bucket, as s3rver lists them (ListObjectsV2, every page). */
   listKeys(bucket: string, prefix?: string): Promise<string[]>
+  /** Answers the next `times` requests of `operation` with a 500 InternalError. */
+  failNext(operation: string, times?: number): void
   /** Reads an object over plain HTTP (s3rver does not check signatures). */
   getObject(bucket: string, key: string): Promise<Buffer | null>
   close(): Promise<void>
@@ -100,6 +102,7 @@ export async function startS3rver(options: { buckets: string[] }): Promise<S3rve
   }
   const handler = s3rver.callback()
   const requests: S3WireRequest[] = []
+  const faults = new Map<string, number>()
   const uploadsDir = (bucket: string) => join(directory, bucket, '._S3rver_uploads')
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://s3rver')
@@ -111,6 +114,16 @@ export async function startS3rver(options: { buckets: string[] }): Promise<S3rve
       query: url.searchParams,
       operation,
     })
+    const failing = faults.get(operation) ?? 0
+    if (failing > 0) {
+      faults.set(operation, failing - 1)
+      req.resume()
+      res.writeHead(500, { 'content-type': 'application/xml' })
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>',
+      )
+      return
+    }
     if (operation === 'AbortMultipartUpload') {
       const bucket = url.pathname.split('/')[1] ?? ''
       const uploadId = url.searchParams.get('uploadId') ?? ''
@@ -203,6 +216,9 @@ export async function startS3rver(options: { buckets: string[] }): Promise<S3rve
           : null
       } while (token)
       return keys
+    },
+    failNext(operation, times = 1) {
+      faults.set(operation, times)
     },
     async getObject(bucket, key) {
       const response = await fetch(

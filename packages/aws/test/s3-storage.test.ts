@@ -133,6 +133,23 @@ describe('s3Storage against s3rver', () => {
     expect(await storage.head('fail/big.bin')).toBeNull()
   })
 
+  it('S3 failing a part mid-upload leaves no object and no pending multipart upload', async () => {
+    const storage = s3Storage({ client, bucket: BUCKET, partSize: 5 * MiB, queueSize: 1 })
+    const from = s3.requests.length
+    // Every attempt of the SDK's retries fails.
+    s3.failNext('UploadPart', 10)
+    await expect(storage.put('s3fail/big.bin', generated(20 * MiB))).rejects.toMatchObject({
+      name: 'InternalError',
+    })
+    s3.failNext('UploadPart', 0)
+    const ops = wireOps(from)
+    expect(ops).toContain('CreateMultipartUpload')
+    expect(ops.at(-1)).toBe('AbortMultipartUpload')
+    expect(ops).not.toContain('CompleteMultipartUpload')
+    expect(await s3.pendingMultipartUploads(BUCKET)).toEqual([])
+    expect(await storage.head('s3fail/big.bin')).toBeNull()
+  })
+
   it('a client abort (stalled source) leaves no object and no pending multipart upload', async () => {
     const storage = s3Storage({ client, bucket: BUCKET, partSize: 5 * MiB, queueSize: 2 })
     const from = s3.requests.length
