@@ -37,6 +37,8 @@ export interface SnsVerifierOptions {
   dedupSize?: number
   /** Certificates kept in memory, by URL. @default 32 */
   certificateCacheSize?: number
+  /** Longest wait for the certificate or the subscription URL. @default 10_000 */
+  fetchTimeoutMs?: number
 }
 
 const DEFAULT_HOST = /^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/
@@ -74,6 +76,7 @@ interface ResolvedOptions {
   fetch: FetchLike
   dedup: MessageDedup
   certificateCacheSize: number
+  fetchTimeoutMs: number
 }
 
 function resolveOptions(options: SnsVerifierOptions): ResolvedOptions {
@@ -88,6 +91,7 @@ function resolveOptions(options: SnsVerifierOptions): ResolvedOptions {
     fetch: options.fetch ?? (globalThis.fetch as FetchLike),
     dedup: options.dedup ?? memoryDedup(options.dedupSize ?? 10_000),
     certificateCacheSize: options.certificateCacheSize ?? 32,
+    fetchTimeoutMs: options.fetchTimeoutMs ?? 10_000,
   }
   assert(resolved.maxAgeMs > 0, 'snsVerifier: `maxAgeMs` must be positive')
   assert(typeof resolved.fetch === 'function', 'snsVerifier: no `fetch` available')
@@ -212,12 +216,17 @@ export class SnsVerifier implements NotificationVerifier {
     }
     const url = this.#trustedUrl(message.SubscribeURL, 'UNTRUSTED_CERT_URL', 'SubscribeURL')
     const response = await this.#options.fetch(url.href, {
-      signal: options.signal,
+      signal: this.#signal(options.signal),
       redirect: 'error',
     })
     if (!response.ok) {
       throw new Error(`confirming the SNS subscription failed with HTTP ${response.status}`)
     }
+  }
+
+  #signal(signal?: AbortSignal): AbortSignal {
+    const timeout = AbortSignal.timeout(this.#options.fetchTimeoutMs)
+    return signal ? AbortSignal.any([signal, timeout]) : timeout
   }
 
   #trustedUrl(value: string, reason: string, field: string): URL {
@@ -251,7 +260,10 @@ export class SnsVerifier implements NotificationVerifier {
   async #loadCertificate(url: URL, signal?: AbortSignal): Promise<X509Certificate> {
     let pem: string
     try {
-      const response = await this.#options.fetch(url.href, { signal, redirect: 'error' })
+      const response = await this.#options.fetch(url.href, {
+        signal: this.#signal(signal),
+        redirect: 'error',
+      })
       if (!response.ok) throw new Error(`HTTP ${response.status}`)
       pem = await response.text()
     } catch (error) {

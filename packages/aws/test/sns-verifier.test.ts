@@ -282,6 +282,22 @@ describe('snsVerifier', () => {
     expect((await rejection(second.verify(message))).reason).toBe('REPLAYED')
   })
 
+  it('refuses while the certificate cannot be fetched, and does not cache the failure', async () => {
+    let calls = 0
+    const v = verifier({
+      fetch: async (url, init) => {
+        calls++
+        if (calls === 1) return { ok: false, status: 503, text: async () => 'busy' }
+        return sns.fetch(url, init)
+      },
+    })
+    const message = sns.notification({ topicArn: TOPIC, message: 'x' })
+    expect((await rejection(v.verify(message))).reason).toBe('CERT_UNAVAILABLE')
+    // The MessageId was not used up: SNS's retry of the same message goes through.
+    await expect(v.verify(message)).resolves.toMatchObject({ Message: 'x' })
+    expect(calls).toBe(2)
+  })
+
   it('rejects malformed bodies', async () => {
     for (const body of [
       'not json',
