@@ -80,9 +80,9 @@ interface StrapiApp {
 interface PluginService {
   idle(): Promise<void>
   service: {
-    listJobs(request?: {
-      limit?: number
-    }): Promise<{ items: Array<{ id: string; idempotencyKey: string | null }> }>
+    listJobs(request?: { limit?: number }): Promise<{
+      items: Array<{ id: string; idempotencyKey: string | null; state: string; attempts: number }>
+    }>
   }
 }
 
@@ -92,6 +92,8 @@ interface PluginService {
  */
 interface Profile {
   name: string
+  /** Jobs are kept in PostgreSQL: they outlive the Strapi process. */
+  durable: boolean
   setUp(work: string, admin: (sql: string) => Promise<void>): Promise<Record<string, string>>
   tearDown(admin: (sql: string) => Promise<void>): Promise<void>
   /** Stored objects (originals and outputs) of one transcodekit asset. */
@@ -107,6 +109,7 @@ function localProfile(): Profile {
   let dataDir = ''
   return {
     name: 'local upload provider, local storage, memory repository',
+    durable: false,
     async setUp(work) {
       const publicDir = join(work, 'public')
       dataDir = join(publicDir, 'uploads', 'transcodekit')
@@ -141,6 +144,7 @@ function s3Profile(): Profile {
   let admin: (sql: string) => Promise<void> = async () => {}
   return {
     name: 'S3 upload provider (s3rver), S3 storage, PostgreSQL repository',
+    durable: true,
     async setUp(work, adminSql) {
       admin = adminSql
       s3 = await startS3rver({ buckets: [bucket] })
@@ -275,31 +279,8 @@ function defineSuite(profile: Profile): void {
     return jobs.items.filter((job) => job.idempotencyKey === `strapi:file:${id}`)
   }
 
-  beforeAll(async () => {
-    work = await mkdtemp(join(tmpdir(), 'tk-strapi-'))
-    await admin(`CREATE DATABASE ${database}`)
-    const profileEnv = await profile.setUp(work, admin)
-    for (const key of Object.keys(process.env)) {
-      if (key.startsWith('TRANSCODEKIT_') || key.startsWith('AWS_')) delete process.env[key]
-    }
-    Object.assign(process.env, {
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      DATABASE_URL: `${PG_URL}/${database}`,
-      STRAPI_TELEMETRY_DISABLED: 'true',
-      APP_KEYS: 'testKeyA,testKeyB',
-      API_TOKEN_SALT: randomBytes(16).toString('base64'),
-      ADMIN_JWT_SECRET: randomBytes(16).toString('base64'),
-      TRANSFER_TOKEN_SALT: randomBytes(16).toString('base64'),
-      JWT_SECRET: randomBytes(16).toString('base64'),
-      ENCRYPTION_KEY: randomBytes(16).toString('base64'),
-      TRANSCODEKIT_AUDIO_PRESETS: 'wav,flac,aac-256k',
-      TRANSCODEKIT_VIDEO_PRESETS: 'mp4-480p,thumbnail',
-      TRANSCODEKIT_RETRY_INITIAL_MS: '200',
-      TRANSCODEKIT_RETRY_MAX_MS: '1000',
-      ...profileEnv,
-    })
+  /** Compiles the app (TypeScript) and boots it on a free port. */
+  async function boot(): Promise<void> {
     const started = Date.now()
     const { compileStrapi, createStrapi } = appRequire('@strapi/strapi')
     // compileStrapi exits the process when TypeScript fails: make that a test failure.
@@ -326,6 +307,53 @@ function defineSuite(profile: Profile): void {
       warnings.push(message)
       warn(message)
     }
+  }
+
+  async function shutdown(): Promise<void> {
+    // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
+    // test runner's own (its IPC channel): remove only what Strapi added.
+    const removeAll = process.removeAllListeners
+    process.removeAllListeners = (() => process) as typeof process.removeAllListeners
+    try {
+      await strapi.destroy()
+    } finally {
+      process.removeAllListeners = removeAll
+    }
+    for (const [event, listeners] of snapshotListeners()) {
+      const before = listenersBefore.get(event) ?? []
+      for (const listener of listeners) {
+        if (!before.includes(listener))
+          process.removeListener(event, listener as (...args: unknown[]) => void)
+      }
+    }
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'tk-strapi-'))
+    await admin(`CREATE DATABASE ${database}`)
+    const profileEnv = await profile.setUp(work, admin)
+    for (const key of Object.keys(process.env)) {
+      if (key.startsWith('TRANSCODEKIT_') || key.startsWith('AWS_')) delete process.env[key]
+    }
+    Object.assign(process.env, {
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      DATABASE_URL: `${PG_URL}/${database}`,
+      STRAPI_TELEMETRY_DISABLED: 'true',
+      APP_KEYS: 'testKeyA,testKeyB',
+      API_TOKEN_SALT: randomBytes(16).toString('base64'),
+      ADMIN_JWT_SECRET: randomBytes(16).toString('base64'),
+      TRANSFER_TOKEN_SALT: randomBytes(16).toString('base64'),
+      JWT_SECRET: randomBytes(16).toString('base64'),
+      ENCRYPTION_KEY: randomBytes(16).toString('base64'),
+      TRANSCODEKIT_AUDIO_PRESETS: 'wav,flac,aac-256k',
+      TRANSCODEKIT_VIDEO_PRESETS: 'mp4-480p,thumbnail',
+      TRANSCODEKIT_RETRY_INITIAL_MS: '200',
+      TRANSCODEKIT_RETRY_MAX_MS: '1000',
+      ...profileEnv,
+    })
+    await boot()
     const created = await strapi
       .service('admin::api-token')
       .create({ name: 'transcodekit-test', type: 'full-access', lifespan: null })
@@ -333,24 +361,7 @@ function defineSuite(profile: Profile): void {
   })
 
   afterAll(async () => {
-    if (strapi) {
-      // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
-      // test runner's own (its IPC channel): remove only what Strapi added.
-      const removeAll = process.removeAllListeners
-      process.removeAllListeners = (() => process) as typeof process.removeAllListeners
-      try {
-        await strapi.destroy()
-      } finally {
-        process.removeAllListeners = removeAll
-      }
-      for (const [event, listeners] of snapshotListeners()) {
-        const before = listenersBefore.get(event) ?? []
-        for (const listener of listeners) {
-          if (!before.includes(listener))
-            process.removeListener(event, listener as (...args: unknown[]) => void)
-        }
-      }
-    }
+    if (strapi) await shutdown()
     await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {})
     await profile.tearDown(admin)
     if (work) await rm(work, { recursive: true, force: true })
@@ -501,4 +512,33 @@ function defineSuite(profile: Profile): void {
       if (!restored) await bringBack()
     }
   })
+
+  // Only where jobs live in PostgreSQL: an in-memory repository forgets them on restart.
+  if (profile.durable)
+    it('finishes and records a job that a restart of Strapi interrupted', async () => {
+      const mp4 = await makeVideo(join(work, 'long.mp4'), { seconds: 20, width: 640, height: 360 })
+      const { status, file } = await upload(mp4, 'long.mp4', 'video/mp4')
+      expect(status).toBe(201)
+      // Wait (bounded) until a worker has started the job, then stop Strapi in the middle of it.
+      const deadline = Date.now() + 30_000
+      for (;;) {
+        const [job] = await jobsFor(file.id)
+        if (job && job.attempts >= 1 && !['complete', 'error', 'canceled'].includes(job.state))
+          break
+        if (Date.now() > deadline) throw new Error(`the job never started: ${JSON.stringify(job)}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await shutdown()
+      await boot()
+
+      const record = await finished(file.id, 90_000)
+      expect(record.state).toBe('complete')
+      const [job] = await jobsFor(file.id)
+      // Started again by the new process (the first run was cut short), and still one job.
+      expect(job!.attempts).toBeGreaterThanOrEqual(2)
+      expect(await jobsFor(file.id)).toHaveLength(1)
+      const video = record.outputs.find((o) => o.preset === 'mp4-480p')!
+      const probed = await fetchOutput(video)
+      expect(Number(probed.format.duration)).toBeCloseTo(20, 0)
+    }, 150_000)
 }
