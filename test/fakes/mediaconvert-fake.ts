@@ -377,20 +377,24 @@ export async function startMediaConvertFake(
     }
   }
 
-  async function publish(job: McJobRecord) {
+  /** Events of one job go out one after the other, each built when its turn comes. */
+  const queues = new Map<string, Promise<void>>()
+  function publish(job: McJobRecord): Promise<void> {
     const target = options.notifications
-    if (!target) return
+    if (!target) return Promise.resolve()
     const status = job.status
-    const envelope = target.signer.notification({
-      topicArn: target.topicArn,
-      message: JSON.stringify(event(job)),
+    const message = JSON.stringify(event(job))
+    const next = (queues.get(job.id) ?? Promise.resolve()).then(async () => {
+      const envelope = target.signer.notification({ topicArn: target.topicArn, message })
+      try {
+        const { status: httpStatus } = await target.signer.deliver(target.endpoint, envelope)
+        deliveries.push({ status, jobId: job.id, httpStatus })
+      } catch {
+        deliveries.push({ status, jobId: job.id, httpStatus: 0 })
+      }
     })
-    try {
-      const { status: httpStatus } = await target.signer.deliver(target.endpoint, envelope)
-      deliveries.push({ status, jobId: job.id, httpStatus })
-    } catch {
-      deliveries.push({ status, jobId: job.id, httpStatus: 0 })
-    }
+    queues.set(job.id, next)
+    return next
   }
 
   function view(job: McJobRecord) {
