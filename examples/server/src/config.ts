@@ -6,6 +6,7 @@ import {
   type Engine,
   ffmpegEngine,
   localStorage,
+  memoryRepository,
   type NotificationVerifier,
   type Queue,
   type Repository,
@@ -19,7 +20,10 @@ export interface ServerConfig {
   host: string
   /** Where the embedded database, local files and spooled uploads live. */
   dataDir: string
-  /** PostgreSQL server; without it, PGlite (embedded PostgreSQL) in `dataDir`. */
+  /**
+   * PostgreSQL server; without it, PGlite (embedded PostgreSQL) in `dataDir`; `memory://` for
+   * the in-memory repository (nothing kept).
+   */
   databaseUrl: string | null
   ffmpegPath: string | null
   maxUploadBytes: number
@@ -105,8 +109,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
 
   const databaseUrl = text('DATABASE_URL')
-  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL')
+  if (
+    databaseUrl !== null &&
+    databaseUrl !== 'memory://' &&
+    !/^postgres(ql)?:\/\//.test(databaseUrl)
+  ) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL, or memory://')
   }
   const apiPrefix = text('API_PREFIX') ?? '/api'
   if (!/^(\/[A-Za-z0-9._-]+)+$/.test(apiPrefix)) {
@@ -282,12 +290,14 @@ export async function createServices(
 
 /**
  * The database: PostgreSQL at `DATABASE_URL` with pg-boss workers, or PGlite in the data folder
- * with the in-process queue.
+ * with the in-process queue, or (`memory://`) the in-memory repository.
  */
 async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
 ): Promise<{ repository: Repository; queue?: Queue }> {
+  // Nothing kept across restarts: for trying things and for benchmarks.
+  if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
   const kysely = await import('@transcodekit/kysely')
   const opened = await kysely.openDatabase(
     config.databaseUrl ? { url: config.databaseUrl } : { dataDir: join(config.dataDir, 'db') },
