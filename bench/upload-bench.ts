@@ -9,12 +9,12 @@
  * multipart parsing, hashing, spooling, probing, storing) and `DATABASE_URL=memory://`.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { createWriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 
 const MIB = 1024 * 1024

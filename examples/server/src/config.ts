@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
-import { fileURLToPath } from 'node:url'
 import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   createTranscoder,
   type Engine,

@@ -17,9 +17,11 @@ const app = await buildServer(config, services)
 
 const SHUTDOWN_GRACE_MS = 10_000
 
-let stopping: Promise<void> | null = null
+let stopping = false
 function stop(signal: string) {
-  stopping ??= (async () => {
+  if (stopping) return
+  stopping = true
+  void (async () => {
     app.log.info({ signal }, 'shutting down: running jobs are left to resume at the next start')
     const timer = setTimeout(() => {
       app.log.error('shutdown took too long, exiting')

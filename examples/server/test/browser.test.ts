@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,6 +17,9 @@ describe('the web page in headless Chromium', () => {
   let browser: Browser
 
   beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_PATH`)
+    }
     dir = await mkdtemp(join(tmpdir(), 'transcodekit-browser-'))
     await mkdir(RESULTS, { recursive: true })
     server = await startServer({ DATA_DIR: join(dir, 'data') })

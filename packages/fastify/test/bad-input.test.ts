@@ -1,5 +1,5 @@
-import { connect } from 'node:net'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeTone } from '@transcodekit/core/testing'

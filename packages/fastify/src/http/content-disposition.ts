@@ -5,6 +5,7 @@
  */
 
 // C0 and C1 controls, DEL, and the Unicode bidi controls (U+061C, U+200E-F, U+202A-E, U+2066-9).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
 /** `inline` only for types a browser plays or shows without running anything. */

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
-import { contentDisposition, isInlineType } from '../http/content-disposition.ts'
 import { parseRange } from '../http/byte-range.ts'
+import { contentDisposition, isInlineType } from '../http/content-disposition.ts'
 import { NotFoundError, RangeNotSatisfiableError, toHttpError } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses } from '../schemas.ts'

@@ -1,6 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { InvalidRequestError } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses } from '../schemas.ts'

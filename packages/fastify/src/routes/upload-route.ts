@@ -1,10 +1,10 @@
-import { type TSchema, Type } from '@sinclair/typebox'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import {
-  TooLargeError as CoreTooLargeError,
-  AbortedError as CoreAbortedError,
-} from '@transcodekit/core'
+import { type TSchema, Type } from '@sinclair/typebox'
 import type { Asset, Job } from '@transcodekit/core'
+import {
+  AbortedError as CoreAbortedError,
+  TooLargeError as CoreTooLargeError,
+} from '@transcodekit/core'
 import {
   FieldTooLargeError,
   InvalidRequestError,
