@@ -139,57 +139,92 @@ export class KyselyRepository implements Repository {
     }
   }
 
-  #createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
-    return this.#db.transaction().execute(async (trx) => {
-      // A concurrent insert of the same key waits here until the other transaction ends, then
-      // does nothing: the job and its outputs become visible together, never a job without them.
-      const inserted = await trx
-        .insertInto('jobs')
-        .values({
-          id: job.id,
-          asset_id: job.assetId,
-          engine: job.engine,
-          engine_job_id: null,
-          state: 'submitted',
-          progress: 0,
-          error_code: null,
-          error_message: null,
-          idempotency_key: job.idempotencyKey,
-          request_hash: job.requestHash,
-          attempts: 0,
-          created_at: job.createdAt,
-          updated_at: job.createdAt,
-          finished_at: null,
-        })
-        .onConflict((oc) => oc.column('idempotency_key').doNothing())
-        .returning('id')
-        .executeTakeFirst()
-      if (inserted && job.outputs.length > 0) {
-        await trx
+  async #createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    const outputs = JSON.stringify(
+      job.outputs.map((output, position) => ({
+        name: output.name,
+        position,
+        preset_id: output.presetId,
+        storage_key: output.storageKey,
+        content_type: output.contentType,
+      })),
+    )
+    // One statement writes the job and its outputs, so they become visible together. A
+    // concurrent insert of the same key waits on the unique index until the other statement
+    // commits, then does nothing (and inserts no outputs either).
+    const inserted = await this.#db
+      .with('inserted', (db) =>
+        db
+          .insertInto('jobs')
+          .values({
+            id: job.id,
+            asset_id: job.assetId,
+            engine: job.engine,
+            engine_job_id: null,
+            state: 'submitted',
+            progress: 0,
+            error_code: null,
+            error_message: null,
+            idempotency_key: job.idempotencyKey,
+            request_hash: job.requestHash,
+            attempts: 0,
+            created_at: job.createdAt,
+            updated_at: job.createdAt,
+            finished_at: null,
+          })
+          .onConflict((oc) => oc.column('idempotency_key').doNothing())
+          .returningAll(),
+      )
+      .with('inserted_outputs', (db) =>
+        db
           .insertInto('outputs')
-          .values(
-            job.outputs.map((output, position) => ({
-              job_id: job.id,
-              name: output.name,
-              position,
-              preset_id: output.presetId,
-              storage_key: output.storageKey,
-              content_type: output.contentType,
-              state: 'submitted' as const,
-              size: null,
-              duration_sec: null,
-            })),
-          )
-          .execute()
+          .columns([
+            'job_id',
+            'name',
+            'position',
+            'preset_id',
+            'storage_key',
+            'content_type',
+            'state',
+          ])
+          .expression((eb) =>
+            eb
+              .selectFrom(['inserted', sql`jsonb_array_elements(${outputs}::jsonb)`.as('o')])
+              .select([
+                'inserted.id',
+                sql<string>`o->>'name'`.as('name'),
+                sql<number>`(o->>'position')::int`.as('position'),
+                sql<string>`o->>'preset_id'`.as('preset_id'),
+                sql<string>`o->>'storage_key'`.as('storage_key'),
+                sql<string>`o->>'content_type'`.as('content_type'),
+                sql<JobState>`'submitted'`.as('state'),
+              ]),
+          ),
+      )
+      .selectFrom('inserted')
+      .selectAll()
+      .executeTakeFirst()
+    if (inserted) {
+      const row: JobWithOutputs = {
+        ...(inserted as JobRow),
+        outputs: job.outputs.map((output) => ({
+          name: output.name,
+          preset_id: output.presetId,
+          storage_key: output.storageKey,
+          content_type: output.contentType,
+          state: 'submitted',
+          size: null,
+          duration_sec: null,
+        })),
       }
-      const row = inserted
-        ? await selectJobs(trx).where('jobs.id', '=', job.id).executeTakeFirst()
-        : await selectJobs(trx)
-            .where('jobs.idempotency_key', '=', job.idempotencyKey)
-            .executeTakeFirst()
-      if (!row) throw new Error(`job ${job.id} vanished while it was being created`)
-      return { job: toJob(row), created: Boolean(inserted), requestHash: row.request_hash }
-    })
+      return { job: toJob(row), created: true, requestHash: job.requestHash }
+    }
+    // The key was taken: a new statement sees the job that won, committed with its outputs.
+    const existing = await selectJobs(this.#db)
+      .where('jobs.idempotency_key', '=', job.idempotencyKey)
+      .executeTakeFirst()
+    if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
+    return { job: toJob(existing), created: false, requestHash: existing.request_hash }
   }
 
   async getJob(id: string): Promise<Job | null> {
