@@ -183,6 +183,26 @@ function s3Profile(): Profile {
   }
 }
 
+let compiled: Promise<{ appDir: string; distDir: string }> | null = null
+
+/** Compiles the app's TypeScript (config/, src/) once for every boot of this file. */
+function compileOnce(): Promise<{ appDir: string; distDir: string }> {
+  compiled ??= (async () => {
+    const { compileStrapi } = createRequire(join(APP_DIR, 'package.json'))('@strapi/strapi')
+    // compileStrapi exits the process when TypeScript fails: make that a test failure.
+    const exit = process.exit
+    process.exit = ((code?: number) => {
+      throw new Error(`compiling examples/strapi failed (exit ${code})`)
+    }) as typeof process.exit
+    try {
+      return await compileStrapi({ appDir: APP_DIR })
+    } finally {
+      process.exit = exit
+    }
+  })()
+  return compiled
+}
+
 async function filesUnder(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
   return entries
@@ -282,18 +302,8 @@ function defineSuite(profile: Profile): void {
   /** Compiles the app (TypeScript) and boots it on a free port. */
   async function boot(): Promise<void> {
     const started = Date.now()
-    const { compileStrapi, createStrapi } = appRequire('@strapi/strapi')
-    // compileStrapi exits the process when TypeScript fails: make that a test failure.
-    const exit = process.exit
-    process.exit = ((code?: number) => {
-      throw new Error(`compiling examples/strapi failed (exit ${code})`)
-    }) as typeof process.exit
-    let context: { appDir: string; distDir: string }
-    try {
-      context = await compileStrapi({ appDir: APP_DIR })
-    } finally {
-      process.exit = exit
-    }
+    const { createStrapi } = appRequire('@strapi/strapi')
+    const context = await compileOnce()
     listenersBefore = snapshotListeners()
     strapi = createStrapi({ ...context, autoReload: false }) as StrapiApp
     // Warnings and errors only (the plugin's retries are warnings): no line per HTTP request.
