@@ -125,6 +125,12 @@ dropzone.addEventListener('drop', (event) => {
 
 // Uploading -------------------------------------------------------------------------------
 
+// crypto.randomUUID only exists in secure contexts (https, localhost); getRandomValues everywhere.
+function uploadKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  return `upload-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`
+}
+
 function upload(file, presets) {
   return new Promise((resolve, reject) => {
     const data = new FormData()
@@ -133,7 +139,7 @@ function upload(file, presets) {
     data.append('file', file, file.name)
     const xhr = new XMLHttpRequest()
     xhr.open('POST', `${api}/uploads`)
-    xhr.setRequestHeader('Idempotency-Key', crypto.randomUUID())
+    xhr.setRequestHeader('Idempotency-Key', uploadKey())
     xhr.responseType = 'json'
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) setMeter('upload-progress', (event.loaded / event.total) * 100)

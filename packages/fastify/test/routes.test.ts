@@ -166,6 +166,29 @@ describe('GET /jobs/:id/events', () => {
   })
 })
 
+describe('closing the app', () => {
+  it('ends open event streams, so closing does not wait for jobs that never end', async () => {
+    t = await makeApp({ worker: false })
+    const { job } = (await upload(t.app, ['wav'])).json()
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const port = (t.app.server.address() as { port: number }).port
+    const response = await fetch(`http://127.0.0.1:${port}/jobs/${job.id}/events`)
+    const reader = response.body!.getReader()
+    const first = new TextDecoder().decode((await reader.read()).value)
+    expect(first).toContain('retry: 2000')
+    // The job waits forever (no worker); close must still finish, and the stream end.
+    await t.app.close()
+    let rest = ''
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      rest += new TextDecoder().decode(value)
+    }
+    const events = parseEvents(first + rest)
+    expect(events.map((e) => JSON.parse(e.data).state)).toEqual(['submitted'])
+  })
+})
+
 describe('assets', () => {
   it('lists assets newest first with a cursor, reads and deletes them', async () => {
     t = await makeApp({ worker: false })
@@ -297,6 +320,16 @@ describe('GET /files/*', () => {
     expect(past.statusCode).toBe(416)
     expect(past.headers['content-range']).toBe(`bytes */${size}`)
     expect(past.json().code).toBe('TRANSCODEKIT_RANGE_NOT_SATISFIABLE')
+
+    const head = await t.app.inject({ method: 'HEAD', url })
+    expect(head.statusCode).toBe(200)
+    expect(head.headers['content-length']).toBe(String(size))
+    expect(head.rawPayload.length).toBe(0)
+    const etag = whole.headers.etag as string
+    expect(etag).toMatch(/^".+"$/)
+    const cached = await t.app.inject({ url, headers: { 'if-none-match': etag } })
+    expect(cached.statusCode).toBe(304)
+    expect(cached.rawPayload.length).toBe(0)
 
     const name = '../a "b"\u202Eevil;\r\nX-Injected: 1 é.wav'
     const dl = await t.app.inject({ url: `${url}?download=${encodeURIComponent(name)}` })
