@@ -238,29 +238,31 @@ export async function createServices(
     }
 
     let engine: Engine
+    // The remote engines read and write the S3 bucket of the storage, under its prefix.
+    const bucket = config.storage.kind === 's3' ? config.storage : null
     if (config.engine.kind === 'elastic-transcoder') {
       const { ElasticTranscoderClient } = await import('@aws-sdk/client-elastic-transcoder')
       const client = new ElasticTranscoderClient({ region: config.engine.region })
       closers.push(async () => client.destroy())
-      engine = aws!.elasticTranscoderEngine({ client, pipelineName: config.engine.pipelineName })
+      engine = aws!.elasticTranscoderEngine({
+        client,
+        pipelineName: config.engine.pipelineName,
+        objectKeyPrefix: bucket!.prefix,
+      })
     } else if (config.engine.kind === 'mediaconvert') {
-      const make = (aws as Record<string, unknown> | null)?.mediaConvertEngine
-      if (typeof make !== 'function') {
-        throw new ConfigError([
-          'ENGINE=mediaconvert: this build of @transcodekit/aws has no mediaConvertEngine',
-        ])
-      }
       const { MediaConvertClient } = await import('@aws-sdk/client-mediaconvert')
       const client = new MediaConvertClient({
         region: config.engine.region,
         ...(config.engine.endpoint ? { endpoint: config.engine.endpoint } : {}),
       })
       closers.push(async () => client.destroy())
-      engine = make({
+      engine = aws!.mediaConvertEngine({
         client,
         role: config.engine.role,
-        queue: config.engine.queue ?? undefined,
-      }) as Engine
+        bucket: bucket!.bucket,
+        objectKeyPrefix: bucket!.prefix,
+        ...(config.engine.queue ? { queue: config.engine.queue } : {}),
+      })
     } else {
       engine = ffmpegEngine({
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
