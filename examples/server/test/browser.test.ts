@@ -22,7 +22,8 @@ describe('the web page in headless Chromium', () => {
     }
     dir = await mkdtemp(join(tmpdir(), 'transcodekit-browser-'))
     await mkdir(RESULTS, { recursive: true })
-    server = await startServer({ DATA_DIR: join(dir, 'data') })
+    // The page is under test here; the embedded database has its own test (server.test.ts).
+    server = await startServer({ DATA_DIR: join(dir, 'data'), DATABASE_URL: 'memory://' })
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
