@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import SwaggerParser from '@apidevtools/swagger-parser'
-import { makeTone } from '@transcodekit/core/testing'
+import { makeTone, makeVideo } from '@transcodekit/core/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { makeApp, multipart, parseEvents, type TestApp, waitFor } from './helpers.ts'
 
@@ -132,6 +132,37 @@ describe('POST /uploads and GET /jobs/:id', () => {
       error: 'Unprocessable Entity',
     })
     expect(await t.snapshot()).toEqual(before)
+  })
+})
+
+describe('a video upload', () => {
+  it('makes an MP4 and a thumbnail, served inline with their types', async () => {
+    t = await makeApp()
+    const video = await readFile(
+      await makeVideo(join(fixtures, 'clip.mp4'), { seconds: 1, width: 320, height: 240 }),
+    )
+    const res = await upload(t.app, ['mp4-480p', 'thumbnail'], {
+      filename: 'clip.mp4',
+      data: video,
+    })
+    expect(res.statusCode).toBe(201)
+    expect(res.json().asset).toMatchObject({ contentType: 'video/mp4' })
+    const { job } = res.json()
+    const done = await waitFor(async () => {
+      const current = (await t.app.inject({ url: `/jobs/${job.id}` })).json()
+      return current.state === 'complete' || current.state === 'error' ? current : null
+    })
+    expect(done.state, done.errorMessage).toBe('complete')
+    for (const [presetId, type] of [
+      ['mp4-480p', 'video/mp4'],
+      ['thumbnail', 'image/jpeg'],
+    ]) {
+      const output = done.outputs.find((o: { presetId: string }) => o.presetId === presetId)
+      const file = await t.app.inject({ url: output.url })
+      expect(file.statusCode).toBe(200)
+      expect(file.headers['content-type']).toBe(type)
+      expect(file.headers['content-disposition']).toMatch(/^inline;/)
+    }
   })
 })
 
