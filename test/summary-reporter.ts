@@ -5,7 +5,10 @@ import type { Reporter, TestModule } from 'vitest/node'
  * reader can find whatever vitest's own summary looks like.
  */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
+  onTestRunEnd(
+    testModules: ReadonlyArray<TestModule>,
+    unhandledErrors: ReadonlyArray<unknown>,
+  ): void {
     const counts = { passed: 0, failed: 0, skipped: 0 }
     for (const module of testModules) {
       for (const test of module.children.allTests()) {

@@ -40,10 +40,14 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
     ;({ stdout } = await execFileAsync(
       ffprobePath(),
       [
-        '-v', 'error',
-        '-protocol_whitelist', 'file',
-        '-format_whitelist', formats,
-        '-print_format', 'json',
+        '-v',
+        'error',
+        '-protocol_whitelist',
+        'file',
+        '-format_whitelist',
+        formats,
+        '-print_format',
+        'json',
         '-show_format',
         '-show_streams',
         `file:${path}`,
@@ -52,7 +56,9 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
     ))
   } catch (error) {
     if (options.signal?.aborted) throw error
-    throw new UnsupportedMediaError('the input is not a media file ffprobe can read', { cause: error })
+    throw new UnsupportedMediaError('the input is not a media file ffprobe can read', {
+      cause: error,
+    })
   }
   const raw = JSON.parse(stdout) as {
     format?: Record<string, unknown>
@@ -61,7 +67,14 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
   const formatName = typeof raw.format?.format_name === 'string' ? raw.format.format_name : ''
   const streams: MediaStream[] = (raw.streams ?? []).flatMap((s) => {
     const type = s.codec_type
-    if (type !== 'audio' && type !== 'video' && type !== 'subtitle' && type !== 'data' && type !== 'attachment') return []
+    if (
+      type !== 'audio' &&
+      type !== 'video' &&
+      type !== 'subtitle' &&
+      type !== 'data' &&
+      type !== 'attachment'
+    )
+      return []
     // A cover picture in an mp3 or m4a is a video stream of one frame: not a video.
     const disposition = s.disposition as Record<string, number> | undefined
     if (type === 'video' && disposition?.attached_pic === 1) return []

@@ -84,14 +84,25 @@ export function describeMedia(media: MediaInfo): { contentType: string; extensio
       : { contentType: 'audio/mp4', extension: 'm4a' }
   }
   if (media.formatName === 'matroska,webm') {
-    const webm = media.streams.every((s) => ['vp8', 'vp9', 'av1', 'opus', 'vorbis'].includes(s.codec))
-    if (webm) return hasVideo ? { contentType: 'video/webm', extension: 'webm' } : { contentType: 'audio/webm', extension: 'webm' }
+    const webm = media.streams.every((s) =>
+      ['vp8', 'vp9', 'av1', 'opus', 'vorbis'].includes(s.codec),
+    )
+    if (webm)
+      return hasVideo
+        ? { contentType: 'video/webm', extension: 'webm' }
+        : { contentType: 'audio/webm', extension: 'webm' }
     return { contentType: hasVideo ? 'video/x-matroska' : 'audio/x-matroska', extension: 'mkv' }
   }
   const known = CONTENT_TYPES[media.formatName]
   if (known) {
     const [contentType, extension] = known
-    return { contentType: hasVideo && contentType.startsWith('audio/') ? contentType.replace('audio/', 'video/') : contentType, extension }
+    return {
+      contentType:
+        hasVideo && contentType.startsWith('audio/')
+          ? contentType.replace('audio/', 'video/')
+          : contentType,
+      extension,
+    }
   }
   return { contentType: 'application/octet-stream', extension: 'bin' }
 }

@@ -31,5 +31,8 @@ export interface NotificationVerifier {
   verify(body: unknown, options?: { signal?: AbortSignal }): Promise<VerifiedSnsMessage>
 
   /** Confirms a verified `SubscriptionConfirmation` by fetching its `SubscribeURL`. */
-  confirmSubscription(message: VerifiedSnsMessage, options?: { signal?: AbortSignal }): Promise<void>
+  confirmSubscription(
+    message: VerifiedSnsMessage,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>
 }

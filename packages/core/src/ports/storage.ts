@@ -52,7 +52,11 @@ export interface Storage {
    * aborted put leaves nothing behind (no partial object, no pending multipart upload).
    * Overwrites an existing object.
    */
-  put(key: string, body: Readable | AsyncIterable<Uint8Array>, options?: PutOptions): Promise<PutResult>
+  put(
+    key: string,
+    body: Readable | AsyncIterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<PutResult>
 
   /** Reads an object, or a byte range of it. Throws `NotFoundError` when absent. */
   get(key: string, options?: GetOptions): Promise<GetResult>

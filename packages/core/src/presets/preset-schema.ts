@@ -61,7 +61,9 @@ export const PresetSchema = Type.Object(
     /** Canonical id: lowercase letters, digits and dashes. Also the output's file name. */
     id: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
     /** Other names that resolve to this preset (Elastic Transcoder system ids, short names). */
-    aliases: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' }))),
+    aliases: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' })),
+    ),
     description: Type.String({ maxLength: 200 }),
     container: Type.Union([
       Type.Literal('wav'),

@@ -20,12 +20,19 @@ import {
 import { assertValidPrefix, assetPrefix, jobPrefix, originalKey, outputKey } from '../keys.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
-import { type Asset, isTerminal, type Job, type Output, type Page, type PageRequest } from '../model.ts'
+import {
+  type Asset,
+  isTerminal,
+  type Job,
+  type Output,
+  type Page,
+  type PageRequest,
+} from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
 import type { JobPatch, ListJobsRequest, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
-import { type PresetCatalog, createPresetCatalog } from '../presets/preset-catalog.ts'
+import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
 
@@ -124,7 +131,10 @@ export class TranscodeService {
         video: options.defaultPresets?.video ?? DEFAULT_PRESETS.video,
       },
     }
-    for (const name of [...this.#options.defaultPresets.audio, ...this.#options.defaultPresets.video]) {
+    for (const name of [
+      ...this.#options.defaultPresets.audio,
+      ...this.#options.defaultPresets.video,
+    ]) {
       this.presets.resolve(name)
     }
     this.#events.setMaxListeners(0)
@@ -179,7 +189,10 @@ export class TranscodeService {
       if (this.storage.putFile) {
         await this.storage.putFile(key, spool, { contentType, signal: options.signal })
       } else {
-        await this.storage.put(key, createReadStream(spool), { contentType, signal: options.signal })
+        await this.storage.put(key, createReadStream(spool), {
+          contentType,
+          signal: options.signal,
+        })
       }
       const asset: Asset = {
         id,
@@ -240,7 +253,10 @@ export class TranscodeService {
     const presets = this.resolvePresets(asset, options.presets)
     const idempotencyKey = options.idempotencyKey ?? null
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-      throw new InvalidRequestError('INVALID_IDEMPOTENCY_KEY', 'an idempotency key has 1 to 255 characters')
+      throw new InvalidRequestError(
+        'INVALID_IDEMPOTENCY_KEY',
+        'an idempotency key has 1 to 255 characters',
+      )
     }
     const requestHash = createHash('sha256')
       // The content, not the asset id: two uploads of the same bytes under one key (a retried
@@ -250,7 +266,11 @@ export class TranscodeService {
     const jobId = randomUUID()
     // No read-then-insert: the repository's unique key decides, so concurrent callers with
     // one key (in any number of processes) all get the one job.
-    const { job, created, requestHash: storedHash } = await this.repository.createJob({
+    const {
+      job,
+      created,
+      requestHash: storedHash,
+    } = await this.repository.createJob({
       id: jobId,
       assetId: asset.id,
       engine: this.engine.name,
@@ -260,7 +280,13 @@ export class TranscodeService {
       outputs: presets.map((preset) => ({
         name: preset.id,
         presetId: preset.id,
-        storageKey: outputKey(this.#options.keyPrefix, asset.id, jobId, preset.id, preset.extension),
+        storageKey: outputKey(
+          this.#options.keyPrefix,
+          asset.id,
+          jobId,
+          preset.id,
+          preset.extension,
+        ),
         contentType: preset.contentType,
       })),
     })
@@ -348,7 +374,10 @@ export class TranscodeService {
   }
 
   /** A URL to read an output (or any stored key) from. */
-  outputUrl(output: Pick<Output, 'storageKey' | 'name'>, options?: { expiresInSec?: number }): Promise<string> {
+  outputUrl(
+    output: Pick<Output, 'storageKey' | 'name'>,
+    options?: { expiresInSec?: number },
+  ): Promise<string> {
     return this.storage.url(output.storageKey, { ...options })
   }
 
@@ -359,7 +388,8 @@ export class TranscodeService {
   async cancel(id: string): Promise<Job> {
     const job = await this.getJob(id)
     if (job.state === 'canceled') return job
-    if (isTerminal(job.state)) throw new InvalidStateError(`job ${id} has already ended (${job.state})`)
+    if (isTerminal(job.state))
+      throw new InvalidStateError(`job ${id} has already ended (${job.state})`)
     if (job.engineJobId && this.engine.cancel) {
       await this.engine.cancel(job.engineJobId)
     }
@@ -382,7 +412,9 @@ export class TranscodeService {
   async retry(id: string): Promise<Job> {
     const job = await this.getJob(id)
     if (job.state !== 'error' && job.state !== 'canceled') {
-      throw new InvalidStateError(`only a failed or canceled job can be retried; job ${id} is ${job.state}`)
+      throw new InvalidStateError(
+        `only a failed or canceled job can be retried; job ${id} is ${job.state}`,
+      )
     }
     return this.transcode(job.assetId, {
       presets: job.outputs.map((o) => o.presetId),
@@ -426,7 +458,10 @@ export class TranscodeService {
           delay(this.#options.pollIntervalMs, signal).then(() => this.repository.getJob(id)),
         ])
         if (!next) return
-        if (next.updatedAt.getTime() >= last.updatedAt.getTime() && fingerprint(next) !== fingerprint(last)) {
+        if (
+          next.updatedAt.getTime() >= last.updatedAt.getTime() &&
+          fingerprint(next) !== fingerprint(last)
+        ) {
           last = next
           yield last
         }
@@ -465,7 +500,9 @@ export class TranscodeService {
     let job = await this.repository.getJob(id)
     if (!job || isTerminal(job.state)) return
     const controller = new AbortController()
-    const signal = context.signal ? AbortSignal.any([context.signal, controller.signal]) : controller.signal
+    const signal = context.signal
+      ? AbortSignal.any([context.signal, controller.signal])
+      : controller.signal
     this.#running.set(id, controller)
     try {
       job = (await this.#update(id, { incrementAttempts: true })) ?? job
@@ -482,7 +519,8 @@ export class TranscodeService {
           onStatus: (update) => {
             void this.#applyStatus(job!, update).then(
               (current) => {
-                if (current?.state === 'canceled') controller.abort(new AbortedError('the job was canceled'))
+                if (current?.state === 'canceled')
+                  controller.abort(new AbortedError('the job was canceled'))
               },
               () => {},
             )
@@ -495,9 +533,15 @@ export class TranscodeService {
         const current = await this.repository.getJob(id)
         if (!current || isTerminal(current.state)) return
         if (!current.engineJobId || !this.engine.getStatus) {
-          throw new Error(`engine ${this.engine.name} returned a non-terminal status and cannot be polled`)
+          throw new Error(
+            `engine ${this.engine.name} returned a non-terminal status and cannot be polled`,
+          )
         }
-        job = (await this.#applyStatus(current, await this.engine.getStatus(current.engineJobId, { signal }))) ?? current
+        job =
+          (await this.#applyStatus(
+            current,
+            await this.engine.getStatus(current.engineJobId, { signal }),
+          )) ?? current
       }
     } catch (error) {
       const current = await this.repository.getJob(id)
@@ -512,7 +556,9 @@ export class TranscodeService {
           errorMessage: error.message,
           outputs: current.outputs.map((o) => ({ name: o.name, state: 'error' as const })),
         })
-        await this.storage.deletePrefix(jobPrefix(this.#options.keyPrefix, current.assetId, id)).catch(() => {})
+        await this.storage
+          .deletePrefix(jobPrefix(this.#options.keyPrefix, current.assetId, id))
+          .catch(() => {})
         return
       }
       throw error
@@ -536,7 +582,11 @@ export class TranscodeService {
 
   async #applyStatus(job: Job, status: EngineStatus): Promise<Job | null> {
     const patch: JobPatch = { state: status.state }
-    if (status.engineJobId && status.engineJobId !== job.engineJobId && job.engine === this.engine.name) {
+    if (
+      status.engineJobId &&
+      status.engineJobId !== job.engineJobId &&
+      job.engine === this.engine.name
+    ) {
       patch.engineJobId = status.engineJobId
     }
     if (status.progress !== undefined) patch.progress = clampProgress(status.progress)
@@ -558,7 +608,8 @@ export class TranscodeService {
     }
     if (isTerminal(status.state)) {
       for (const output of job.outputs) {
-        if (!outputs.some((o) => o.name === output.name)) outputs.push({ name: output.name, state: status.state })
+        if (!outputs.some((o) => o.name === output.name))
+          outputs.push({ name: output.name, state: status.state })
       }
     }
     if (outputs.length > 0) patch.outputs = outputs
