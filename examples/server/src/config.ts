@@ -25,6 +25,10 @@ export interface ServerConfig {
    * the in-memory repository (nothing kept).
    */
   databaseUrl: string | null
+  /** PostgreSQL schema of the transcodekit tables (PGlite or server). */
+  databaseSchema: string
+  /** PostgreSQL schema of the pg-boss queue (server only). */
+  queueSchema: string
   ffmpegPath: string | null
   maxUploadBytes: number
   /** Prefix of the API routes; the web page is at `/`. */
@@ -44,7 +48,13 @@ export interface ServerConfig {
       }
   engine:
     | { kind: 'ffmpeg' }
-    | { kind: 'elastic-transcoder'; pipelineName: string; region: string }
+    | {
+        kind: 'elastic-transcoder'
+        pipelineName: string
+        /** An API-compatible endpoint instead of AWS's. */
+        endpoint: string | null
+        region: string
+      }
     | {
         kind: 'mediaconvert'
         endpoint: string | null
@@ -116,6 +126,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   ) {
     problems.push('DATABASE_URL must be a postgres:// or postgresql:// URL, or memory://')
   }
+  const identifier = (name: string, fallback: string) => {
+    const value = text(name) ?? fallback
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+      problems.push(
+        `${name} must be a lower-case PostgreSQL identifier (got ${JSON.stringify(value)})`,
+      )
+    }
+    return value
+  }
+  const databaseSchema = identifier('DATABASE_SCHEMA', 'transcodekit')
+  const queueSchema = identifier('QUEUE_SCHEMA', 'pgboss')
   const apiPrefix = text('API_PREFIX') ?? '/api'
   if (!/^(\/[A-Za-z0-9._-]+)+$/.test(apiPrefix)) {
     problems.push('API_PREFIX must look like /api (slash-separated letters, digits, . _ -)')
@@ -145,6 +166,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     engine = {
       kind: 'elastic-transcoder',
       pipelineName: required('ET_PIPELINE_NAME', 'when ENGINE=elastic-transcoder'),
+      endpoint: text('ET_ENDPOINT'),
       region,
     }
   } else if (engineKind === 'mediaconvert') {
@@ -174,6 +196,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: text('HOST') ?? 'localhost',
     dataDir: resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
     databaseUrl,
+    databaseSchema,
+    queueSchema,
     ffmpegPath: text('FFMPEG_PATH'),
     maxUploadBytes: integer('MAX_UPLOAD_BYTES', 2 * 1024 ** 3, 1, 1024 ** 4),
     apiPrefix,
@@ -242,7 +266,10 @@ export async function createServices(
     const bucket = config.storage.kind === 's3' ? config.storage : null
     if (config.engine.kind === 'elastic-transcoder') {
       const { ElasticTranscoderClient } = await import('@aws-sdk/client-elastic-transcoder')
-      const client = new ElasticTranscoderClient({ region: config.engine.region })
+      const client = new ElasticTranscoderClient({
+        region: config.engine.region,
+        ...(config.engine.endpoint ? { endpoint: config.engine.endpoint } : {}),
+      })
       closers.push(async () => client.destroy())
       engine = aws!.elasticTranscoderEngine({
         client,
@@ -305,10 +332,13 @@ async function openPersistence(
     config.databaseUrl ? { url: config.databaseUrl } : { dataDir: join(config.dataDir, 'db') },
   )
   closers.push(() => opened.close())
-  await kysely.migrateToLatest(opened.db)
-  const repository = kysely.kyselyRepository({ db: opened.db })
+  await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema })
+  const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
   if (!config.databaseUrl) return { repository }
-  const queue = kysely.pgBossQueue({ connectionString: config.databaseUrl })
+  const queue = kysely.pgBossQueue({
+    connectionString: config.databaseUrl,
+    schema: config.queueSchema,
+  })
   closers.push(() => queue.close())
   return { repository, queue }
 }

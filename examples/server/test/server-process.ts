@@ -2,14 +2,18 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const WORKER = fileURLToPath(new URL('../src/worker.ts', import.meta.url))
 
-export interface RunningServer {
+export interface RunningProcess {
   child: ChildProcess
-  url: string
-  /** Everything the server logged. */
+  /** Everything the process logged. */
   output(): string
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+export interface RunningServer extends RunningProcess {
+  url: string
 }
 
 /** Starts `src/main.ts` as `pnpm start` would, on a free port, and waits until it listens. */
@@ -17,9 +21,38 @@ export async function startServer(
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<RunningServer> {
-  const child = spawn(process.execPath, [MAIN], {
+  const { running, match } = await startProcess(
+    MAIN,
+    env,
+    /transcodekit example: (http:\/\/127\.0\.0\.1:\d+)\//,
+    timeoutMs,
+  )
+  return { ...running, url: match[1]! }
+}
+
+/** Starts `src/worker.ts` as `pnpm worker` would and waits until it consumes jobs. */
+export async function startWorker(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<RunningProcess> {
+  const { running } = await startProcess(
+    WORKER,
+    env,
+    /transcodekit worker: consuming jobs/,
+    timeoutMs,
+  )
+  return running
+}
+
+async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  ready: RegExp,
+  timeoutMs: number,
+): Promise<{ running: RunningProcess; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, [script], {
     // DATABASE_URL cleared: each test gets its own embedded database (PGlite) in its DATA_DIR,
-    // never rows of a shared server.
+    // never rows of a shared server, unless it names one.
     env: {
       ...process.env,
       HOST: '127.0.0.1',
@@ -34,34 +67,68 @@ export async function startServer(
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   )
-  const url = await new Promise<string>((resolve, reject) => {
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`the server did not start:\n${output}`)),
+      () => reject(new Error(`${script} did not start:\n${output}`)),
       timeoutMs,
     )
     const onData = (data: Buffer) => {
       output += data.toString()
-      const match = /transcodekit example: (http:\/\/127\.0\.0\.1:\d+)\//.exec(output)
-      if (match) {
+      const found = ready.exec(output)
+      if (found) {
         clearTimeout(timer)
-        resolve(match[1]!)
+        resolve(found)
       }
     }
     child.stdout!.on('data', onData)
     child.stderr!.on('data', onData)
     child.once('exit', (code) => {
       clearTimeout(timer)
-      reject(new Error(`the server exited with ${code}:\n${output}`))
+      reject(new Error(`${script} exited with ${code}:\n${output}`))
     })
   })
   return {
-    child,
-    url,
-    output: () => output,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode !== null) return child.exitCode
-      child.kill(signal)
-      return exited
+    match,
+    running: {
+      child,
+      output: () => output,
+      async stop(signal = 'SIGTERM') {
+        if (child.exitCode !== null) return child.exitCode
+        child.kill(signal)
+        return exited
+      },
     },
   }
+}
+
+export interface JobView {
+  id: string
+  state: string
+  errorMessage?: string | null
+  outputs: Array<{ presetId: string; state: string; size: number | null; url: string | null }>
+}
+
+/**
+ * Follows a job through the server's event stream (which ends when the job does, or on the
+ * server's own time limit) until it ends or `timeoutMs` passes; answers its last view.
+ */
+export async function followJob(
+  baseUrl: string,
+  jobId: string,
+  timeoutMs = 60_000,
+): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs
+  let current: JobView | null = null
+  while (Date.now() < deadline) {
+    const text = await (
+      await fetch(`${baseUrl}/api/jobs/${jobId}/events`, {
+        signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      })
+    ).text()
+    const blocks = text.split('\n\n').filter((block) => block.includes('data: '))
+    if (blocks.length > 0) current = JSON.parse(blocks.at(-1)!.split('data: ')[1]!) as JobView
+    if (current && ['complete', 'error', 'canceled'].includes(current.state)) return current
+  }
+  if (!current) throw new Error(`no event for job ${jobId} within ${timeoutMs} ms`)
+  return current
 }

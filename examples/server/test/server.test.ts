@@ -64,6 +64,7 @@ describe('loadConfig', () => {
       S3_PREFIX: 'uploads/',
       ENGINE: 'elastic-transcoder',
       ET_PIPELINE_NAME: 'my-pipeline',
+      ET_ENDPOINT: 'http://127.0.0.1:4569',
       SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:transcoder',
     })
     expect(config.storage).toEqual({
@@ -77,6 +78,7 @@ describe('loadConfig', () => {
     expect(config.engine).toEqual({
       kind: 'elastic-transcoder',
       pipelineName: 'my-pipeline',
+      endpoint: 'http://127.0.0.1:4569',
       region: 'us-east-1',
     })
     expect(config.snsTopicArns).toEqual(['arn:aws:sns:us-east-1:123456789012:transcoder'])

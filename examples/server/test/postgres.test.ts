@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto'
+import { openAsBlob } from 'node:fs'
+import { access, chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { makeTone } from '@transcodekit/core/testing'
+import { openDatabase } from '@transcodekit/kysely'
+import { sql } from 'kysely'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { followJob, type RunningProcess, startServer, startWorker } from './server-process.ts'
+
+/**
+ * The example on the PostgreSQL server (DATABASE_URL): an API-only server in front of a
+ * `pnpm worker` process, and restarts that keep every asset and job. Each test has schemas of
+ * its own (DATABASE_SCHEMA, QUEUE_SCHEMA), dropped afterwards.
+ */
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+let dir: string
+let mp3: string
+const running: RunningProcess[] = []
+const schemas: string[] = []
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'transcodekit-example-pg-'))
+  mp3 = await makeTone(join(dir, 'tone.mp3'), { seconds: 2, format: 'mp3' })
+})
+afterEach(async () => {
+  for (const child of running.splice(0)) await child.stop('SIGKILL')
+})
+afterAll(async () => {
+  const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 1 })
+  for (const schema of schemas)
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db)
+  await close()
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** Environment for one test: its own data folder and schemas on the shared server. */
+function isolated(name: string): Record<string, string> {
+  const suffix = randomBytes(4).toString('hex')
+  const tables = `example_${name}_${suffix}`
+  const queue = `example_${name}_${suffix}_boss`
+  schemas.push(tables, queue)
+  return {
+    DATA_DIR: join(dir, name),
+    DATABASE_URL,
+    DATABASE_SCHEMA: tables,
+    QUEUE_SCHEMA: queue,
+  }
+}
+
+async function upload(baseUrl: string, presets: string[]) {
+  const form = new FormData()
+  for (const preset of presets) form.append('presets', preset)
+  form.append('file', await openAsBlob(mp3, { type: 'audio/mpeg' }), 'tone.mp3')
+  const created = await fetch(`${baseUrl}/api/uploads`, { method: 'POST', body: form })
+  expect(created.status).toBe(201)
+  return (await created.json()) as { asset: { id: string }; job: { id: string; state: string } }
+}
+
+async function expectDownloadable(
+  baseUrl: string,
+  outputs: Array<{ presetId: string; state: string; size: number | null; url: string | null }>,
+  types: Record<string, string>,
+) {
+  expect(outputs.map((o) => o.presetId).sort()).toEqual(Object.keys(types).sort())
+  for (const output of outputs) {
+    expect(output.state).toBe('complete')
+    const response = await fetch(`${baseUrl}${output.url}`)
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toBe(types[output.presetId])
+    const bytes = await response.arrayBuffer()
+    expect(bytes.byteLength).toBeGreaterThan(1000)
+    expect(bytes.byteLength).toBe(output.size)
+  }
+}
+
+const started = async (promise: Promise<RunningProcess & { url?: string }>) => {
+  const child = await promise
+  running.push(child)
+  return child
+}
+
+describe('the example server on PostgreSQL', () => {
+  it('with WORKER=false, hands uploads to a separate `pnpm worker` process that runs them', async () => {
+    const env = isolated('scale')
+    // The API process gets an "ffmpeg" that only records being called: it must never be.
+    const spy = join(dir, 'ffmpeg-spy.sh')
+    const called = join(dir, 'ffmpeg-called')
+    await writeFile(spy, `#!/bin/sh\necho "$@" >> '${called}'\nexit 1\n`)
+    await chmod(spy, 0o755)
+    const server = (await started(
+      startServer({ ...env, WORKER: 'false', FFMPEG_PATH: spy }),
+    )) as RunningProcess & { url: string }
+
+    const { asset, job } = await upload(server.url, ['wav', 'flac'])
+    expect(job.state).toBe('submitted')
+    // No worker yet: the job waits in the queue.
+    const waiting = await (await fetch(`${server.url}/api/jobs/${job.id}`)).json()
+    expect(waiting.state).toBe('submitted')
+
+    const worker = await started(startWorker({ ...env, FFMPEG_PATH: '' }))
+    // Followed through the server, which sees the worker's progress in the database.
+    const done = await followJob(server.url, job.id)
+    expect(done.state, done.errorMessage ?? '').toBe('complete')
+    await expectDownloadable(server.url, done.outputs, {
+      wav: 'audio/wav',
+      flac: 'audio/flac',
+    })
+    const assets = await (await fetch(`${server.url}/api/assets`)).json()
+    expect(assets.items.map((a: { id: string }) => a.id)).toEqual([asset.id])
+    await expect(access(called)).rejects.toThrow(/ENOENT/)
+
+    expect(await worker.stop('SIGTERM'), worker.output().slice(-2000)).toBe(0)
+    expect(worker.output()).toContain('shutting down')
+    expect(await server.stop('SIGTERM'), server.output().slice(-2000)).toBe(0)
+  }, 180_000)
+
+  it('refuses to run a worker on the embedded database, with a readable message', async () => {
+    const failure = await startWorker({ DATA_DIR: join(dir, 'embedded') }, 20_000).catch(
+      (error: Error) => error,
+    )
+    expect(failure).toBeInstanceOf(Error)
+    expect((failure as Error).message).toContain('exited with 1')
+    expect((failure as Error).message).toContain('DATABASE_URL must be a postgres:// URL')
+  }, 30_000)
+
+  it('keeps every asset and job across restarts; completed outputs stay downloadable', async () => {
+    const env = isolated('restart')
+    // 1. A server with its worker: the first upload completes.
+    let server = (await started(startServer(env))) as RunningProcess & { url: string }
+    const first = await upload(server.url, ['wav'])
+    const firstDone = await followJob(server.url, first.job.id)
+    expect(firstDone.state, firstDone.errorMessage ?? '').toBe('complete')
+    expect(await server.stop('SIGTERM')).toBe(0)
+
+    // 2. An API-only server: the second upload is queued, then the server stops.
+    server = (await started(startServer({ ...env, WORKER: 'false' }))) as RunningProcess & {
+      url: string
+    }
+    const second = await upload(server.url, ['flac'])
+    expect(await server.stop('SIGTERM')).toBe(0)
+
+    // 3. The next start has both assets and jobs; the queued job runs, the done one is intact.
+    server = (await started(startServer(env))) as RunningProcess & { url: string }
+    const assets = await (await fetch(`${server.url}/api/assets`)).json()
+    expect(assets.items.map((a: { id: string }) => a.id)).toEqual([second.asset.id, first.asset.id])
+    const firstAfter = await (await fetch(`${server.url}/api/jobs/${first.job.id}`)).json()
+    expect(firstAfter.state).toBe('complete')
+    expect(firstAfter.outputs).toEqual(firstDone.outputs)
+    await expectDownloadable(server.url, firstAfter.outputs, { wav: 'audio/wav' })
+    const secondDone = await followJob(server.url, second.job.id)
+    expect(secondDone.state, secondDone.errorMessage ?? '').toBe('complete')
+    await expectDownloadable(server.url, secondDone.outputs, { flac: 'audio/flac' })
+    const jobs = await (await fetch(`${server.url}/api/jobs`)).json()
+    expect(jobs.items.map((j: { id: string }) => j.id).sort()).toEqual(
+      [first.job.id, second.job.id].sort(),
+    )
+    expect(await server.stop('SIGTERM'), server.output().slice(-2000)).toBe(0)
+  }, 240_000)
+})
