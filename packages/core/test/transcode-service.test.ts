@@ -21,6 +21,7 @@ import {
 import {
   makeCorruptMedia,
   makeTone,
+  makeVideo,
   probe,
   writeFfconcat,
   writeHlsPlaylist,
@@ -181,6 +182,24 @@ describe('TranscodeService', () => {
     expect(done.errorCode).toBe('DECODE_FAILED')
     expect(done.errorMessage).toBeTruthy()
     expect(await service.storage.head(done.outputs[0]!.storageKey)).toBeNull()
+  })
+
+  it('reads an MPEG-TS upload and transcodes it', async () => {
+    const input = join(dir, 'camera.ts')
+    await makeVideo(input, { seconds: 1, width: 160, height: 120, container: 'mpegts' })
+    const asset = await service.ingest(createReadStream(input), { filename: 'camera.ts' })
+    expect(asset.contentType).toBe('video/mp2t')
+    expect(asset.storageKey).toMatch(/\.ts$/)
+    expect(asset.media.formatName).toBe('mpegts')
+    expect(asset.media.streams.map((s) => [s.type, s.codec]).sort()).toEqual([
+      ['audio', 'aac'],
+      ['video', 'h264'],
+    ])
+
+    const done = await finished((await service.transcode(asset.id, { presets: ['thumbnail'] })).id)
+    expect(done.state).toBe('complete')
+    const thumbnail = await probe(join(dir, 'files', done.outputs[0]!.storageKey))
+    expect(thumbnail.streams[0]).toMatchObject({ codec_type: 'video', width: 160, height: 120 })
   })
 
   it('refuses bytes that are not media, whatever the name, and leaves nothing behind', async () => {

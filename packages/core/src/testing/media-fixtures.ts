@@ -25,6 +25,8 @@ export interface VideoOptions {
   audio?: boolean
   /** @default 25 */
   frameRate?: number
+  /** `mpegts` writes a transport stream, as cameras and broadcast recorders do. @default 'mp4' */
+  container?: 'mp4' | 'mpegts'
 }
 
 /** What `ffprobe -show_format -show_streams -print_format json` prints. */
@@ -91,11 +93,12 @@ export async function makeTone(path: string, options: ToneOptions): Promise<stri
   return path
 }
 
-/** Writes a small H.264 (+ AAC) MP4 of ffmpeg's test pattern. */
+/** Writes a small H.264 (+ AAC) MP4, or MPEG-TS, of ffmpeg's test pattern. */
 export async function makeVideo(path: string, options: VideoOptions): Promise<string> {
   const { seconds, width, height } = options
   const rate = options.frameRate ?? 25
   const audio = options.audio ?? true
+  const container = options.container ?? 'mp4'
   await ffmpeg([
     '-f',
     'lavfi',
@@ -111,10 +114,9 @@ export async function makeVideo(path: string, options: VideoOptions): Promise<st
     '-pix_fmt',
     'yuv420p',
     ...(audio ? ['-c:a', 'aac', '-b:a', '96k', '-ac', '2'] : []),
-    '-movflags',
-    '+faststart',
+    ...(container === 'mp4' ? ['-movflags', '+faststart'] : []),
     '-f',
-    'mp4',
+    container,
     path,
   ])
   return path
