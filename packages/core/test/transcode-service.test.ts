@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   createTranscoder,
   ffmpegEngine,
@@ -200,6 +200,40 @@ describe('TranscodeService', () => {
     expect(done.state).toBe('complete')
     const thumbnail = await probe(join(dir, 'files', done.outputs[0]!.storageKey))
     expect(thumbnail.streams[0]).toMatchObject({ codec_type: 'video', width: 160, height: 120 })
+  })
+
+  it('tells a watcher of a change at once, however many polls found nothing before it', async () => {
+    const input = join(dir, 'short.mp3')
+    await makeTone(input, { seconds: 1, format: 'mp3' })
+    const paused = createTranscoder({
+      storage: service.storage,
+      engine: service.engine,
+      repository: service.repository,
+      tmpDir: join(dir, 'spool'),
+      worker: false,
+      pollIntervalMs: 1000,
+    })
+    const asset = await paused.ingest(createReadStream(input))
+    const job = await paused.transcode(asset.id, { presets: ['flac'] })
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      const updates = paused.watch(job.id)
+      expect((await updates.next()).value).toMatchObject({ state: 'submitted' })
+      const update = updates.next()
+      // Three polls that find the job as it was.
+      for (let i = 0; i < 3; i++) await vi.advanceTimersByTimeAsync(1000)
+      await paused.cancel(job.id)
+      // No clock moves from here: only the change event can wake the watcher.
+      const first = await Promise.race([
+        update,
+        new Promise((resolve) => setImmediate(() => resolve('still waiting'))),
+      ])
+      expect(first).toMatchObject({ value: { state: 'canceled' } })
+      expect(await updates.next()).toMatchObject({ done: true })
+    } finally {
+      vi.useRealTimers()
+      await paused.close()
+    }
   })
 
   it('refuses bytes that are not media, whatever the name, and leaves nothing behind', async () => {

@@ -108,6 +108,8 @@ export class TranscodeService {
   readonly #events = new EventEmitter({ captureRejections: false })
   /** Jobs running in this process, to abort them on cancel. */
   readonly #running = new Map<string, AbortController>()
+  /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
+  readonly #lastSeen = new Map<string, string>()
   #started: Promise<void> | null = null
   #closed = false
 
@@ -448,15 +450,40 @@ export class TranscodeService {
   async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job> {
     const local = new AbortController()
     const signal = options.signal ? AbortSignal.any([options.signal, local.signal]) : local.signal
+    // Listening before the first read, so that no change falls between the two; everything
+    // after it sits in the `try`, so that the listener goes with `local.abort()` however the
+    // watch ends (an unknown job, a consumer that stops after the first value).
     const changes = on(this.#events, `job:${id}`, { signal })
-    let last = await this.getJob(id)
-    yield last
+    // One read of `changes` stays pending across polls: a read per turn would leave one behind
+    // each time the poll won, and those would swallow the next changes. It is rejected when
+    // the watch ends; that is not an error.
+    const nextChange = () => {
+      const read = changes.next()
+      read.catch(() => {})
+      return read
+    }
     try {
+      let last = await this.getJob(id)
+      yield last
+      let change = nextChange()
       while (!isTerminal(last.state)) {
-        const next = await Promise.race([
-          changes.next().then((r) => (r.done ? null : (r.value[0] as Job))),
-          delay(this.#options.pollIntervalMs, signal).then(() => this.repository.getJob(id)),
+        const tick = new AbortController()
+        const woke = await Promise.race([
+          change,
+          delay(this.#options.pollIntervalMs, AbortSignal.any([signal, tick.signal])).then(
+            () => null,
+          ),
         ])
+        // A change came first: stop this turn's timer, or it would read the job once more.
+        tick.abort()
+        let next: Job | null
+        if (woke) {
+          if (woke.done) return
+          next = woke.value[0] as Job
+          change = nextChange()
+        } else {
+          next = await this.repository.getJob(id)
+        }
         if (!next) return
         if (
           next.updatedAt.getTime() >= last.updatedAt.getTime() &&
@@ -631,8 +658,6 @@ export class TranscodeService {
     }
     return job
   }
-
-  readonly #lastSeen = new Map<string, string>()
 
   #emit(event: JobEvent): void {
     this.#events.emit('job', event)
