@@ -25,6 +25,8 @@ export interface ServerConfig {
    * the in-memory repository (nothing kept).
    */
   databaseUrl: string | null
+  /** `shared_buffers` of the embedded database (PGlite), e.g. `16MB`. */
+  pgliteSharedBuffers: string
   /** PostgreSQL schema of the transcodekit tables (PGlite or server). */
   databaseSchema: string
   /** PostgreSQL schema of the pg-boss queue (server only). */
@@ -137,6 +139,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const databaseSchema = identifier('DATABASE_SCHEMA', 'transcodekit')
   const queueSchema = identifier('QUEUE_SCHEMA', 'pgboss')
+  const pgliteSharedBuffers = text('PGLITE_SHARED_BUFFERS') ?? '16MB'
+  if (!/^\d{1,6}(kB|MB|GB)$/.test(pgliteSharedBuffers)) {
+    problems.push(
+      `PGLITE_SHARED_BUFFERS must be a size like 16MB (got ${JSON.stringify(pgliteSharedBuffers)})`,
+    )
+  }
   const apiPrefix = text('API_PREFIX') ?? '/api'
   if (!/^(\/[A-Za-z0-9._-]+)+$/.test(apiPrefix)) {
     problems.push('API_PREFIX must look like /api (slash-separated letters, digits, . _ -)')
@@ -196,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: text('HOST') ?? 'localhost',
     dataDir: resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
     databaseUrl,
+    pgliteSharedBuffers,
     databaseSchema,
     queueSchema,
     ffmpegPath: text('FFMPEG_PATH'),
@@ -329,7 +338,14 @@ async function openPersistence(
   if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
   const kysely = await import('@transcodekit/kysely')
   const opened = await kysely.openDatabase(
-    config.databaseUrl ? { url: config.databaseUrl } : { dataDir: join(config.dataDir, 'db') },
+    config.databaseUrl
+      ? { url: config.databaseUrl }
+      : {
+          dataDir: join(config.dataDir, 'db'),
+          // PGlite's WebAssembly memory only grows: its default 128MB of shared buffers alone
+          // would cost more than the whole server otherwise needs.
+          postgresSettings: { shared_buffers: config.pgliteSharedBuffers },
+        },
   )
   closers.push(() => opened.close())
   await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema })

@@ -1,8 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const WORKER = fileURLToPath(new URL('../src/worker.ts', import.meta.url))
+
+/** The Node flags of a package.json script `node <flags> src/<entry>.ts`. */
+function scriptFlags(name: string): string[] {
+  const { scripts } = JSON.parse(
+    readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+  ) as { scripts: Record<string, string> }
+  const words = scripts[name]!.split(/\s+/)
+  return words.slice(words.indexOf('node') + 1, -1)
+}
 
 export interface RunningProcess {
   child: ChildProcess
@@ -22,7 +32,7 @@ export async function startServer(
   timeoutMs = 60_000,
 ): Promise<RunningServer> {
   const { running, match } = await startProcess(
-    MAIN,
+    [...scriptFlags('start'), MAIN],
     env,
     /transcodekit example: (http:\/\/127\.0\.0\.1:\d+)\//,
     timeoutMs,
@@ -36,7 +46,7 @@ export async function startWorker(
   timeoutMs = 60_000,
 ): Promise<RunningProcess> {
   const { running } = await startProcess(
-    WORKER,
+    [...scriptFlags('worker'), WORKER],
     env,
     /transcodekit worker: consuming jobs/,
     timeoutMs,
@@ -45,12 +55,13 @@ export async function startWorker(
 }
 
 async function startProcess(
-  script: string,
+  args: string[],
   env: Record<string, string>,
   ready: RegExp,
   timeoutMs: number,
 ): Promise<{ running: RunningProcess; match: RegExpExecArray }> {
-  const child = spawn(process.execPath, [script], {
+  const script = args.at(-1)!
+  const child = spawn(process.execPath, args, {
     // DATABASE_URL cleared: each test gets its own embedded database (PGlite) in its DATA_DIR,
     // never rows of a shared server, unless it names one.
     env: {

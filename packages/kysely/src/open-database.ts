@@ -15,6 +15,12 @@ export interface OpenServerDatabaseOptions {
 export interface OpenEmbeddedDatabaseOptions {
   /** A folder where the embedded PostgreSQL (PGlite) keeps its files; made if missing. */
   dataDir: string
+  /**
+   * PostgreSQL settings for the embedded server (`-c name=value` at start), e.g.
+   * `{ shared_buffers: '16MB' }`: its WebAssembly memory never shrinks, so smaller buffers mean
+   * a smaller process. @default PGlite's own (shared_buffers 128MB)
+   */
+  postgresSettings?: Record<string, string>
 }
 
 export type OpenDatabaseOptions = OpenServerDatabaseOptions | OpenEmbeddedDatabaseOptions
@@ -57,7 +63,23 @@ export async function openDatabase<DB = any>(
   if ('dataDir' in options && typeof options.dataDir === 'string' && options.dataDir !== '') {
     const dataDir = resolve(options.dataDir)
     await mkdir(dataDir, { recursive: true })
-    const pglite = new PGlite(dataDir)
+    const settings = Object.entries(options.postgresSettings ?? {})
+    for (const [name, value] of settings) {
+      if (!/^[a-z_][a-z0-9_.]*$/.test(name) || /[\0\n]/.test(value)) {
+        throw new ConfigurationError(`postgresSettings: invalid setting ${JSON.stringify(name)}`)
+      }
+    }
+    const pglite = new PGlite(
+      dataDir,
+      settings.length > 0
+        ? {
+            startParams: [
+              ...PGlite.defaultStartParams,
+              ...settings.flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+            ],
+          }
+        : {},
+    )
     await pglite.waitReady
     const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) })
     return {
