@@ -25,6 +25,7 @@ import {
   NotFoundError,
   type Preset,
 } from '@transcodekit/core'
+import { notificationBody, serviceError, submissionError } from './aws-errors.ts'
 import { S3Storage } from './s3-storage.ts'
 
 export interface ElasticTranscoderEngineOptions {
@@ -83,15 +84,6 @@ function etOutputKey(name: string, preset: Preset): string {
 
 function storageOutputKey(etKey: string): string {
   return etKey.includes('.') ? etKey : `${etKey}.m3u8`
-}
-
-function serviceError(error: unknown): { name: string; status?: number; message: string } {
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } }
-  return {
-    name: e?.name ?? 'Error',
-    status: e?.$metadata?.httpStatusCode,
-    message: e?.message ?? String(error),
-  }
 }
 
 /**
@@ -249,19 +241,7 @@ export class ElasticTranscoderEngine implements Engine {
       )
       job = response.Job
     } catch (error) {
-      const { name, status, message } = serviceError(error)
-      if (status !== undefined && status >= 400 && status < 500) {
-        throw new EngineError(
-          'ENGINE_REJECTED',
-          `Elastic Transcoder refused the job: ${name}: ${message}`,
-          {
-            cause: error,
-          },
-        )
-      }
-      throw new EngineError('ENGINE_UNAVAILABLE', `Elastic Transcoder: ${name}: ${message}`, {
-        cause: error,
-      })
+      throw submissionError('Elastic Transcoder', error)
     }
     if (!job?.Id)
       throw new EngineError('ENGINE_UNAVAILABLE', 'Elastic Transcoder returned no job id')
@@ -326,14 +306,7 @@ export class ElasticTranscoderEngine implements Engine {
    * `PROGRESSING|COMPLETED|WARNING|ERROR`) as a status; `null` when it is not one.
    */
   parseNotification(message: unknown): EngineStatus | null {
-    let value = message
-    if (typeof value === 'string') {
-      try {
-        value = JSON.parse(value)
-      } catch {
-        return null
-      }
-    }
+    const value = notificationBody(message)
     if (typeof value !== 'object' || value === null) return null
     const m = value as Record<string, unknown>
     const state = elasticTranscoderState(m.state)

@@ -26,6 +26,7 @@ import {
   type Preset,
   type VideoSpec,
 } from '@transcodekit/core'
+import { notificationBody, serviceError, submissionError } from './aws-errors.ts'
 import { S3Storage } from './s3-storage.ts'
 
 export interface MediaConvertEngineOptions {
@@ -274,15 +275,6 @@ export function mediaConvertUnsupportedReason(preset: Preset): string | null {
   return null
 }
 
-function serviceError(error: unknown): { name: string; status?: number; message: string } {
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } }
-  return {
-    name: e?.name ?? 'Error',
-    status: e?.$metadata?.httpStatusCode,
-    message: e?.message ?? String(error),
-  }
-}
-
 /** AWS Elemental MediaConvert as an `Engine`, from the same preset catalog. */
 export class MediaConvertEngine implements Engine {
   readonly name = 'mediaconvert'
@@ -374,17 +366,7 @@ export class MediaConvertEngine implements Engine {
       )
       job = response.Job
     } catch (error) {
-      const { name, status, message } = serviceError(error)
-      if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
-        throw new EngineError(
-          'ENGINE_REJECTED',
-          `MediaConvert refused the job: ${name}: ${message}`,
-          { cause: error },
-        )
-      }
-      throw new EngineError('ENGINE_UNAVAILABLE', `MediaConvert: ${name}: ${message}`, {
-        cause: error,
-      })
+      throw submissionError('MediaConvert', error)
     }
     if (!job?.Id) throw new EngineError('ENGINE_UNAVAILABLE', 'MediaConvert returned no job id')
     return this.#status(job)
@@ -431,14 +413,7 @@ export class MediaConvertEngine implements Engine {
    * the `Message`) as a status; `null` for other events and for jobs of other buckets.
    */
   parseNotification(message: unknown): EngineStatus | null {
-    let value = message
-    if (typeof value === 'string') {
-      try {
-        value = JSON.parse(value)
-      } catch {
-        return null
-      }
-    }
+    const value = notificationBody(message)
     const event = value as {
       source?: unknown
       'detail-type'?: unknown

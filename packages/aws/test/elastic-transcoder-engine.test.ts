@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -227,6 +229,35 @@ describe('elasticTranscoderEngine', () => {
       message: expect.stringContaining('pipeline was not found'),
     })
     expect(et.jobs.size).toBe(before)
+  })
+
+  it('maps a throttled submission (429) to ENGINE_UNAVAILABLE, to be tried again', async () => {
+    // The fake does not throttle: an endpoint that answers every request as AWS does when it
+    // throttles (429, x-amzn-ErrorType, a JSON message).
+    const throttling = createServer((req, res) => {
+      req.resume()
+      res.writeHead(429, {
+        'content-type': 'application/json',
+        'x-amzn-errortype': 'ThrottlingException',
+      })
+      res.end(JSON.stringify({ message: 'Rate exceeded' }))
+    })
+    await new Promise<void>((resolve) => throttling.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = throttling.address() as AddressInfo
+      const engine = elasticTranscoderEngine({
+        client: client(`http://127.0.0.1:${port}`),
+        pipelineId: '3333333333333-cccccc',
+        objectKeyPrefix: 'app/',
+        lookbackPages: 0,
+      })
+      await expect(engine.run(request([catalog.resolve('wav')]), run)).rejects.toMatchObject({
+        code: 'ENGINE_UNAVAILABLE',
+        message: expect.stringContaining('ThrottlingException'),
+      })
+    } finally {
+      await new Promise((resolve) => throttling.close(resolve))
+    }
   })
 
   it('refuses a storage whose prefix the engine was not told', async () => {
