@@ -5,12 +5,11 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import {
   createTranscoder,
-  isTerminal,
   type Job,
   memoryRepository,
   type TranscodeService,
 } from '@transcodekit/core'
-import { makeTone } from '@transcodekit/core/testing'
+import { jobEnd, makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type ElasticTranscoderFake,
@@ -84,13 +83,6 @@ function etService(endpoint: string): TranscodeService {
   return service
 }
 
-async function finished(service: TranscodeService, id: string): Promise<Job> {
-  let last: Job | undefined
-  for await (const job of service.watch(id, { signal: AbortSignal.timeout(60_000) })) last = job
-  if (!last || !isTerminal(last.state)) throw new Error(`job ${id} did not end`)
-  return last
-}
-
 async function until(read: () => Promise<Job>, done: (job: Job) => boolean): Promise<Job> {
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -108,7 +100,7 @@ describe('TranscodeService with remote engines, polling', () => {
       filename: 'song.mp3',
       presets: ['1351620000001-300300', '1351620000001-300110', '1351620000001-100110'],
     })
-    const done = await finished(service, job.id)
+    const done = await jobEnd(service, job.id)
     expect(done.state, done.errorMessage ?? '').toBe('complete')
     expect(done.engine).toBe('elastic-transcoder')
     expect(done.engineJobId).toMatch(/^\d{13}-\w{6}$/)
@@ -134,7 +126,7 @@ describe('TranscodeService with remote engines, polling', () => {
     // Something else writes where the job's first output goes before the service starts it.
     await service.storage.put(job.outputs[0]!.storageKey, Readable.from([Buffer.from('not ours')]))
     etHeld.start(submitted.engineJobId as string)
-    const done = await finished(service, job.id)
+    const done = await jobEnd(service, job.id)
     expect(done.state).toBe('error')
     expect(done.errorCode).toBe('STORAGE_FAILED')
     expect(done.errorMessage).toContain('3002')
@@ -167,7 +159,7 @@ describe('TranscodeService with remote engines, polling', () => {
     etHeld.start(running.engineJobId as string)
     await expect(service.cancel(second.id)).rejects.toMatchObject({ code: 'INVALID_STATE' })
     expect((await service.getJob(second.id)).state).not.toBe('canceled')
-    const done = await finished(service, second.id)
+    const done = await jobEnd(service, second.id)
     expect(done.state).toBe('complete')
   })
 
@@ -190,7 +182,7 @@ describe('TranscodeService with remote engines, polling', () => {
     const { job } = await service.ingestAndTranscode(createReadStream(mp3), {
       presets: ['wav', 'mp3-128k'],
     })
-    const done = await finished(service, job.id)
+    const done = await jobEnd(service, job.id)
     expect(done.state, done.errorMessage ?? '').toBe('complete')
     expect(done.progress).toBe(100)
     const created = [...mc.jobs.values()].find((j) => j.id === done.engineJobId)

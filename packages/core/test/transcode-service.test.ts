@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,8 +8,6 @@ import {
   createTranscoder,
   ffmpegEngine,
   IdempotencyConflictError,
-  isTerminal,
-  type Job,
   type JobEvent,
   localStorage,
   memoryRepository,
@@ -19,6 +17,8 @@ import {
   UnsupportedMediaError,
 } from '../src/index.ts'
 import {
+  filesUnder,
+  jobEnd,
   makeCorruptMedia,
   makeTone,
   makeVideo,
@@ -40,25 +40,6 @@ function makeService(): TranscodeService {
     tmpDir: join(dir, 'spool'),
     pollIntervalMs: 50,
   })
-}
-
-async function finished(id: string): Promise<Job> {
-  let last: Job | undefined
-  for await (const job of service.watch(id)) last = job
-  if (!last || !isTerminal(last.state)) throw new Error(`job ${id} did not end`)
-  return last
-}
-
-/** Every file under `root`, as paths relative to it. */
-async function files(root: string): Promise<string[]> {
-  try {
-    const entries = await readdir(root, { recursive: true, withFileTypes: true })
-    return entries
-      .filter((e) => e.isFile())
-      .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
-  } catch {
-    return []
-  }
 }
 
 /** A TCP listener that counts the connections made to it. */
@@ -99,7 +80,7 @@ describe('TranscodeService', () => {
 
     const job = await service.transcode(asset.id, { presets: SEED_PRESETS })
     expect(job.outputs.map((o) => o.presetId)).toEqual(['wav', 'flac', 'aac-256k'])
-    const done = await finished(job.id)
+    const done = await jobEnd(service, job.id)
     expect(done.state).toBe('complete')
     expect(done.progress).toBe(100)
 
@@ -136,7 +117,7 @@ describe('TranscodeService', () => {
     const events: JobEvent[] = []
     service.subscribe((event) => events.push(event))
     const job = await service.transcode(asset.id, { presets: ['flac', 'mp3-320k', 'aac-256k'] })
-    await finished(job.id)
+    await jobEnd(service, job.id)
 
     const mine = events.filter((e) => e.job.id === job.id)
     expect(mine[0]?.type).toBe('job.created')
@@ -162,13 +143,13 @@ describe('TranscodeService', () => {
     const canceled = await service.cancel(job.id)
     expect(canceled.state).toBe('canceled')
     expect(canceled.outputs.every((o) => o.state === 'canceled')).toBe(true)
-    const after = await finished(job.id)
+    const after = await jobEnd(service, job.id)
     expect(after.state).toBe('canceled')
     for (const output of after.outputs) {
       expect(await service.storage.head(output.storageKey)).toBeNull()
     }
-    expect(await files(join(dir, 'files', asset.id, job.id))).toEqual([])
-    await expect.poll(() => files(join(dir, 'engine-tmp'))).toEqual([])
+    expect(await filesUnder(join(dir, 'files', asset.id, job.id))).toEqual([])
+    await expect.poll(() => filesUnder(join(dir, 'engine-tmp'))).toEqual([])
   })
 
   it('ends a job on an input that cannot be decoded in error, with a stable code', async () => {
@@ -177,7 +158,7 @@ describe('TranscodeService', () => {
     // The header is a real mp3's, so it probes; the frames behind it are noise.
     const asset = await service.ingest(createReadStream(input))
     const job = await service.transcode(asset.id, { presets: ['flac'] })
-    const done = await finished(job.id)
+    const done = await jobEnd(service, job.id)
     expect(done.state).toBe('error')
     expect(done.errorCode).toBe('DECODE_FAILED')
     expect(done.errorMessage).toBeTruthy()
@@ -196,7 +177,10 @@ describe('TranscodeService', () => {
       ['video', 'h264'],
     ])
 
-    const done = await finished((await service.transcode(asset.id, { presets: ['thumbnail'] })).id)
+    const done = await jobEnd(
+      service,
+      (await service.transcode(asset.id, { presets: ['thumbnail'] })).id,
+    )
     expect(done.state).toBe('complete')
     const thumbnail = await probe(join(dir, 'files', done.outputs[0]!.storageKey))
     expect(thumbnail.streams[0]).toMatchObject({ codec_type: 'video', width: 160, height: 120 })
@@ -242,8 +226,8 @@ describe('TranscodeService', () => {
     expect(error).toBeInstanceOf(UnsupportedMediaError)
     expect((error as UnsupportedMediaError).code).toBe('UNSUPPORTED_MEDIA')
     expect((await service.listAssets()).items).toEqual([])
-    expect(await files(join(dir, 'files'))).toEqual([])
-    expect(await files(join(dir, 'spool'))).toEqual([])
+    expect(await filesUnder(join(dir, 'files'))).toEqual([])
+    expect(await filesUnder(join(dir, 'spool'))).toEqual([])
   })
 
   it.each([
@@ -262,8 +246,8 @@ describe('TranscodeService', () => {
       await expect(probeMedia(input)).rejects.toBeInstanceOf(UnsupportedMediaError)
       expect(tcp.connections()).toBe(0)
       expect((await service.listAssets()).items).toEqual([])
-      expect(await files(join(dir, 'files'))).toEqual([])
-      expect(await files(join(dir, 'spool'))).toEqual([])
+      expect(await filesUnder(join(dir, 'files'))).toEqual([])
+      expect(await filesUnder(join(dir, 'spool'))).toEqual([])
     } finally {
       tcp.close()
     }
@@ -285,7 +269,7 @@ describe('TranscodeService', () => {
       service.transcode(asset.id, { presets: ['wav'], idempotencyKey: 'k1' }),
     ).rejects.toBeInstanceOf(IdempotencyConflictError)
     expect((await service.listJobs({ assetId: asset.id })).items).toHaveLength(1)
-    await finished(jobs[0]!.id)
+    await jobEnd(service, jobs[0]!.id)
   })
 
   it('answers a retried upload with the first job and keeps one asset', async () => {
@@ -302,7 +286,7 @@ describe('TranscodeService', () => {
     expect(second.job.id).toBe(first.job.id)
     expect(second.asset.id).toBe(first.asset.id)
     expect((await service.listAssets()).items).toHaveLength(1)
-    await finished(first.job.id)
+    await jobEnd(service, first.job.id)
   })
 
   it('refuses an unknown preset before storing anything', async () => {
@@ -315,7 +299,7 @@ describe('TranscodeService', () => {
     expect((error as UnknownPresetError).code).toBe('UNKNOWN_PRESET')
     expect((await service.listAssets()).items).toEqual([])
     expect((await service.listJobs()).items).toEqual([])
-    expect(await files(join(dir, 'files'))).toEqual([])
+    expect(await filesUnder(join(dir, 'files'))).toEqual([])
   })
 
   it('retries a canceled job as one new job, and deletes an asset with its outputs', async () => {
@@ -337,12 +321,12 @@ describe('TranscodeService', () => {
     const retriedAgain = await service.retry(job.id)
     expect(retriedAgain.id).toBe(retried.id)
     expect(retried.id).not.toBe(job.id)
-    const done = await finished(retried.id)
+    const done = await jobEnd(service, retried.id)
     expect(done.state).toBe('complete')
     expect(await service.storage.head(done.outputs[0]!.storageKey)).not.toBeNull()
 
     await service.deleteAsset(asset.id)
-    expect(await files(join(dir, 'files'))).toEqual([])
+    expect(await filesUnder(join(dir, 'files'))).toEqual([])
     await expect(service.getJob(retried.id)).rejects.toMatchObject({ code: 'NOT_FOUND' })
   })
 })

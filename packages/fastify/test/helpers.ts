@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import swagger from '@fastify/swagger'
 import {
   createTranscoder,
@@ -11,6 +11,7 @@ import {
   type NotificationVerifier,
   type TranscodeService,
 } from '@transcodekit/core'
+import { filesUnder } from '@transcodekit/core/testing'
 import Fastify, { type FastifyInstance } from 'fastify'
 import transcodekit, { type UploadLimits } from '../src/index.ts'
 
@@ -40,14 +41,6 @@ export interface TestAppOptions {
   worker?: boolean
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
-}
-
-async function listFiles(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(root, join(entry.parentPath, entry.name)))
-    .sort()
 }
 
 /** An app per test: local storage and a spool folder in a fresh temp folder, memory rows. */
@@ -89,8 +82,8 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
       const jobs = await repository.listJobs({ limit: 100 })
       return {
         // The storage's own bookkeeping folder for in-flight writes counts as left behind too.
-        files: await listFiles(storageRoot),
-        tmp: await listFiles(tmpDir),
+        files: await filesUnder(storageRoot),
+        tmp: await filesUnder(tmpDir),
         assets: assets.items.map((asset) => asset.id).sort(),
         jobs: jobs.items.map((job) => job.id).sort(),
       }

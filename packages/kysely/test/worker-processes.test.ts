@@ -13,7 +13,7 @@ import {
   probeMedia,
   type TranscodeService,
 } from '@transcodekit/core'
-import { makeTone } from '@transcodekit/core/testing'
+import { filesUnder, makeTone } from '@transcodekit/core/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { kyselyRepository, type PgBossQueue, pgBossQueue } from '../src/index.ts'
 import {
@@ -65,15 +65,6 @@ async function childrenOf(pid: number): Promise<Array<{ pid: number; comm: strin
 async function isAlive(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
   return stat !== null && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-}
-
-async function filesUnder(folder: string): Promise<string[]> {
-  const root = folder.replace(/\/+$/, '')
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => [])
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
-    .sort()
 }
 
 describe('worker processes on PostgreSQL with pg-boss', () => {

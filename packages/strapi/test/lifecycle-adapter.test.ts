@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -8,7 +8,7 @@ import {
   memoryRepository,
   type TranscodeService,
 } from '@transcodekit/core'
-import { makeTone, makeVideo, probe } from '@transcodekit/core/testing'
+import { filesUnder, makeTone, makeVideo, probe } from '@transcodekit/core/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   createLifecycleAdapter,
@@ -63,17 +63,6 @@ function fileRow(name: string, mime: string, extra: Record<string, unknown> = {}
 
 function created(result: unknown): LifecycleEvent {
   return { action: 'afterCreate', model: { uid: 'plugin::upload.file' }, result }
-}
-
-async function filesUnder(root: string): Promise<string[]> {
-  try {
-    const entries = await readdir(root, { recursive: true, withFileTypes: true })
-    return entries
-      .filter((e) => e.isFile() && !e.parentPath.includes('/.'))
-      .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
-  } catch {
-    return []
-  }
 }
 
 beforeEach(async () => {
@@ -193,7 +182,7 @@ describe('createLifecycleAdapter', () => {
     const job = await adapter.settled(jobId!)
     expect(job.state).toBe('complete')
     // The losers' ingested copies were removed: one asset folder in storage.
-    const stored = await filesUnder(join(dir, 'store'))
+    const stored = await filesUnder(join(dir, 'store'), { hiddenFolders: false })
     expect(new Set(stored.map((p) => p.split('/')[0]))).toEqual(new Set([assets[0]!.id]))
   })
 
@@ -229,7 +218,7 @@ describe('createLifecycleAdapter', () => {
     const outcome = await adapter.handle(created(row))
     if (outcome.status !== 'submitted') throw new Error('not submitted')
     await adapter.settled(outcome.job.id)
-    expect((await filesUnder(join(dir, 'store'))).length).toBe(3)
+    expect((await filesUnder(join(dir, 'store'), { hiddenFolders: false })).length).toBe(3)
 
     const deleted = await adapter.handle({
       action: 'afterDelete',
@@ -237,7 +226,7 @@ describe('createLifecycleAdapter', () => {
       result: row,
     })
     expect(deleted).toMatchObject({ status: 'deleted', assetId: outcome.job.assetId })
-    expect(await filesUnder(join(dir, 'store'))).toEqual([])
+    expect(await filesUnder(join(dir, 'store'), { hiddenFolders: false })).toEqual([])
     expect(await adapter.jobOf({ id: String(row.id) })).toBeNull()
     await expect(service.getAsset(outcome.job.assetId)).rejects.toMatchObject({ code: 'NOT_FOUND' })
     // Deleting again (a repeated afterDelete) is harmless.
@@ -257,8 +246,8 @@ describe('createLifecycleAdapter', () => {
     )
     await expect(adapter.handle(created(row))).rejects.toMatchObject({ code: 'UNSUPPORTED_MEDIA' })
     expect((await service.listAssets()).items).toHaveLength(0)
-    expect(await filesUnder(join(dir, 'store'))).toEqual([])
-    expect(await filesUnder(join(dir, 'spool'))).toEqual([])
+    expect(await filesUnder(join(dir, 'store'), { hiddenFolders: false })).toEqual([])
+    expect(await filesUnder(join(dir, 'spool'), { hiddenFolders: false })).toEqual([])
   })
 
   it('reads only files directly inside the uploads folder', async () => {
