@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { builtinPresets } from '../../packages/core/src/presets/builtin-presets.ts'
 import type { Preset } from '../../packages/core/src/presets/preset-schema.ts'
+import { readJson, ServiceError, serveRestJson } from './aws-rest-json.ts'
 import { type FakeOutput, objectExists, transcodeObjects } from './fake-transcode.ts'
 import type { SnsSigner } from './sns-signer.ts'
 
@@ -92,36 +92,16 @@ export interface ElasticTranscoderFake {
 const API = '/2012-09-25'
 const TERMINAL = ['Complete', 'Canceled', 'Error']
 const JOBS_PAGE = 50
+const NOT_JSON = new ServiceError(400, 'ValidationException', 'the request body is not JSON')
 
 const presetsById = new Map<string, Preset>()
 for (const preset of builtinPresets) {
   if (preset.elasticTranscoderPresetId) presetsById.set(preset.elasticTranscoderPresetId, preset)
 }
 
-class ServiceError extends Error {
-  readonly status: number
-  readonly type: string
-  constructor(status: number, type: string, message: string) {
-    super(message)
-    this.status = status
-    this.type = type
-  }
-}
-
 function etId(): string {
   const digits = `${Date.now()}`.padStart(13, '0').slice(-13)
   return `${digits}-${randomBytes(3).toString('hex')}`
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = []
-  for await (const chunk of req) chunks.push(chunk as Buffer)
-  if (chunks.length === 0) return null
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw new ServiceError(400, 'ValidationException', 'the request body is not JSON')
-  }
 }
 
 function send(res: ServerResponse, status: number, body: unknown) {
@@ -130,14 +110,6 @@ function send(res: ServerResponse, status: number, body: unknown) {
     'x-amzn-requestid': randomBytes(8).toString('hex'),
   })
   res.end(JSON.stringify(body))
-}
-
-function fail(res: ServerResponse, error: ServiceError) {
-  res.writeHead(error.status, {
-    'content-type': 'application/json',
-    'x-amzn-errortype': `${error.type}:http://internal.amazon.com/coral/com.amazonaws.ets/`,
-  })
-  res.end(JSON.stringify({ message: error.message }))
 }
 
 export async function startElasticTranscoderFake(
@@ -358,7 +330,7 @@ export async function startElasticTranscoderFake(
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://fake')
     const method = req.method ?? 'GET'
-    const body = method === 'POST' || method === 'PUT' ? await readJson(req) : null
+    const body = method === 'POST' || method === 'PUT' ? await readJson(req, NOT_JSON) : null
     requests.push({ method, path: url.pathname, query: url.searchParams, body })
     if (!url.pathname.startsWith(`${API}/`)) {
       throw new ServiceError(
@@ -441,17 +413,13 @@ export async function startElasticTranscoderFake(
     )
   }
 
-  const server: Server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      if (error instanceof ServiceError) fail(res, error)
-      else fail(res, new ServiceError(500, 'InternalServiceException', String(error)))
-    })
+  const http = await serveRestJson(route, {
+    internalErrorType: 'InternalServiceException',
+    errorTypeSuffix: ':http://internal.amazon.com/coral/com.amazonaws.ets/',
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
   return {
-    endpoint,
+    endpoint: http.endpoint,
     requests,
     jobs,
     deliveries,
@@ -468,8 +436,7 @@ export async function startElasticTranscoderFake(
     },
     async close() {
       await Promise.allSettled(running)
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await http.close()
     },
   }
 }

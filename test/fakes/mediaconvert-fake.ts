@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Preset } from '../../packages/core/src/presets/preset-schema.ts'
+import { readJson, ServiceError, serveRestJson } from './aws-rest-json.ts'
 import { type FakeOutput, transcodeObjects } from './fake-transcode.ts'
 import type { SnsSigner } from './sns-signer.ts'
 
@@ -46,16 +46,6 @@ export interface MediaConvertFake {
   start(jobId: string): void
   settled(jobId: string): Promise<McJobRecord>
   close(): Promise<void>
-}
-
-class ServiceError extends Error {
-  readonly status: number
-  readonly type: string
-  constructor(status: number, type: string, message: string) {
-    super(message)
-    this.status = status
-    this.type = type
-  }
 }
 
 /** Request JSON, read field by field as the service would. */
@@ -233,17 +223,6 @@ function plan(settings: Wire): {
   return { input, outputs }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = []
-  for await (const chunk of req) chunks.push(chunk as Buffer)
-  if (chunks.length === 0) return null
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
-  } catch {
-    throw bad('the request body is not JSON')
-  }
-}
-
 export async function startMediaConvertFake(
   options: MediaConvertFakeOptions,
 ): Promise<MediaConvertFake> {
@@ -404,7 +383,7 @@ export async function startMediaConvertFake(
   async function route(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://fake')
     const method = req.method ?? 'GET'
-    const body = method === 'POST' ? await readJson(req) : null
+    const body = method === 'POST' ? await readJson(req, bad('the request body is not JSON')) : null
     requests.push({ method, path: url.pathname, body })
     const send = (status: number, payload: unknown) => {
       res.writeHead(status, {
@@ -444,20 +423,10 @@ export async function startMediaConvertFake(
     throw new ServiceError(404, 'NotFoundException', `no route for ${method} ${url.pathname}`)
   }
 
-  const server: Server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      const e =
-        error instanceof ServiceError
-          ? error
-          : new ServiceError(500, 'InternalServerErrorException', String(error))
-      res.writeHead(e.status, { 'content-type': 'application/json', 'x-amzn-errortype': e.type })
-      res.end(JSON.stringify({ message: e.message }))
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const http = await serveRestJson(route, { internalErrorType: 'InternalServerErrorException' })
 
   return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    endpoint: http.endpoint,
     requests,
     jobs,
     deliveries,
@@ -473,8 +442,7 @@ export async function startMediaConvertFake(
     },
     async close() {
       await Promise.allSettled(running)
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await http.close()
     },
   }
 }
