@@ -31,6 +31,15 @@ if (config.databaseUrl === null || config.databaseUrl === 'memory://') {
 }
 
 const services = await createServices(config, { worker: true })
+services.service.subscribe(({ job }) => {
+  if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
+    log(job.state === 'error' ? 'error' : 'info', 'job ended', {
+      jobId: job.id,
+      state: job.state,
+      ...(job.errorMessage ? { error: job.errorMessage } : {}),
+    })
+  }
+})
 await services.service.ready()
 log('info', 'transcodekit worker: consuming jobs', {
   concurrency: config.workerConcurrency,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { openAsBlob } from 'node:fs'
-import { access, chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { access, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeTone } from '@transcodekit/core/testing'
@@ -111,10 +111,51 @@ describe('the example server on PostgreSQL', () => {
     const assets = await (await fetch(`${server.url}/api/assets`)).json()
     expect(assets.items.map((a: { id: string }) => a.id)).toEqual([asset.id])
     await expect(access(called)).rejects.toThrow(/ENOENT/)
+    // The worker ran it.
+    expect(worker.output()).toMatch(
+      new RegExp(`"jobId":"${job.id}","state":"complete","msg":"job ended"`),
+    )
 
     expect(await worker.stop('SIGTERM'), worker.output().slice(-2000)).toBe(0)
     expect(worker.output()).toContain('shutting down')
     expect(await server.stop('SIGTERM'), server.output().slice(-2000)).toBe(0)
+  }, 180_000)
+
+  it('a worker stopped by SIGTERM mid-job leaves the job to the next worker, and its ffmpeg stopped', async () => {
+    const env = isolated('handoff')
+    // The first worker's "ffmpeg" writes its pid, then hangs: a transcode still running.
+    const hung = join(dir, 'ffmpeg-hangs.sh')
+    const pidFile = join(dir, 'hung-ffmpeg.pid')
+    await writeFile(hung, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 120\n`)
+    await chmod(hung, 0o755)
+    const server = (await started(startServer({ ...env, WORKER: 'false' }))) as RunningProcess & {
+      url: string
+    }
+    const first = await started(startWorker({ ...env, FFMPEG_PATH: hung }))
+    const { job } = await upload(server.url, ['wav'])
+
+    const deadline = Date.now() + 30_000
+    let pid = 0
+    while (pid === 0 && Date.now() < deadline) {
+      pid = Number(await readFile(pidFile, 'utf8').catch(() => '0')) || 0
+      if (pid === 0) await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(pid, 'the first worker started ffmpeg').toBeGreaterThan(0)
+    expect(await first.stop('SIGTERM'), first.output().slice(-2000)).toBe(0)
+    // Its ffmpeg did not outlive it, and the job was left unfinished, not failed.
+    // (Gone, or at most a zombie waiting for whoever reaps orphans in this container.)
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null)
+    expect(stat === null || / Z /.test(stat), `ffmpeg ${pid} still running: ${stat}`).toBe(true)
+    const left = await (await fetch(`${server.url}/api/jobs/${job.id}`)).json()
+    expect(['submitted', 'progressing']).toContain(left.state)
+
+    const second = await started(startWorker({ ...env, FFMPEG_PATH: '' }))
+    const done = await followJob(server.url, job.id, 90_000)
+    expect(done.state, done.errorMessage ?? '').toBe('complete')
+    await expectDownloadable(server.url, done.outputs, { wav: 'audio/wav' })
+    expect(second.output()).toContain(`"jobId":"${job.id}","state":"complete"`)
+    expect(await second.stop('SIGTERM')).toBe(0)
+    expect(await server.stop('SIGTERM')).toBe(0)
   }, 180_000)
 
   it('refuses to run a worker on the embedded database, with a readable message', async () => {

@@ -17,6 +17,9 @@ describe('loadConfig', () => {
       databaseUrl: null,
       apiPrefix: '/api',
       worker: true,
+      databaseSchema: 'transcodekit',
+      queueSchema: 'pgboss',
+      pgliteSharedBuffers: '16MB',
       storage: { kind: 'local' },
       engine: { kind: 'ffmpeg' },
       snsTopicArns: [],
@@ -35,6 +38,8 @@ describe('loadConfig', () => {
         DATABASE_URL: 'mysql://x',
         SNS_TOPIC_ARNS: 'not-an-arn',
         WORKER: 'maybe',
+        DATABASE_SCHEMA: 'Bad-Schema',
+        PGLITE_SHARED_BUFFERS: 'lots',
       })
     } catch (caught) {
       error = caught
@@ -49,6 +54,8 @@ describe('loadConfig', () => {
       'DATABASE_URL',
       'SNS_TOPIC_ARNS',
       'WORKER',
+      'DATABASE_SCHEMA',
+      'PGLITE_SHARED_BUFFERS',
       'STORAGE=s3',
     ]) {
       expect(message).toContain(name)
