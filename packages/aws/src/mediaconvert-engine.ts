@@ -6,6 +6,7 @@ import {
   GetJobCommand,
   type Job as McJob,
   type MediaConvertClient,
+  type Output,
   type OutputGroup,
   type VideoDescription,
 } from '@aws-sdk/client-mediaconvert'
@@ -187,33 +188,24 @@ export function presetToMediaConvertOutput(
 ): OutputGroup | null {
   if (mediaConvertUnsupportedReason(preset)) return null
   if (preset.image) {
-    return {
-      Name: preset.id,
-      OutputGroupSettings: {
-        Type: 'FILE_GROUP_SETTINGS',
-        FileGroupSettings: { Destination: destination },
-      },
-      Outputs: [
-        {
-          Extension: preset.extension,
-          ContainerSettings: { Container: 'RAW' },
-          VideoDescription: {
-            Width: preset.image.maxWidth,
-            Height: preset.image.maxHeight,
-            ScalingBehavior: 'FIT_NO_UPSCALE',
-            CodecSettings: {
-              Codec: 'FRAME_CAPTURE',
-              FrameCaptureSettings: {
-                FramerateNumerator: 1,
-                FramerateDenominator: 10,
-                MaxCaptures: 1,
-                Quality: 80,
-              },
-            },
+    return fileGroup(preset.id, destination, {
+      Extension: preset.extension,
+      ContainerSettings: { Container: 'RAW' },
+      VideoDescription: {
+        Width: preset.image.maxWidth,
+        Height: preset.image.maxHeight,
+        ScalingBehavior: 'FIT_NO_UPSCALE',
+        CodecSettings: {
+          Codec: 'FRAME_CAPTURE',
+          FrameCaptureSettings: {
+            FramerateNumerator: 1,
+            FramerateDenominator: 10,
+            MaxCaptures: 1,
+            Quality: 80,
           },
         },
-      ],
-    } as OutputGroup
+      },
+    })
   }
   const audio = preset.audio ? [audioDescription(preset.audio)] : undefined
   const video = preset.video ? videoDescription(preset.video) : undefined
@@ -240,23 +232,26 @@ export function presetToMediaConvertOutput(
       ],
     } as OutputGroup
   }
-  const container = { wav: 'RAW', flac: 'RAW', mp3: 'RAW', mp4: 'MP4', webm: 'WEBM', ogg: 'OGG' }[
-    preset.container as 'wav' | 'flac' | 'mp3' | 'mp4' | 'webm' | 'ogg'
-  ]
+  const container = (
+    { wav: 'RAW', flac: 'RAW', mp3: 'RAW', mp4: 'MP4', webm: 'WEBM', ogg: 'OGG' } as const
+  )[preset.container as 'wav' | 'flac' | 'mp3' | 'mp4' | 'webm' | 'ogg']
+  return fileGroup(preset.id, destination, {
+    Extension: preset.extension,
+    ContainerSettings: { Container: container },
+    ...(video ? { VideoDescription: video } : {}),
+    ...(audio ? { AudioDescriptions: audio } : {}),
+  })
+}
+
+/** An output group that writes one file, `<destination>.<extension>`. */
+function fileGroup(name: string, destination: string, output: Output): OutputGroup {
   return {
-    Name: preset.id,
+    Name: name,
     OutputGroupSettings: {
       Type: 'FILE_GROUP_SETTINGS',
       FileGroupSettings: { Destination: destination },
     },
-    Outputs: [
-      {
-        Extension: preset.extension,
-        ContainerSettings: { Container: container },
-        ...(video ? { VideoDescription: video } : {}),
-        ...(audio ? { AudioDescriptions: audio } : {}),
-      },
-    ],
+    Outputs: [output],
   } as OutputGroup
 }
 
