@@ -234,7 +234,11 @@ export interface Services {
  */
 export async function createServices(
   config: ServerConfig,
-  options: { worker?: boolean } = {},
+  options: {
+    worker?: boolean
+    /** Use the embedded database of a server on the same data folder (a separate worker). */
+    attach?: boolean
+  } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
   const close = async () => {
@@ -306,7 +310,7 @@ export async function createServices(
       })
     }
 
-    const { repository, queue } = await openPersistence(config, closers)
+    const { repository, queue } = await openPersistence(config, closers, options.attach ?? false)
     const service = createTranscoder({
       storage,
       engine,
@@ -327,34 +331,46 @@ export async function createServices(
 }
 
 /**
- * The database: PostgreSQL at `DATABASE_URL` with pg-boss workers, or PGlite in the data folder
- * with the in-process queue, or (`memory://`) the in-memory repository.
+ * The database: PostgreSQL at `DATABASE_URL`, or else the embedded one (PGlite in the data
+ * folder, run in a process of its own that serves the PostgreSQL protocol on a Unix socket), each
+ * with pg-boss as the queue; or (`memory://`) the in-memory repository and in-process queue.
+ *
+ * A separate worker (`attach`) uses the embedded database of the server running on the same data
+ * folder instead of starting one.
  */
 async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
+  attach: boolean,
 ): Promise<{ repository: Repository; queue?: Queue }> {
   // Nothing kept across restarts: for trying things and for benchmarks.
   if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
   const kysely = await import('@transcodekit/kysely')
-  const opened = await kysely.openDatabase(
-    config.databaseUrl
-      ? { url: config.databaseUrl }
-      : {
-          dataDir: join(config.dataDir, 'db'),
-          // PGlite's WebAssembly memory only grows: its default 128MB of shared buffers alone
-          // would cost more than the whole server otherwise needs.
-          postgresSettings: { shared_buffers: config.pgliteSharedBuffers },
-        },
-  )
+  const embeddedDir = join(config.dataDir, 'db')
+  let url = config.databaseUrl
+  if (url === null && attach) {
+    url = kysely.embeddedPostgresUrl(embeddedDir)
+  } else if (url === null) {
+    const embedded = await kysely.startEmbeddedPostgres({
+      dataDir: embeddedDir,
+      // PGlite's WebAssembly memory only grows: its default 128MB of shared buffers alone
+      // would cost more than the rest of the database process.
+      postgresSettings: { shared_buffers: config.pgliteSharedBuffers },
+    })
+    closers.push(() => embedded.close())
+    url = embedded.url
+  }
+  const opened = await kysely.openDatabase({ url })
   closers.push(() => opened.close())
-  await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema })
-  const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
-  if (!config.databaseUrl) return { repository }
-  const queue = kysely.pgBossQueue({
-    connectionString: config.databaseUrl,
-    schema: config.queueSchema,
+  await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema }).catch((error) => {
+    if (!attach || config.databaseUrl !== null) throw error
+    throw new Error(
+      `no embedded database is running in ${embeddedDir} (${String(error)}): ` +
+        'start the server on this DATA_DIR first (pnpm start), or set DATABASE_URL',
+    )
   })
+  const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
+  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
   closers.push(() => queue.close())
   return { repository, queue }
 }

@@ -53,9 +53,17 @@ try {
   await services.close()
   process.exit(1)
 }
-const resumed = await services.service.resume()
-if (resumed > 0) app.log.info({ resumed }, 'handed unfinished jobs to the worker again')
-const { port } = app.server.address() as { port: number }
-app.log.info(
-  `transcodekit example: http://${config.host}:${port}/  (API docs: http://${config.host}:${port}/docs)`,
-)
+try {
+  const resumed = await services.service.resume()
+  if (resumed > 0) app.log.info({ resumed }, 'handed unfinished jobs to the worker again')
+} catch (error) {
+  // A SIGTERM right after start closes the database under `resume()`: the jobs it did not get
+  // to are resumed at the next start.
+  if (!stopping) throw error
+}
+if (!stopping) {
+  const { port } = app.server.address() as { port: number }
+  app.log.info(
+    `transcodekit example: http://${config.host}:${port}/  (API docs: http://${config.host}:${port}/docs)`,
+  )
+}

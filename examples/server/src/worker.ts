@@ -1,7 +1,7 @@
 // `pnpm worker`: a process that only runs transcoding jobs (no HTTP), built by the same
-// `createServices` as the server. Any number of them, on any number of machines, share the
-// PostgreSQL server at DATABASE_URL: the API process (`WORKER=false`) enqueues, pg-boss hands
-// each job to one worker at a time.
+// `createServices` as the server. Any number of them share the database: the PostgreSQL server
+// at DATABASE_URL (from any machine), or the embedded one of the server on the same DATA_DIR.
+// The API process (`WORKER=false`) enqueues, pg-boss hands each job to one worker at a time.
 import { ConfigError, createServices, loadConfig } from './config.ts'
 
 const log = (level: 'info' | 'error', msg: string, fields: Record<string, unknown> = {}) => {
@@ -20,17 +20,23 @@ try {
   }
   throw error
 }
-// PGlite belongs to the one process that opened its folder, and memory:// to nobody else:
-// only a database server has a queue that other processes can share.
-if (config.databaseUrl === null || config.databaseUrl === 'memory://') {
+// memory:// belongs to one process; the embedded database is the one the server on this
+// DATA_DIR runs, which the worker attaches to.
+if (config.databaseUrl === 'memory://') {
   console.error(
-    'invalid configuration:\n  - DATABASE_URL must be a postgres:// URL for a separate worker ' +
-      '(the embedded database and memory:// are not shared between processes)',
+    'invalid configuration:\n  - DATABASE_URL=memory:// is not shared between processes: ' +
+      'a separate worker needs the embedded database or a postgres:// URL',
   )
   process.exit(1)
 }
 
-const services = await createServices(config, { worker: true })
+let services: Awaited<ReturnType<typeof createServices>>
+try {
+  services = await createServices(config, { worker: true, attach: true })
+} catch (error) {
+  log('error', String(error instanceof Error ? error.message : error))
+  process.exit(1)
+}
 services.service.subscribe(({ job }) => {
   if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
     log(job.state === 'error' ? 'error' : 'info', 'job ended', {

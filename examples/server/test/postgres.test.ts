@@ -12,7 +12,8 @@ import { followJob, type RunningProcess, startServer, startWorker } from './serv
 /**
  * The example on the PostgreSQL server (DATABASE_URL): an API-only server in front of a
  * `pnpm worker` process, and restarts that keep every asset and job. Each test has schemas of
- * its own (DATABASE_SCHEMA, QUEUE_SCHEMA), dropped afterwards.
+ * its own (DATABASE_SCHEMA, QUEUE_SCHEMA), dropped afterwards. Then the same split on the
+ * embedded database, which the server runs in a process of its own that workers attach to.
  */
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -158,15 +159,6 @@ describe('the example server on PostgreSQL', () => {
     expect(await server.stop('SIGTERM')).toBe(0)
   }, 180_000)
 
-  it('refuses to run a worker on the embedded database, with a readable message', async () => {
-    const failure = await startWorker({ DATA_DIR: join(dir, 'embedded') }, 20_000).catch(
-      (error: Error) => error,
-    )
-    expect(failure).toBeInstanceOf(Error)
-    expect((failure as Error).message).toContain('exited with 1')
-    expect((failure as Error).message).toContain('DATABASE_URL must be a postgres:// URL')
-  }, 30_000)
-
   it('keeps every asset and job across restarts; completed outputs stay downloadable', async () => {
     const env = isolated('restart')
     // 1. A server with its worker: the first upload completes.
@@ -200,4 +192,38 @@ describe('the example server on PostgreSQL', () => {
     )
     expect(await server.stop('SIGTERM'), server.output().slice(-2000)).toBe(0)
   }, 240_000)
+})
+
+describe('the example server on its embedded database', () => {
+  it('a worker attaches to the embedded database of the server on its DATA_DIR; a second server is refused', async () => {
+    const env = { DATA_DIR: join(dir, 'embedded') }
+    // No server on the folder yet: nothing to attach to.
+    const alone = await startWorker(env, 20_000).catch((error: Error) => error)
+    expect(alone).toBeInstanceOf(Error)
+    expect((alone as Error).message).toContain('exited with 1')
+    expect((alone as Error).message).toContain('no embedded database is running in')
+    expect((alone as Error).message).toContain('start the server on this DATA_DIR first')
+
+    const server = (await started(startServer({ ...env, WORKER: 'false' }))) as RunningProcess & {
+      url: string
+    }
+    const { job } = await upload(server.url, ['flac'])
+    const worker = await started(startWorker({ ...env, FFMPEG_PATH: '' }))
+    const done = await followJob(server.url, job.id)
+    expect(done.state, done.errorMessage ?? '').toBe('complete')
+    await expectDownloadable(server.url, done.outputs, { flac: 'audio/flac' })
+    expect(worker.output()).toContain(`"jobId":"${job.id}","state":"complete"`)
+
+    // Two PGlite instances on one folder would corrupt it: the second server stops at start.
+    const second = await startServer(env, 20_000).catch((error: Error) => error)
+    expect(second).toBeInstanceOf(Error)
+    expect((second as Error).message).toMatch(/in use by process \d+/)
+
+    expect(await worker.stop('SIGTERM'), worker.output().slice(-2000)).toBe(0)
+    expect(await server.stop('SIGTERM'), server.output().slice(-2000)).toBe(0)
+    // The database process stopped with the server and gave the folder back.
+    await expect(access(join(dir, 'embedded', 'db', 'transcodekit-embedded.pid'))).rejects.toThrow(
+      /ENOENT/,
+    )
+  }, 120_000)
 })

@@ -1,4 +1,5 @@
 export type * from './database-tables.ts'
+export * from './embedded-postgres.ts'
 export * from './kysely-migrations.ts'
 export * from './kysely-repository.ts'
 export * from './open-database.ts'

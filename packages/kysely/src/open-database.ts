@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { PGlite } from '@electric-sql/pglite'
 import { ConfigurationError } from '@transcodekit/core'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
+import { openPGlite } from './pglite-open.ts'
 
 export interface OpenServerDatabaseOptions {
   /** A PostgreSQL connection string (`postgres://user@host:5432/db`). */
@@ -63,24 +63,7 @@ export async function openDatabase<DB = any>(
   if ('dataDir' in options && typeof options.dataDir === 'string' && options.dataDir !== '') {
     const dataDir = resolve(options.dataDir)
     await mkdir(dataDir, { recursive: true })
-    const settings = Object.entries(options.postgresSettings ?? {})
-    for (const [name, value] of settings) {
-      if (!/^[a-z_][a-z0-9_.]*$/.test(name) || /[\0\n]/.test(value)) {
-        throw new ConfigurationError(`postgresSettings: invalid setting ${JSON.stringify(name)}`)
-      }
-    }
-    const pglite = new PGlite(
-      dataDir,
-      settings.length > 0
-        ? {
-            startParams: [
-              ...PGlite.defaultStartParams,
-              ...settings.flatMap(([name, value]) => ['-c', `${name}=${value}`]),
-            ],
-          }
-        : {},
-    )
-    await pglite.waitReady
+    const pglite = await openPGlite(dataDir, options.postgresSettings)
     const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) })
     return {
       db,

@@ -4,11 +4,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Kysely } from 'kysely'
 import pg from 'pg'
-import { migrateToLatest, openDatabase } from '../../src/index.ts'
+import { migrateToLatest, openDatabase, startEmbeddedPostgres } from '../../src/index.ts'
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
-export type Backend = 'pglite' | 'postgres'
+/**
+ * `pglite`: in this process; `embedded`: PGlite in its own process, through the wire protocol
+ * (`startEmbeddedPostgres`); `postgres`: the server at DATABASE_URL.
+ */
+export type Backend = 'pglite' | 'embedded' | 'postgres'
 
 /** A schema name of its own for every test file (or test), so files run in parallel. */
 export function randomSchema(prefix = 'tk_test'): string {
@@ -16,7 +20,8 @@ export function randomSchema(prefix = 'tk_test'): string {
 }
 
 /**
- * One database per test file: PGlite in a temp folder, or a pool on the PostgreSQL server.
+ * One database per test file: PGlite in a temp folder (in this process or its own), or a pool
+ * on the PostgreSQL server.
  * `schema()` makes a fresh migrated schema in it; `close()` drops every schema it made and
  * closes what it opened (and removes PGlite's folder).
  */
@@ -41,8 +46,17 @@ export class TestDatabase {
         return { db, close, dir: null }
       }
       const dir = await mkdtemp(join(tmpdir(), 'tk-pglite-'))
-      const { db, close } = await openDatabase({ dataDir: dir })
-      return { db, close, dir }
+      if (this.backend === 'pglite') {
+        const { db, close } = await openDatabase({ dataDir: dir })
+        return { db, close, dir }
+      }
+      const embedded = await startEmbeddedPostgres({ dataDir: dir })
+      const opened = await openDatabase({ url: embedded.url })
+      const close = async () => {
+        await opened.close()
+        await embedded.close()
+      }
+      return { db: opened.db, close, dir }
     })()
     return this.#opened
   }
