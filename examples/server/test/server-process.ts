@@ -1,17 +1,31 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const WORKER = fileURLToPath(new URL('../src/worker.ts', import.meta.url))
 
-/** The Node flags of a package.json script `node <flags> src/<entry>.ts`. */
-function scriptFlags(name: string): string[] {
+const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * How a package.json script `[NAME=value …] node <flags> src/<entry>.ts` runs: its environment
+ * assignments (relative paths made absolute against the package folder, where pnpm runs it)
+ * and its Node flags.
+ */
+export function scriptCommand(name: string): { env: Record<string, string>; flags: string[] } {
   const { scripts } = JSON.parse(
     readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
   ) as { scripts: Record<string, string> }
   const words = scripts[name]!.split(/\s+/)
-  return words.slice(words.indexOf('node') + 1, -1)
+  const node = words.indexOf('node')
+  const env = Object.fromEntries(
+    words.slice(0, node).map((word) => {
+      const [key, value] = word.split(/=(.*)/s) as [string, string]
+      return [key, value.includes('/') ? resolve(PACKAGE_DIR, value) : value]
+    }),
+  )
+  return { env, flags: words.slice(node + 1, -1) }
 }
 
 export interface RunningProcess {
@@ -31,9 +45,10 @@ export async function startServer(
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<RunningServer> {
+  const command = scriptCommand('start')
   const { running, match } = await startProcess(
-    [...scriptFlags('start'), MAIN],
-    env,
+    [...command.flags, MAIN],
+    { ...command.env, ...env },
     /transcodekit example: (http:\/\/127\.0\.0\.1:\d+)\//,
     timeoutMs,
   )
@@ -45,9 +60,10 @@ export async function startWorker(
   env: Record<string, string>,
   timeoutMs = 60_000,
 ): Promise<RunningProcess> {
+  const command = scriptCommand('worker')
   const { running } = await startProcess(
-    [...scriptFlags('worker'), WORKER],
-    env,
+    [...command.flags, WORKER],
+    { ...command.env, ...env },
     /transcodekit worker: consuming jobs/,
     timeoutMs,
   )
