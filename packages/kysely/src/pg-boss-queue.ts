@@ -111,6 +111,8 @@ export class PgBossQueue implements Queue {
   readonly #running = new Set<AbortController>()
   #ready: Promise<void> | null = null
   #working = false
+  /** The pg-boss worker of `work()`, woken when this process sends a message. */
+  #workerId: string | null = null
   #closing = false
   #closed: Promise<void> | null = null
 
@@ -176,11 +178,13 @@ export class PgBossQueue implements Queue {
   async send(message: QueueMessage): Promise<void> {
     await this.start()
     // null when the job is already queued or running: that delivery will do.
-    await this.#boss.send(
+    const sent = await this.#boss.send(
       this.#options.queueName,
       { jobId: message.jobId },
       { singletonKey: message.jobId },
     )
+    // A worker in this process takes it now rather than at its next poll.
+    if (sent !== null && this.#workerId !== null) this.#boss.notifyWorker(this.#workerId)
   }
 
   async work(handler: QueueHandler, options: WorkOptions = {}): Promise<void> {
@@ -190,7 +194,7 @@ export class PgBossQueue implements Queue {
       throw new ConfigurationError('this queue is already working: call work() once')
     this.#working = true
     await this.start()
-    await this.#boss.work<QueueMessage>(
+    this.#workerId = await this.#boss.work<QueueMessage>(
       this.#options.queueName,
       {
         localConcurrency: concurrency,

@@ -59,6 +59,24 @@ describe('pgBossQueue', () => {
     ])
   })
 
+  it('wakes a worker of this process when it sends, instead of leaving the message to the next poll', async () => {
+    // A poll every 60 s: a delivery within 20 s can only come from the wake-up.
+    const queue = makeQueue({ pollingIntervalSeconds: 60 })
+    const seen: string[] = []
+    await queue.work(async ({ jobId }) => {
+      seen.push(jobId)
+    })
+    // The worker's first poll (at start) found nothing; it now sleeps for a minute.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    await queue.send({ jobId: 'woken' })
+    await waitFor(
+      async () => seen,
+      (jobs) => jobs.includes('woken'),
+      { what: 'the delivery', timeoutMs: 20_000 },
+    )
+    expect(seen).toEqual(['woken'])
+  })
+
   it('retries a handler that throws, counting attempts', async () => {
     const queue = makeQueue({ retryLimit: 2 })
     const attempts: number[] = []
