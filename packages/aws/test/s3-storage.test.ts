@@ -205,7 +205,10 @@ describe('s3Storage against s3rver', () => {
     console.log(
       `200 MB upload: RSS baseline ${(baseline / MiB).toFixed(0)} MiB, peak growth ${growthMiB.toFixed(0)} MiB`,
     )
-    expect(growthMiB).toBeLessThan(100)
+    // The client holds at most queueSize × partSize (32 MiB) of parts, and s3rver, in this same
+    // process, the parts it is receiving (44–73 MiB in all on a quiet machine, up to 106 under
+    // load); a client that held the file whole would add 200 MiB by itself.
+    expect(growthMiB).toBeLessThan(150)
     const head = await storage.head('big/200mb.bin')
     expect(head?.size).toBe(total)
     const stored = createHash('sha256')

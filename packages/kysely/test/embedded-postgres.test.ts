@@ -145,11 +145,12 @@ describe('startEmbeddedPostgres: PGlite in a process of its own, shared over the
       pollingIntervalSeconds: 0.5,
     })
     try {
+      // Sent before anyone works: the second `a` finds the first still waiting.
+      for (const jobId of ['a', 'b', 'c', 'a']) await queue.send({ jobId })
       const seen: string[] = []
       await queue.work(async ({ jobId }) => {
         seen.push(jobId)
       })
-      for (const jobId of ['a', 'b', 'c', 'a']) await queue.send({ jobId })
       await waitFor(
         async () => seen.length,
         (n) => n >= 3,
