@@ -1,8 +1,10 @@
 // The embedded database process that `startEmbeddedPostgres` forks: PGlite on its data folder,
-// served on a Unix socket in that folder. It claims the folder with a pid file first (two PGlite
-// instances on one folder would corrupt it), tells its parent over IPC when it is ready, and
+// served on a Unix socket in that folder. It claims the folder first (two PGlite instances on
+// one folder would corrupt it), tells its parent over IPC when it is ready, and
 // stops when the parent says so or goes away.
-import { open, readFile, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { link, readFile, realpath, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import type { PGlite } from '@electric-sql/pglite'
 import { openPGlite } from './pglite-open.ts'
 import { type PGliteWireServer, servePGlite } from './pglite-wire-server.ts'
@@ -24,22 +26,57 @@ export type EmbeddedProcessMessage =
 
 const send = (message: EmbeddedProcessMessage) => process.send?.(message)
 
-/** Takes the pid file; `false` if a live process holds it. A stale one is replaced. */
-async function claim(pidFile: string): Promise<number | true> {
-  for (let attempt = 0; attempt < 2; attempt++) {
+/**
+ * Claims the data folder for this process: `true`, or the pid of the process that has it
+ * (`null` when that one is not known).
+ *
+ * On Linux the claim is a socket bound in the abstract namespace under a name made from the
+ * folder: binding is atomic, and the kernel lets go of it when the process ends, however it
+ * ends, so a crash leaves nothing to clean up. The pid file then only names the holder.
+ * Elsewhere the pid file is the claim, made whole in one step (a link to a file already holding
+ * the pid); one naming a process that no longer runs is replaced.
+ */
+async function claim(options: EmbeddedProcessOptions): Promise<true | number | null> {
+  if (process.platform === 'linux') {
+    const folder = await realpath(options.dataDir)
+    const name = `\0transcodekit-embedded-${createHash('sha256').update(folder).digest('hex')}`
+    const lock = createServer((socket) => socket.destroy())
     try {
-      const file = await open(pidFile, 'wx', 0o600)
-      await file.writeFile(`${process.pid}\n`)
-      await file.close()
-      return true
+      await new Promise<void>((resolve, reject) => {
+        lock.once('error', reject)
+        lock.listen(name, resolve)
+      })
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error
+      return readHolder(options.pidFile)
     }
-    const holder = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10)
-    if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) return holder
-    await rm(pidFile, { force: true })
+    lock.unref() // held until the process ends; it does not keep the process alive
+    await writeFile(options.pidFile, `${process.pid}\n`, { mode: 0o600 })
+    return true
   }
-  throw new Error(`could not take ${pidFile}`)
+  const draft = `${options.pidFile}.${process.pid}`
+  await writeFile(draft, `${process.pid}\n`, { mode: 0o600 })
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(draft, options.pidFile)
+        return true
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+      }
+      const holder = await readHolder(options.pidFile)
+      if (holder !== null && holder !== process.pid && isAlive(holder)) return holder
+      await rm(options.pidFile, { force: true })
+    }
+    return null
+  } finally {
+    await rm(draft, { force: true })
+  }
+}
+
+async function readHolder(pidFile: string): Promise<number | null> {
+  const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10)
+  return Number.isInteger(pid) && pid > 0 ? pid : null
 }
 
 function isAlive(pid: number): boolean {
@@ -52,12 +89,12 @@ function isAlive(pid: number): boolean {
 }
 
 async function main(options: EmbeddedProcessOptions): Promise<void> {
-  const claimed = await claim(options.pidFile)
+  const claimed = await claim(options)
   if (claimed !== true) {
     send({
       type: 'failed',
       code: 'IN_USE',
-      message: `the embedded database in ${options.dataDir} is in use by process ${claimed}`,
+      message: `the embedded database in ${options.dataDir} is in use by ${claimed === null ? 'another process' : `process ${claimed}`}`,
     })
     if (process.connected) process.disconnect()
     return

@@ -45,10 +45,11 @@ const MAX_SOCKET_PATH = 103
  * WebAssembly memory), or that want several processes (an API, workers) on one database.
  *
  * On a new folder, a first short-lived process creates the database (initdb), so that the memory
- * initdb leaves behind goes with it. The process holds a pid file in `dataDir` while it runs, so a second start on the same folder
- * fails with a `ConfigurationError` instead of opening it twice. It stops when `close()` is
- * called, when it gets SIGTERM, or when this process exits, even by SIGKILL (the IPC channel
- * closes); a Ctrl-C in a terminal is left to this process.
+ * initdb leaves behind goes with it. The process claims `dataDir` while it runs (see
+ * `embedded-postgres-process.ts`), so a second start on the same folder fails with a
+ * `ConfigurationError` instead of opening it twice. It stops when `close()` is called, when it
+ * gets SIGTERM, or when this process exits, even by SIGKILL (the IPC channel closes); a Ctrl-C
+ * in a terminal is left to this process.
  *
  * @example
  * const embedded = await startEmbeddedPostgres({ dataDir: './data/db' })

@@ -13,7 +13,8 @@ import type { PGlite } from '@electric-sql/pglite'
  * replaced by another connection's halfway. Transactions therefore run one after another: the
  * isolation of SERIALIZABLE, and an idle transaction holds up every other connection.
  *
- * A connection that goes away in the middle of its turn has its transaction rolled back.
+ * A connection that goes away in the middle of its turn has its transaction rolled back, also
+ * the implicit one of an extended query it never synced.
  */
 export interface PGliteWireServer {
   server: Server
@@ -29,17 +30,21 @@ const GSSENC_REQUEST = 80_877_104
 const CANCEL_REQUEST = 80_877_102
 const PROTOCOL_3 = 196_608
 
-// A Sync and a `ROLLBACK` query: what ends an abandoned turn.
-const SYNC = Buffer.from([0x53, 0, 0, 0, 4])
-const ROLLBACK = simpleQuery('ROLLBACK')
+// What ends an abandoned turn: an Execute of a portal that does not exist fails, which aborts
+// an extended query's implicit transaction (a bare Sync would commit it), the Sync ends that,
+// and the ROLLBACK ends an explicit transaction (a warning outside one).
+const ABANDON = Buffer.concat([
+  message('E', Buffer.from('transcodekit_no_such_portal\0\0\0\0\0')),
+  message('S', Buffer.alloc(0)),
+  message('Q', Buffer.from('ROLLBACK\0')),
+])
 
-function simpleQuery(sql: string): Buffer {
-  const body = Buffer.from(`${sql}\0`)
-  const message = Buffer.alloc(5 + body.length)
-  message.write('Q', 0)
-  message.writeInt32BE(4 + body.length, 1)
-  body.copy(message, 5)
-  return message
+function message(type: string, body: Buffer): Buffer {
+  const framed = Buffer.alloc(5 + body.length)
+  framed.write(type, 0)
+  framed.writeInt32BE(4 + body.length, 1)
+  body.copy(framed, 5)
+  return framed
 }
 
 /** Starts serving `db` on `listen` (a Unix socket path, or a port on 127.0.0.1). */
@@ -211,7 +216,9 @@ class Connection {
       if (!this.open) return this.session.release(this, true)
       try {
         await this.session.run(Buffer.concat(messages), (data) => {
-          if (this.open && data.length > 0) this.socket.write(data)
+          // `data` is a view of PGlite's WebAssembly memory, which PGlite writes over next: the
+          // socket may hold it until the client reads, so it gets a copy.
+          if (this.open && data.length > 0) this.socket.write(Buffer.from(data))
         })
       } catch {
         this.fail()
@@ -232,11 +239,7 @@ class Connection {
     await this.work
     if (!this.session.owns(this)) return
     try {
-      if (this.session.db.isInTransaction()) {
-        await this.session.run(Buffer.concat([SYNC, ROLLBACK]), () => {})
-      } else {
-        await this.session.run(SYNC, () => {})
-      }
+      await this.session.run(ABANDON, () => {})
     } finally {
       this.session.release(this, true)
     }

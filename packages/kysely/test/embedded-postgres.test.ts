@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -138,6 +140,50 @@ describe('startEmbeddedPostgres: PGlite in a process of its own, shared over the
     expect((await pool.query('select count(*)::int as n from item')).rows[0].n).toBe(2)
   })
 
+  it('sends a large result whole, however slowly the client reads it', async () => {
+    // About 13 MB of rows: far more than a socket takes at once, so most of it waits in Node
+    // while PGlite goes on writing.
+    const { rows } = await pool.query(
+      `select i, repeat(md5(i::text), 8) as pad from generate_series(1, 50000) as i`,
+    )
+    expect(rows).toHaveLength(50_000)
+    expect(rows.every((row, index) => row.i === index + 1 && row.pad.length === 256)).toBe(true)
+  })
+
+  it('rolls back an extended query that a dropped connection never synced', async () => {
+    const frame = (type: string, body: string) => {
+      const bytes = Buffer.from(body, 'latin1')
+      const framed = Buffer.alloc(5 + bytes.length)
+      framed.write(type, 0)
+      framed.writeInt32BE(4 + bytes.length, 1)
+      bytes.copy(framed, 5)
+      return framed
+    }
+    const params = Buffer.from('user\0postgres\0database\0postgres\0\0')
+    const startup = Buffer.alloc(8 + params.length)
+    startup.writeInt32BE(8 + params.length, 0)
+    startup.writeInt32BE(196_608, 4)
+    params.copy(startup, 8)
+    const socket = createConnection(join(dir, 'db', '.s.PGSQL.5432'))
+    const received = () => once(socket, 'data')
+    socket.write(startup)
+    await received()
+    // Parse, Bind, Execute an insert, then Flush: it runs, and its answer comes, but no Sync.
+    socket.write(
+      Buffer.concat([
+        frame('P', '\0insert into item values (500)\0\0\0'),
+        frame('B', '\0\0\0\0\0\0\0\0'),
+        frame('E', '\0\0\0\0\0'),
+        frame('H', ''),
+      ]),
+    )
+    const [answer] = (await received()) as [Buffer]
+    expect(answer.includes(Buffer.from('INSERT 0 1'))).toBe(true)
+    socket.destroy()
+    const { rows } = await pool.query('select count(*)::int as n from item where id = 500')
+    expect(rows[0].n).toBe(0)
+  })
+
   it('carries a pg-boss queue: each message delivered once', async () => {
     const queue = pgBossQueue({
       connectionString: embedded.url,
@@ -249,6 +295,39 @@ describe('the embedded database process stops with its owner', () => {
       expect((await readFile(join(dataDir, PID_FILE), 'utf8')).trim()).toBe(String(second.pid))
     } finally {
       await second.close()
+    }
+  })
+
+  it('is not kept from its folder by a pid file naming a live process that does not hold it', async () => {
+    const dataDir = join(dir, 'reused-pid')
+    const first = await startEmbeddedPostgres({ dataDir })
+    await first.close()
+    // After a container restart, pids repeat: the file may name any running process.
+    await writeFile(join(dataDir, PID_FILE), `${process.pid}\n`)
+    const second = await startEmbeddedPostgres({ dataDir })
+    await second.close()
+  })
+
+  it('lets one of two simultaneous starts on a new folder have it, and refuses the other', async () => {
+    const dataDir = join(dir, 'race')
+    const results = await Promise.allSettled([
+      startEmbeddedPostgres({ dataDir }),
+      startEmbeddedPostgres({ dataDir }),
+    ])
+    const winners = results.filter((result) => result.status === 'fulfilled')
+    const losers = results.filter((result) => result.status === 'rejected')
+    expect(winners).toHaveLength(1)
+    expect(losers).toHaveLength(1)
+    expect(losers[0]!.reason).toBeInstanceOf(ConfigurationError)
+    expect(String(losers[0]!.reason)).toMatch(/in use by/)
+    const winner = winners[0]!.value
+    try {
+      const client = new pg.Client({ connectionString: winner.url })
+      await client.connect()
+      expect((await client.query('select 41 + 1 as n')).rows[0].n).toBe(42)
+      await client.end()
+    } finally {
+      await winner.close()
     }
   })
 
