@@ -118,7 +118,7 @@ async function main(options: EmbeddedProcessOptions): Promise<void> {
   let wire: PGliteWireServer | null = null
   const starting = (async () => {
     db = await openPGlite(options.dataDir, options.postgresSettings)
-    // Holding the pid file, any socket left here is a crashed run's.
+    // With the folder claimed, any socket left here is a crashed run's.
     await rm(options.socketPath, { force: true })
     wire = await servePGlite(db, { path: options.socketPath })
   })()
