@@ -125,3 +125,17 @@ export class NotificationRejectedError extends TranscodeKitError {
     this.reason = reason
   }
 }
+
+/** A request that could not be tied to an owner (no credentials, or ones the app refused). */
+export class UnauthenticatedError extends TranscodeKitError {
+  constructor(message = 'this request needs credentials', options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options)
+  }
+}
+
+/** An owner that may not do this action on this resource of its own. */
+export class ForbiddenError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FORBIDDEN', message, options)
+  }
+}

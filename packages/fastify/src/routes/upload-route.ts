@@ -5,6 +5,7 @@ import {
   AbortedError as CoreAbortedError,
   TooLargeError as CoreTooLargeError,
 } from '@transcodekit/core'
+import { authorize, ownerOf } from '../access-control.ts'
 import {
   FieldTooLargeError,
   InvalidRequestError,
@@ -12,10 +13,10 @@ import {
   NotMultipartError,
   TooManyPartsError,
 } from '../http-errors.ts'
-import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, ref, UploadResultSchema } from '../schemas.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
+import { ownedJobView } from './job-routes.ts'
 
 const MAX_PRESETS = 20
 
@@ -87,7 +88,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         },
         response: {
           201: ref(UploadResultSchema),
-          ...errorResponses(400, 409, 413, 415, 422),
+          ...errorResponses(400, 401, 403, 409, 413, 415, 422),
         },
       },
       // The multipart body is read by the handler as a stream, not validated up front.
@@ -105,6 +106,8 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       if (!request.isMultipart()) {
         throw NotMultipartError('POST /uploads takes a multipart/form-data body')
       }
+      await authorize(settings, request, 'upload')
+      const owner = ownerOf(request)
       const presets = splitPresets(request.query.presets ?? '')
       const idempotencyKey = request.headers['idempotency-key'] ?? null
       const controller = new AbortController()
@@ -132,6 +135,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
           }
           if (result) throw TooManyPartsError('the form has more files than allowed (one)')
           result = await service.ingestAndTranscode(untruncated(part.file, limits.fileSize), {
+            owner,
             filename: part.filename || null,
             presets,
             idempotencyKey,
@@ -142,7 +146,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       } catch (error) {
         // Refused after the file was taken in (a part after it): what this request made goes.
         if (result && result.asset.createdAt.getTime() >= started) {
-          await service.deleteAsset(result.asset.id).catch(() => {})
+          await service.deleteAsset(result.asset.id, { owner }).catch(() => {})
         }
         throw error
       } finally {
@@ -152,7 +156,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       reply.status(201).header('location', `${prefix}/jobs/${result.job.id}`)
       return {
         asset: result.asset,
-        job: await jobView(service, result.job, settings.urlExpiresInSec),
+        job: await ownedJobView(settings, request, result.job),
       }
     },
   )
