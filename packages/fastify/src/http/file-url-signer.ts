@@ -71,7 +71,7 @@ export class FileUrlSigner {
     if (signature === undefined || expiresText === undefined) {
       throw FileUrlInvalidError('this file URL is not signed: ask the API for a fresh URL')
     }
-    const expires = /^\d{1,12}$/.test(expiresText) ? Number(expiresText) : Number.NaN
+    const expires = /^\d{1,15}$/.test(expiresText) ? Number(expiresText) : Number.NaN
     // Exactly the 43 characters `sign` writes: no padding or stray characters a lenient decoder
     // would skip.
     const given = SIGNATURE_TEXT.test(signature) ? Buffer.from(signature, 'base64url') : null
