@@ -249,10 +249,23 @@ describe.each(Object.keys(backends))('owners on the %s repository', (backend) =>
     policy = ({ action }) => action !== 'download'
     const hidden = await call('GET', `/jobs/${job.id}`, ALICE)
     expect(hidden.statusCode).toBe(200)
-    expect(hidden.json().outputs.map((o: { url: string | null }) => o.url)).toEqual([null])
+    expect(done.outputs[0].downloadUrl).toEqual(expect.any(String))
+    expect(
+      hidden
+        .json()
+        .outputs.map((o: { url: string | null; downloadUrl: string | null }) => [
+          o.url,
+          o.downloadUrl,
+        ]),
+    ).toEqual([[null, null]])
     const listed = (await call('GET', '/jobs', ALICE)).json().items
-    expect(listed[0].outputs[0].url).toBeNull()
+    expect(listed[0].outputs[0]).toMatchObject({ url: null, downloadUrl: null })
     const events = parseEvents((await call('GET', `/jobs/${job.id}/events`, ALICE)).body)
-    expect(JSON.parse(events.at(-1)!.data).outputs[0].url).toBeNull()
+    expect(JSON.parse(events.at(-1)!.data).outputs[0]).toMatchObject({
+      url: null,
+      downloadUrl: null,
+    })
+    // The signed URL handed out before still plays: the signature is the file's authorization.
+    expect((await t.app.inject({ url: done.outputs[0].url })).statusCode).toBe(200)
   })
 })

@@ -8,6 +8,7 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
+import { FileUrlSigner } from './http/file-url-signer.ts'
 
 /** Limits of `POST /uploads`, passed to the multipart parser. */
 export interface UploadLimits {
@@ -96,7 +97,10 @@ export interface TranscodekitPluginOptions {
    * `localPath` (local disk). @default true when the storage has `localPath`
    */
   serveFiles?: boolean
-  /** How long a presigned output URL stays valid (remote storage). @default 3600 */
+  /**
+   * How long an output URL the API hands out stays valid: presigned by S3, or signed for
+   * `GET {prefix}/files/*` (rounded up to the next minute). @default 3600
+   */
   urlExpiresInSec?: number
   /**
    * Resolves each request to its owner, or refuses it. Every asset and job belongs to the
@@ -113,6 +117,14 @@ export interface TranscodekitPluginOptions {
    * @default { name: 'bearerAuth', scheme: { type: 'http', scheme: 'bearer' } } when `owner` is set, else false
    */
   openapiSecurity?: OpenApiSecurity | false
+  /**
+   * The key (at least 32 bytes) that signs the URLs of `GET {prefix}/files/*` (HMAC-SHA256).
+   * Without it, a random key is made at start: links then stop working when the process
+   * restarts, and several API processes behind one address each refuse the others' links.
+   * Give every process the same secret (from the environment or a file) to avoid both.
+   * @default 32 random bytes per process
+   */
+  fileUrlSecret?: string | Uint8Array
 }
 
 export interface ResolvedOptions {
@@ -125,6 +137,7 @@ export interface ResolvedOptions {
   owner: OwnerResolver
   authorize: AuthorizeHook
   openapiSecurity: Required<OpenApiSecurity> | null
+  fileUrls: FileUrlSigner
 }
 
 export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOptions {
@@ -189,5 +202,6 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     owner: options.owner ?? (() => DEFAULT_OWNER),
     authorize: options.authorize ?? (() => true),
     openapiSecurity,
+    fileUrls: new FileUrlSigner(options.fileUrlSecret),
   }
 }

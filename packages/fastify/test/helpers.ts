@@ -45,6 +45,8 @@ export interface TestAppOptions {
   owner?: TranscodekitPluginOptions['owner']
   authorize?: TranscodekitPluginOptions['authorize']
   openapiSecurity?: TranscodekitPluginOptions['openapiSecurity']
+  /** Signs the file URLs. @default a random secret */
+  fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
 }
@@ -77,6 +79,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     owner: options.owner,
     authorize: options.authorize,
     openapiSecurity: options.openapiSecurity,
+    fileUrlSecret: options.fileUrlSecret,
   })
   options.setup?.(app)
   await app.ready()

@@ -127,10 +127,7 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
             signal: controller.signal,
           })) {
             sequence++
-            const data = withoutUrls(
-              await jobView(service, job, settings.urlExpiresInSec),
-              download,
-            )
+            const data = withoutUrls(await jobView(service, job, settings), download)
             stream.write(`id: ${sequence}\nevent: job\ndata: ${JSON.stringify(data)}\n\n`)
           }
         } catch (error) {
@@ -197,11 +194,14 @@ export async function ownedJobView(
   request: FastifyRequest,
   job: Job,
 ): Promise<JobView> {
-  const view = await jobView(settings.service, job, settings.urlExpiresInSec)
+  const view = await jobView(settings.service, job, settings)
   return withoutUrls(view, await mayDownload(settings, request, job))
 }
 
 function withoutUrls(view: JobView, download: boolean): JobView {
   if (download) return view
-  return { ...view, outputs: view.outputs.map((output) => ({ ...output, url: null })) }
+  return {
+    ...view,
+    outputs: view.outputs.map((output) => ({ ...output, url: null, downloadUrl: null })),
+  }
 }
