@@ -52,12 +52,13 @@ describe.each(Object.keys(backends))('owners on the %s repository', (backend) =>
     await t?.close()
   })
 
-  async function start(options: { worker?: boolean } = {}) {
+  async function start(options: { worker?: boolean; maxActiveJobsPerOwner?: number } = {}) {
     asked = []
     policy = () => true
     t = await makeApp({
       repository: await backends[backend]!(),
       worker: options.worker ?? false,
+      maxActiveJobsPerOwner: options.maxActiveJobsPerOwner,
       owner: (request) => {
         const match = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')
         return match ? KEYS[match[1]!] : null
@@ -232,6 +233,28 @@ describe.each(Object.keys(backends))('owners on the %s repository', (backend) =>
     expect((await call('GET', `/assets/${asset.id}`, ALICE)).statusCode).toBe(200)
     expect((await call('DELETE', `/assets/${asset.id}`, ALICE)).statusCode).toBe(403)
     expect((await call('POST', `/jobs/${job.id}/cancel`, ALICE)).statusCode).toBe(200)
+  })
+
+  it('caps the jobs one owner has waiting or running: 429 before the body is stored', async () => {
+    await start({ maxActiveJobsPerOwner: 2 })
+    const first = (await upload(ALICE)).json().job
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    const before = await t.snapshot()
+    const refused = await upload(ALICE)
+    expect(refused.statusCode).toBe(429)
+    expect(refused.json()).toMatchObject({ code: 'TRANSCODEKIT_TOO_MANY_JOBS' })
+    expect(await t.snapshot()).toEqual(before)
+    // Per owner: another owner is not held back.
+    expect((await upload(BOB)).statusCode).toBe(201)
+    // A job that ends makes room; retrying it takes the room again.
+    expect((await call('POST', `/jobs/${first.id}/cancel`, ALICE)).statusCode).toBe(200)
+    const third = await upload(ALICE)
+    expect(third.statusCode).toBe(201)
+    const retry = await call('POST', `/jobs/${first.id}/retry`, ALICE)
+    expect(retry.statusCode).toBe(429)
+    expect(retry.json().code).toBe('TRANSCODEKIT_TOO_MANY_JOBS')
+    expect((await call('POST', `/jobs/${third.json().job.id}/cancel`, ALICE)).statusCode).toBe(200)
+    expect((await call('POST', `/jobs/${first.id}/retry`, ALICE)).statusCode).toBe(201)
   })
 
   it('gives output URLs only where the hook allows download', async () => {

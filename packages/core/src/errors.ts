@@ -139,3 +139,16 @@ export class ForbiddenError extends TranscodeKitError {
     super('FORBIDDEN', message, options)
   }
 }
+
+/** An owner that already has as many jobs waiting or running as it may. */
+export class TooManyJobsError extends TranscodeKitError {
+  readonly limit: number
+
+  constructor(limit: number) {
+    super(
+      'TOO_MANY_JOBS',
+      `at most ${limit} jobs may wait or run at once: try again when one has ended`,
+    )
+    this.limit = limit
+  }
+}

@@ -1,4 +1,11 @@
-import { ForbiddenError, type Job, type Owner, UnauthenticatedError } from '@transcodekit/core'
+import {
+  ForbiddenError,
+  type Job,
+  type Owner,
+  type Page,
+  TooManyJobsError,
+  UnauthenticatedError,
+} from '@transcodekit/core'
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { ResolvedOptions, TranscodekitAction, TranscodekitResource } from './plugin-options.ts'
 
@@ -99,5 +106,33 @@ export function documentSecurity(security: { name: string; scheme: Record<string
         return {}
       },
     } as RouteOptions['config']
+  }
+}
+
+/**
+ * Refuses a new job of the request's owner when it has `maxActiveJobsPerOwner` waiting or
+ * running already (429 `TRANSCODEKIT_TOO_MANY_JOBS`). Counts no further than the cap.
+ */
+export async function assertRoomForJob(
+  settings: ResolvedOptions,
+  request: FastifyRequest,
+): Promise<void> {
+  const limit = settings.maxActiveJobsPerOwner
+  if (limit === Number.POSITIVE_INFINITY) return
+  const owner = ownerOf(request)
+  let active = 0
+  for (const state of ['submitted', 'progressing'] as const) {
+    let cursor: string | null = null
+    do {
+      const page: Page<Job> = await settings.service.listJobs({
+        owner,
+        state,
+        limit: Math.min(100, limit - active),
+        cursor,
+      })
+      active += page.items.length
+      if (active >= limit) throw new TooManyJobsError(limit)
+      cursor = page.nextCursor
+    } while (cursor)
   }
 }

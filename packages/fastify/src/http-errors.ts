@@ -42,6 +42,9 @@ export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATI
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
 export const UnauthenticatedError = createError('TRANSCODEKIT_UNAUTHENTICATED', '%s', 401)
 export const ForbiddenError = createError('TRANSCODEKIT_FORBIDDEN', '%s', 403)
+export const TooManyJobsError = createError('TRANSCODEKIT_TOO_MANY_JOBS', '%s', 429)
+/** For an app's rate limiter (`@fastify/rate-limit`'s `errorResponseBuilder`), so it answers like the routes. */
+export const RateLimitedError = createError('TRANSCODEKIT_RATE_LIMITED', '%s', 429)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
 
 /** Core error codes (`TranscodeKitError.code`) and the HTTP error each one becomes. */
@@ -63,6 +66,7 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   ABORTED: AbortedError,
   UNAUTHENTICATED: UnauthenticatedError,
   FORBIDDEN: ForbiddenError,
+  TOO_MANY_JOBS: TooManyJobsError,
 }
 
 /** Errors of `@fastify/multipart` and of its parser (busboy), by their code. */

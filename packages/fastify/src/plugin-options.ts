@@ -118,6 +118,13 @@ export interface TranscodekitPluginOptions {
    */
   openapiSecurity?: OpenApiSecurity | false
   /**
+   * How many jobs one owner may have waiting or running (`submitted` or `progressing`): an
+   * upload or a retry past it answers 429 `TRANSCODEKIT_TOO_MANY_JOBS`, before the body is
+   * stored. Checked before each job is made, so concurrent requests of one owner may pass it
+   * by the few that were in flight together. @default Infinity (no cap)
+   */
+  maxActiveJobsPerOwner?: number
+  /**
    * The key (at least 32 bytes) that signs the URLs of `GET {prefix}/files/*` (HMAC-SHA256).
    * Without it, a random key is made at start: links then stop working when the process
    * restarts, and several API processes behind one address each refuse the others' links.
@@ -137,6 +144,7 @@ export interface ResolvedOptions {
   owner: OwnerResolver
   authorize: AuthorizeHook
   openapiSecurity: Required<OpenApiSecurity> | null
+  maxActiveJobsPerOwner: number
   fileUrls: FileUrlSigner
 }
 
@@ -192,6 +200,12 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
       'transcodekit: `openapiSecurity.scheme` must be an OpenAPI Security Scheme Object',
     )
   }
+  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? Number.POSITIVE_INFINITY
+  assert.ok(
+    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
+      (Number.isSafeInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner > 0),
+    'transcodekit: `maxActiveJobsPerOwner` must be a positive integer or Infinity',
+  )
   return {
     service: options.service,
     prefix,
@@ -202,6 +216,7 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     owner: options.owner ?? (() => DEFAULT_OWNER),
     authorize: options.authorize ?? (() => true),
     openapiSecurity,
+    maxActiveJobsPerOwner,
     fileUrls: new FileUrlSigner(options.fileUrlSecret),
   }
 }

@@ -45,6 +45,7 @@ export interface TestAppOptions {
   owner?: TranscodekitPluginOptions['owner']
   authorize?: TranscodekitPluginOptions['authorize']
   openapiSecurity?: TranscodekitPluginOptions['openapiSecurity']
+  maxActiveJobsPerOwner?: number
   /** Signs the file URLs. @default a random secret */
   fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
@@ -79,6 +80,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     owner: options.owner,
     authorize: options.authorize,
     openapiSecurity: options.openapiSecurity,
+    maxActiveJobsPerOwner: options.maxActiveJobsPerOwner,
     fileUrlSecret: options.fileUrlSecret,
   })
   options.setup?.(app)

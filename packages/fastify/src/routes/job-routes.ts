@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import type { Job } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
-import { authorize, mayDownload, ownerOf } from '../access-control.ts'
+import { assertRoomForJob, authorize, mayDownload, ownerOf } from '../access-control.ts'
 import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import {
@@ -176,11 +176,12 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         summary: 'Run a failed or canceled job again, as a new job',
         description: 'Retrying the same job twice answers the same new job.',
         params: IdParamsSchema,
-        response: { 201: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409) },
+        response: { 201: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409, 429) },
       },
     },
     async (request, reply) => {
       const failed = await ownJob(request, request.params.id, 'retry')
+      await assertRoomForJob(settings, request)
       const job = await service.retry(failed.id, { owner: failed.owner })
       reply.status(201).header('location', `${prefix}/jobs/${job.id}`)
       return view(request, job)

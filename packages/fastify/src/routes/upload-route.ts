@@ -5,7 +5,7 @@ import {
   AbortedError as CoreAbortedError,
   TooLargeError as CoreTooLargeError,
 } from '@transcodekit/core'
-import { authorize, ownerOf } from '../access-control.ts'
+import { assertRoomForJob, authorize, ownerOf } from '../access-control.ts'
 import {
   FieldTooLargeError,
   InvalidRequestError,
@@ -88,7 +88,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         },
         response: {
           201: ref(UploadResultSchema),
-          ...errorResponses(400, 401, 403, 409, 413, 415, 422),
+          ...errorResponses(400, 401, 403, 409, 413, 415, 422, 429),
         },
       },
       // The multipart body is read by the handler as a stream, not validated up front.
@@ -107,6 +107,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         throw NotMultipartError('POST /uploads takes a multipart/form-data body')
       }
       await authorize(settings, request, 'upload')
+      await assertRoomForJob(settings, request)
       const owner = ownerOf(request)
       const presets = splitPresets(request.query.presets ?? '')
       const idempotencyKey = request.headers['idempotency-key'] ?? null
