@@ -13,6 +13,7 @@ import {
   InvalidRequestError,
   InvalidStateError,
   NotFoundError,
+  outOfSpace,
   TooLargeError,
   TranscodeKitError,
   UnsupportedMediaError,
@@ -211,6 +212,8 @@ export class TranscodeService {
       return asset
     } catch (error) {
       if (stored) await this.storage.delete(stored).catch(() => {})
+      const full = outOfSpace(error, 'the upload')
+      if (full) throw full
       if (options.signal?.aborted && !(error instanceof TranscodeKitError)) {
         throw new AbortedError('the upload was aborted', { cause: error })
       }

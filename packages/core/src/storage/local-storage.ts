@@ -29,6 +29,7 @@ import {
   InvalidKeyError,
   InvalidRequestError,
   NotFoundError,
+  outOfSpace,
 } from '../errors.ts'
 import { assertValidKey, assertValidPrefix } from '../keys.ts'
 import type {
@@ -136,7 +137,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true })
       if (options.signal?.aborted)
         throw new AbortedError('the upload was aborted', { cause: error })
-      throw error
+      throw outOfSpace(error, `object ${JSON.stringify(key)}`) ?? error
     }
   }
 
@@ -162,7 +163,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true })
       if (options.signal?.aborted)
         throw new AbortedError('the upload was aborted', { cause: error })
-      throw error
+      throw outOfSpace(error, `object ${JSON.stringify(key)}`) ?? error
     }
   }
 
