@@ -1,0 +1,129 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { processTag, sweepLeftovers, watchLeftovers } from '../src/index.ts'
+
+const OWNER = join(import.meta.dirname, 'support', 'leftover-owner.ts')
+const LINUX_PROC = existsSync('/proc/self/stat')
+
+let folder: string
+const children: ChildProcess[] = []
+
+beforeEach(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'transcodekit-leftovers-'))
+})
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL')
+  await rm(folder, { recursive: true, force: true })
+})
+
+/** Starts a process that leaves a work folder and a spool in `folder`, and waits for them. */
+async function startOwner(): Promise<{ child: ChildProcess; tag: string }> {
+  const child = spawn(process.execPath, [OWNER, folder], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(child)
+  const lines = createInterface({ input: child.stdout! })
+  for await (const line of lines) return { child, tag: (JSON.parse(line) as { tag: string }).tag }
+  throw new Error('the owner process printed nothing')
+}
+
+async function kill9(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
+}
+
+async function age(path: string, ms: number): Promise<void> {
+  const then = new Date(Date.now() - ms)
+  for (const entry of await readdir(path, { recursive: true }).catch(() => [])) {
+    await utimes(join(path, entry), then, then)
+  }
+  await utimes(path, then, then)
+}
+
+describe('leftover sweeper', () => {
+  it("keeps a live process's files through another process's sweep, removes them once it is killed -9", async () => {
+    const a = await startOwner()
+    const b = await startOwner()
+    const left = (await readdir(folder)).sort()
+    expect(left).toHaveLength(4)
+    expect(left.every((name) => name.includes(a.tag) || name.includes(b.tag))).toBe(true)
+
+    // This process sweeps: both owners live, nothing goes, however old the files are.
+    await age(folder, 7 * 24 * 60 * 60 * 1000)
+    expect(await sweepLeftovers(folder)).toEqual([])
+    expect((await readdir(folder)).sort()).toEqual(left)
+
+    await kill9(a.child)
+    const removed = await sweepLeftovers(folder)
+    expect(removed.sort()).toEqual(left.filter((name) => name.includes(a.tag)))
+    // B's files are untouched, its spool and its partial output still whole.
+    expect((await readdir(folder)).sort()).toEqual(left.filter((name) => name.includes(b.tag)))
+    const work = (await readdir(folder)).find((name) => name.startsWith('job-'))!
+    expect(await readdir(join(folder, work))).toEqual(['partial.wav'])
+
+    await kill9(b.child)
+    expect(await sweepLeftovers(folder)).toHaveLength(2)
+    expect(await readdir(folder)).toEqual([])
+  })
+
+  it.runIf(LINUX_PROC)('does not take a reused pid for the dead process that had it', async () => {
+    // This process's pid with another start time: a process that had this pid before.
+    const [space, pid, start] = processTag().slice(1).split('.')
+    const stale = `job-p${space}.${pid}.${Number(start) - 1}-AbC123`
+    const mine = `job-${processTag()}-XyZ789`
+    await mkdir(join(folder, stale))
+    await mkdir(join(folder, mine))
+    expect(await sweepLeftovers(folder)).toEqual([stale])
+    expect(await readdir(folder)).toEqual([mine])
+  })
+
+  it('removes what it cannot check (another machine, untagged) only once untouched for staleMs', async () => {
+    const [space] = processTag().slice(1).split('.')
+    const otherSpace = space === '00000000' ? '11111111' : '00000000'
+    const foreign = `job-p${otherSpace}.1.1-AbC123`
+    const foreignSpool = `p${otherSpace}.1.1-${randomUUID()}.upload`
+    const legacyWork = 'job-Qw3rTy'
+    const legacySpool = `${randomUUID()}.upload`
+    const unknown = 'notes.txt'
+    await mkdir(join(folder, foreign, 'out-0'), { recursive: true })
+    await writeFile(join(folder, foreign, 'out-0', 'a.wav'), 'x')
+    await writeFile(join(folder, foreignSpool), 'x')
+    await mkdir(join(folder, legacyWork))
+    await writeFile(join(folder, legacySpool), 'x')
+    await writeFile(join(folder, unknown), 'x')
+
+    // Fresh: all kept.
+    expect(await sweepLeftovers(folder, { staleMs: 60_000 })).toEqual([])
+
+    // Old, but a file deep inside the work folder was just written: the folder stays.
+    await age(folder, 120_000)
+    await writeFile(join(folder, foreign, 'out-0', 'a.wav'), 'more')
+    expect((await sweepLeftovers(folder, { staleMs: 60_000 })).sort()).toEqual(
+      [foreignSpool, legacySpool, legacyWork].sort(),
+    )
+    expect((await readdir(folder)).sort()).toEqual([foreign, unknown].sort())
+
+    await age(join(folder, foreign), 120_000)
+    expect(await sweepLeftovers(folder, { staleMs: 60_000 })).toEqual([foreign])
+    // A name it does not know is never its to remove.
+    expect(await readdir(folder)).toEqual([unknown])
+  })
+
+  it('watches a folder once per process: one sweep at start, shared by every caller', async () => {
+    const a = await startOwner()
+    await kill9(a.child)
+    const first = watchLeftovers(folder)
+    expect(watchLeftovers(join(folder, '.'))).toBe(first)
+    expect(await first).toHaveLength(2)
+    expect(await readdir(folder)).toEqual([])
+  })
+
+  it('refuses bad options by name', async () => {
+    await expect(sweepLeftovers(folder, { staleMs: -1 })).rejects.toThrow(/staleMs/)
+  })
+})
