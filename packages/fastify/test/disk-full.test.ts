@@ -48,7 +48,7 @@ afterAll(async () => {
   await rm(fixtures, { recursive: true, force: true })
 })
 
-async function upload(t: TestApp, port: number) {
+async function upload(port: number) {
   const body = multipart([
     { name: 'presets', value: 'wav' },
     { name: 'file', filename: 'song.mp3', contentType: 'audio/mpeg', data: song },
@@ -73,7 +73,7 @@ describe.skipIf(mountError !== null)('disk full', () => {
       const port = (t.app.server.address() as { port: number }).port
       const filler = await fill(disk, 200 * 1024)
 
-      const full = await upload(t, port)
+      const full = await upload(port)
       expect(full.status).toBe(507)
       expect(full.body).toMatchObject({
         statusCode: 507,
@@ -84,7 +84,7 @@ describe.skipIf(mountError !== null)('disk full', () => {
       expect((await fetch(`http://127.0.0.1:${port}/assets`)).status).toBe(200)
 
       await rm(filler)
-      const ok = await upload(t, port)
+      const ok = await upload(port)
       expect(ok.status).toBe(201)
       expect((await t.snapshot()).assets).toHaveLength(1)
     } finally {
@@ -104,7 +104,7 @@ describe.skipIf(mountError !== null)('disk full', () => {
       const port = (t.app.server.address() as { port: number }).port
       const filler = await fill(t.storageRoot, 200 * 1024)
 
-      const full = await upload(t, port)
+      const full = await upload(port)
       expect(full.status).toBe(507)
       expect(full.body).toMatchObject({ code: 'TRANSCODEKIT_INSUFFICIENT_STORAGE' })
       const state = await t.snapshot()
@@ -112,7 +112,7 @@ describe.skipIf(mountError !== null)('disk full', () => {
       expect(state).toMatchObject({ tmp: [], assets: [], jobs: [] })
 
       await rm(filler)
-      const ok = await upload(t, port)
+      const ok = await upload(port)
       expect(ok.status).toBe(201)
     } finally {
       await t.app.close()
