@@ -123,7 +123,20 @@ describe('leftover sweeper', () => {
     expect(await readdir(folder)).toEqual([])
   })
 
+  it('sweeps a watched folder again every intervalMs', async () => {
+    expect(await watchLeftovers(folder, { intervalMs: 100 })).toEqual([])
+    const a = await startOwner()
+    await kill9(a.child)
+    expect(await readdir(folder)).toHaveLength(2)
+    // No call: the periodic sweep finds the dead process's files.
+    for (let i = 0; i < 100 && (await readdir(folder)).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(await readdir(folder)).toEqual([])
+  })
+
   it('refuses bad options by name', async () => {
     await expect(sweepLeftovers(folder, { staleMs: -1 })).rejects.toThrow(/staleMs/)
+    expect(() => watchLeftovers(join(folder, 'x'), { intervalMs: 0 })).toThrow(/intervalMs/)
   })
 })

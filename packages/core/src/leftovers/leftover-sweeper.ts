@@ -217,32 +217,35 @@ async function untouchedFor(path: string, ms: number): Promise<boolean> {
   return true
 }
 
-/** How often a watched folder is swept again. */
-const SWEEP_INTERVAL_MS = 10 * 60 * 1000
+export interface LeftoverWatchOptions extends LeftoverSweepOptions {
+  /** How often the folder is swept again. @default 600_000 (10 minutes) */
+  intervalMs?: number
+}
 
-const watched = new Map<string, { options: LeftoverSweepOptions; first: Promise<string[]> }>()
-let timer: NodeJS.Timeout | null = null
+const watched = new Map<string, Promise<string[]>>()
 
 /**
- * Sweeps `folder` now, and again every 10 minutes while the process runs (the timer does not
- * keep the process alive). Each folder is watched once per process, with the options of its
- * first call; every call resolves with the result of that first sweep.
+ * Sweeps `folder` now, and again every `intervalMs` while the process runs (the timer does
+ * not keep the process alive; a sweep never overlaps the previous one). Each folder is
+ * watched once per process, with the options of its first call; every call resolves with the
+ * result of that first sweep.
  */
 export function watchLeftovers(
   folder: string,
-  options: LeftoverSweepOptions = {},
+  options: LeftoverWatchOptions = {},
 ): Promise<string[]> {
   const path = resolve(folder)
   const known = watched.get(path)
-  if (known) return known.first
+  if (known) return known
   resolveOptions(options)
-  const first = sweepLeftovers(path, options)
-  watched.set(path, { options, first })
-  if (!timer) {
-    timer = setInterval(() => {
-      for (const [folderPath, entry] of watched) void sweepLeftovers(folderPath, entry.options)
-    }, SWEEP_INTERVAL_MS)
-    timer.unref()
+  const intervalMs = options.intervalMs ?? 10 * 60 * 1000
+  if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
+    throw new ConfigurationError('watchLeftovers: option "intervalMs" must be positive')
   }
-  return first
+  let running: Promise<unknown> = sweepLeftovers(path, options)
+  watched.set(path, running as Promise<string[]>)
+  setInterval(() => {
+    running = running.then(() => sweepLeftovers(path, options))
+  }, intervalMs).unref()
+  return running as Promise<string[]>
 }
