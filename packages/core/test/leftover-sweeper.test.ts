@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
@@ -10,6 +10,12 @@ import { processTag, sweepLeftovers, watchLeftovers } from '../src/index.ts'
 
 const OWNER = join(import.meta.dirname, 'support', 'leftover-owner.ts')
 const LINUX_PROC = existsSync('/proc/self/stat')
+// A pid namespace of its own, as a container has (needs root or user namespaces).
+const UNSHARE = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child']
+const canUnshare =
+  LINUX_PROC &&
+  spawnSync(UNSHARE[0]!, [...UNSHARE.slice(1), process.execPath, '-e', ''], { timeout: 10_000 })
+    .status === 0
 
 let folder: string
 const children: ChildProcess[] = []
@@ -23,8 +29,9 @@ afterEach(async () => {
 })
 
 /** Starts a process that leaves a work folder and a spool in `folder`, and waits for them. */
-async function startOwner(): Promise<{ child: ChildProcess; tag: string }> {
-  const child = spawn(process.execPath, [OWNER, folder], { stdio: ['ignore', 'pipe', 'inherit'] })
+async function startOwner(prefix: string[] = []): Promise<{ child: ChildProcess; tag: string }> {
+  const [command, ...args] = [...prefix, process.execPath, OWNER, folder] as [string, ...string[]]
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   const lines = createInterface({ input: child.stdout! })
   for await (const line of lines) return { child, tag: (JSON.parse(line) as { tag: string }).tag }
@@ -81,6 +88,24 @@ describe('leftover sweeper', () => {
     expect(await sweepLeftovers(folder)).toEqual([stale])
     expect(await readdir(folder)).toEqual([mine])
   })
+
+  it.runIf(canUnshare)(
+    'never takes a process of another pid namespace (a container) for dead; once gone, its files wait for staleMs',
+    async () => {
+      const other = await startOwner(UNSHARE)
+      // Inside its namespace it is pid 1: here, that pid names another process, or none.
+      expect(other.tag).toMatch(/^p[0-9a-f]{8}\.1\.\d+$/)
+      expect(other.tag.split('.')[0]).not.toBe(processTag().split('.')[0])
+      expect(await sweepLeftovers(folder, { staleMs: 60_000 })).toEqual([])
+      expect(await readdir(folder)).toHaveLength(2)
+
+      await kill9(other.child)
+      expect(await sweepLeftovers(folder, { staleMs: 60_000 })).toEqual([])
+      await age(folder, 120_000)
+      expect(await sweepLeftovers(folder, { staleMs: 60_000 })).toHaveLength(2)
+      expect(await readdir(folder)).toEqual([])
+    },
+  )
 
   it('removes what it cannot check (another machine, untagged) only once untouched for staleMs', async () => {
     const [space] = processTag().slice(1).split('.')
