@@ -131,7 +131,7 @@ describe('stalled upload bodies', () => {
   })
 
   it('had spooled the stalled bodies before cutting them (what the cut removes)', async () => {
-    t = await makeApp({ uploadIdleTimeoutMs: 1500, worker: false })
+    t = await makeApp({ uploadIdleTimeoutMs: 3000, worker: false })
     const port = await listen(t)
     const body = multipart([
       { name: 'file', filename: 'a.mp3', contentType: 'audio/mpeg', data: tone },
@@ -165,7 +165,7 @@ describe('stalled upload bodies', () => {
   })
 
   it('does not cut a slow upload that keeps sending, nor the work after its body', async () => {
-    const idleMs = 400
+    const idleMs = 1000
     t = await makeApp({ uploadIdleTimeoutMs: idleMs, worker: false })
     const port = await listen(t)
     const body = multipart([
