@@ -40,6 +40,8 @@ export const FileUrlInvalidError = createError('TRANSCODEKIT_FILE_URL_INVALID', 
 export const FileUrlExpiredError = createError('TRANSCODEKIT_FILE_URL_EXPIRED', '%s', 403)
 export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATISFIABLE', '%s', 416)
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
+export const UploadTimeoutError = createError('TRANSCODEKIT_UPLOAD_TIMEOUT', '%s', 408)
+export const InsufficientStorageError = createError('TRANSCODEKIT_INSUFFICIENT_STORAGE', '%s', 507)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
 
 /** Core error codes (`TranscodeKitError.code`) and the HTTP error each one becomes. */
@@ -59,6 +61,7 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   IDEMPOTENCY_CONFLICT: IdempotencyConflictError,
   NOTIFICATION_REJECTED: NotificationRejectedError,
   ABORTED: AbortedError,
+  INSUFFICIENT_STORAGE: InsufficientStorageError,
 }
 
 /** Errors of `@fastify/multipart` and of its parser (busboy), by their code. */

@@ -49,6 +49,13 @@ export interface TranscodekitPluginOptions {
    * @default 32 random bytes per process
    */
   fileUrlSecret?: string | Uint8Array
+  /**
+   * How long an upload's body may send nothing before the upload is cut: the connection is
+   * closed and what was spooled is removed. Time the server itself spends not reading (its
+   * storage is slower than the client) does not count. `0` turns the limit off.
+   * @default 30_000 (30 s)
+   */
+  uploadIdleTimeoutMs?: number
 }
 
 export interface ResolvedOptions {
@@ -59,6 +66,28 @@ export interface ResolvedOptions {
   serveFiles: boolean
   urlExpiresInSec: number
   fileUrls: FileUrlSigner
+  uploadIdleTimeoutMs: number
+  /**
+   * The largest `Content-Length` `POST /uploads` accepts: the file limit plus what the
+   * form's other parts may take (see `maxUploadBodyBytes`).
+   */
+  maxUploadBodyBytes: number
+}
+
+/** Boundary line and part headers (name, filename, type) of one part, generously. */
+const PART_OVERHEAD_BYTES = 2048
+
+/**
+ * The largest body a well-formed upload within `limits` can have: the file, every field at
+ * its largest (name and value), and for each part its boundary and headers. A declared
+ * `Content-Length` above it is refused before the body is read.
+ */
+export function maxUploadBodyBytes(limits: Required<UploadLimits>): number {
+  return (
+    limits.fileSize +
+    limits.fields * (limits.fieldNameSize + limits.fieldSize) +
+    limits.parts * PART_OVERHEAD_BYTES
+  )
 }
 
 export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOptions {
@@ -89,6 +118,11 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
   )
   const urlExpiresInSec = options.urlExpiresInSec ?? 3600
   assert.ok(urlExpiresInSec > 0, 'transcodekit: `urlExpiresInSec` must be positive')
+  const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? 30_000
+  assert.ok(
+    Number.isSafeInteger(uploadIdleTimeoutMs) && uploadIdleTimeoutMs >= 0,
+    'transcodekit: `uploadIdleTimeoutMs` must be an integer of 0 (off) or more',
+  )
   return {
     service: options.service,
     prefix,
@@ -97,5 +131,7 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     serveFiles,
     urlExpiresInSec,
     fileUrls: new FileUrlSigner(options.fileUrlSecret),
+    uploadIdleTimeoutMs,
+    maxUploadBodyBytes: maxUploadBodyBytes(limits),
   }
 }

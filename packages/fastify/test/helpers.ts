@@ -43,11 +43,14 @@ export interface TestAppOptions {
   fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
+  uploadIdleTimeoutMs?: number
+  /** Folder to make the app's folder in (a small file system). @default os tmpdir */
+  parentDir?: string
 }
 
 /** An app per test: local storage and a spool folder in a fresh temp folder, memory rows. */
 export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const dir = await mkdtemp(join(tmpdir(), 'transcodekit-fastify-'))
+  const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'transcodekit-fastify-'))
   const storageRoot = join(dir, 'files')
   const tmpDir = join(dir, 'tmp')
   await mkdir(tmpDir, { recursive: true })
@@ -71,6 +74,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     limits: options.limits,
     notifications: options.notifications,
     fileUrlSecret: options.fileUrlSecret,
+    uploadIdleTimeoutMs: options.uploadIdleTimeoutMs,
   })
   options.setup?.(app)
   await app.ready()
