@@ -152,3 +152,21 @@ export class TooManyJobsError extends TranscodeKitError {
     this.limit = limit
   }
 }
+
+/**
+ * The disk (or quota) ran out of space while writing an upload or an object (`ENOSPC`,
+ * `EDQUOT`). What was partly written is removed; the write can succeed once space is back.
+ */
+export class InsufficientStorageError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INSUFFICIENT_STORAGE', message, options)
+  }
+}
+
+/** `error` as an `InsufficientStorageError` when it is a file system's "no space left". */
+export function outOfSpace(error: unknown, what: string): InsufficientStorageError | null {
+  if (error instanceof InsufficientStorageError) return error
+  const code = (error as NodeJS.ErrnoException | null)?.code
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return null
+  return new InsufficientStorageError(`no space left to store ${what}`, { cause: error })
+}

@@ -1,6 +1,7 @@
 export * from './engine/ffmpeg-engine.ts'
 export * from './errors.ts'
 export * from './keys.ts'
+export * from './leftovers/leftover-sweeper.ts'
 export * from './media/ffmpeg-binaries.ts'
 export * from './media/ffprobe.ts'
 export * from './media/sniff.ts'

@@ -45,6 +45,8 @@ export const ForbiddenError = createError('TRANSCODEKIT_FORBIDDEN', '%s', 403)
 export const TooManyJobsError = createError('TRANSCODEKIT_TOO_MANY_JOBS', '%s', 429)
 /** For an app's rate limiter (`@fastify/rate-limit`'s `errorResponseBuilder`), so it answers like the routes. */
 export const RateLimitedError = createError('TRANSCODEKIT_RATE_LIMITED', '%s', 429)
+export const UploadTimeoutError = createError('TRANSCODEKIT_UPLOAD_TIMEOUT', '%s', 408)
+export const InsufficientStorageError = createError('TRANSCODEKIT_INSUFFICIENT_STORAGE', '%s', 507)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
 
 /** Core error codes (`TranscodeKitError.code`) and the HTTP error each one becomes. */
@@ -67,6 +69,7 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   UNAUTHENTICATED: UnauthenticatedError,
   FORBIDDEN: ForbiddenError,
   TOO_MANY_JOBS: TooManyJobsError,
+  INSUFFICIENT_STORAGE: InsufficientStorageError,
 }
 
 /** Errors of `@fastify/multipart` and of its parser (busboy), by their code. */

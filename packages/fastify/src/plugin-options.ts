@@ -132,6 +132,13 @@ export interface TranscodekitPluginOptions {
    * @default 32 random bytes per process
    */
   fileUrlSecret?: string | Uint8Array
+  /**
+   * How long an upload's body may send nothing before the upload is cut: the connection is
+   * closed and what was spooled is removed. Time the server itself spends not reading (its
+   * storage is slower than the client) does not count. `0` turns the limit off.
+   * @default 30_000 (30 s)
+   */
+  uploadIdleTimeoutMs?: number
 }
 
 export interface ResolvedOptions {
@@ -146,6 +153,28 @@ export interface ResolvedOptions {
   openapiSecurity: Required<OpenApiSecurity> | null
   maxActiveJobsPerOwner: number
   fileUrls: FileUrlSigner
+  uploadIdleTimeoutMs: number
+  /**
+   * The largest `Content-Length` `POST /uploads` accepts: the file limit plus what the
+   * form's other parts may take (see `maxUploadBodyBytes`).
+   */
+  maxUploadBodyBytes: number
+}
+
+/** Boundary line and part headers (name, filename, type) of one part, generously. */
+const PART_OVERHEAD_BYTES = 2048
+
+/**
+ * The largest body a well-formed upload within `limits` can have: the file, every field at
+ * its largest (name and value), and for each part its boundary and headers. A declared
+ * `Content-Length` above it is refused before the body is read.
+ */
+export function maxUploadBodyBytes(limits: Required<UploadLimits>): number {
+  return (
+    limits.fileSize +
+    limits.fields * (limits.fieldNameSize + limits.fieldSize) +
+    limits.parts * PART_OVERHEAD_BYTES
+  )
 }
 
 export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOptions {
@@ -206,6 +235,11 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
       (Number.isSafeInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner > 0),
     'transcodekit: `maxActiveJobsPerOwner` must be a positive integer or Infinity',
   )
+  const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? 30_000
+  assert.ok(
+    Number.isSafeInteger(uploadIdleTimeoutMs) && uploadIdleTimeoutMs >= 0,
+    'transcodekit: `uploadIdleTimeoutMs` must be an integer of 0 (off) or more',
+  )
   return {
     service: options.service,
     prefix,
@@ -218,5 +252,7 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     openapiSecurity,
     maxActiveJobsPerOwner,
     fileUrls: new FileUrlSigner(options.fileUrlSecret),
+    uploadIdleTimeoutMs,
+    maxUploadBodyBytes: maxUploadBodyBytes(limits),
   }
 }

@@ -50,11 +50,14 @@ export interface TestAppOptions {
   fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
+  uploadIdleTimeoutMs?: number
+  /** Folder to make the app's folder in (a small file system). @default os tmpdir */
+  parentDir?: string
 }
 
 /** An app per test: local storage and a spool folder in a fresh temp folder, memory rows. */
 export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const dir = await mkdtemp(join(tmpdir(), 'transcodekit-fastify-'))
+  const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'transcodekit-fastify-'))
   const storageRoot = join(dir, 'files')
   const tmpDir = join(dir, 'tmp')
   await mkdir(tmpDir, { recursive: true })
@@ -82,6 +85,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     openapiSecurity: options.openapiSecurity,
     maxActiveJobsPerOwner: options.maxActiveJobsPerOwner,
     fileUrlSecret: options.fileUrlSecret,
+    uploadIdleTimeoutMs: options.uploadIdleTimeoutMs,
   })
   options.setup?.(app)
   await app.ready()

@@ -12,6 +12,7 @@ import {
   TranscodeKitError,
 } from '../errors.ts'
 import { assertValidKey } from '../keys.ts'
+import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { ffmpegPath as defaultFfmpegPath } from '../media/ffmpeg-binaries.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import type {
@@ -135,6 +136,8 @@ export class FfmpegEngine implements Engine {
 
   constructor(options: FfmpegEngineOptions = {}) {
     this.#options = resolveOptions(options)
+    // Work folders of jobs whose process died (a kill -9 leaves them): at start, then now and then.
+    void watchLeftovers(this.#options.tmpDir)
   }
 
   async run(request: EngineJobRequest, options: EngineRunOptions): Promise<EngineStatus> {
@@ -148,7 +151,7 @@ export class FfmpegEngine implements Engine {
     const limit = AbortSignal.timeout(this.#options.timeoutMs)
     const stop = AbortSignal.any([signal, limit])
     await mkdir(this.#options.tmpDir, { recursive: true })
-    const work = await mkdtemp(join(this.#options.tmpDir, 'job-'))
+    const work = await mkdtemp(join(this.#options.tmpDir, `job-${processTag()}-`))
     try {
       // Refuse what cannot run before copying anything: the demuxer, the presets, the keys.
       demuxerName(request.input.media.formatName)

@@ -13,11 +13,13 @@ import {
   InvalidRequestError,
   InvalidStateError,
   NotFoundError,
+  outOfSpace,
   TooLargeError,
   TranscodeKitError,
   UnsupportedMediaError,
 } from '../errors.ts'
 import { assertValidPrefix, assetPrefix, jobPrefix, originalKey, outputKey } from '../keys.ts'
+import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import {
@@ -158,6 +160,8 @@ export class TranscodeService {
       this.presets.resolve(name)
     }
     this.#events.setMaxListeners(0)
+    // Upload spools of processes that died mid-upload: at start, then now and then.
+    void watchLeftovers(this.#options.tmpDir)
     if (options.worker !== false) {
       const concurrency = options.worker?.concurrency ?? 1
       this.#started = this.queue.work((message, context) => this.runJob(message.jobId, context), {
@@ -182,7 +186,7 @@ export class TranscodeService {
   ): Promise<Asset> {
     const limit = options.maxBytes ?? this.#options.maxInputBytes
     await mkdir(this.#options.tmpDir, { recursive: true })
-    const spool = join(this.#options.tmpDir, `${randomUUID()}.upload`)
+    const spool = join(this.#options.tmpDir, `${processTag()}-${randomUUID()}.upload`)
     const hash = createHash('sha256')
     let size = 0
     let stored: string | null = null
@@ -230,6 +234,8 @@ export class TranscodeService {
       return asset
     } catch (error) {
       if (stored) await this.storage.delete(stored).catch(() => {})
+      const full = outOfSpace(error, 'the upload')
+      if (full) throw full
       if (options.signal?.aborted && !(error instanceof TranscodeKitError)) {
         throw new AbortedError('the upload was aborted', { cause: error })
       }

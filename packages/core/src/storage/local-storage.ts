@@ -12,7 +12,6 @@ import {
   lstat,
   mkdir,
   open,
-  readdir,
   readFile,
   rename,
   rm,
@@ -29,8 +28,10 @@ import {
   InvalidKeyError,
   InvalidRequestError,
   NotFoundError,
+  outOfSpace,
 } from '../errors.ts'
 import { assertValidKey, assertValidPrefix } from '../keys.ts'
+import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import type {
   GetOptions,
   GetResult,
@@ -60,9 +61,8 @@ interface ResolvedOptions {
 const TEMP_DIR = '.tmp'
 const META_DIR = '.meta'
 
-// Temp files this old are left over from a process that died mid-write; younger ones may
-// belong to another process writing right now.
-const STALE_TEMP_MS = 24 * 60 * 60 * 1000
+// Everything in the temp folder is an in-flight write of some process.
+const ANY_NAME = /(?:)/
 
 const CONTENT_TYPES: Record<string, string> = {
   aac: 'audio/aac',
@@ -109,12 +109,14 @@ export class LocalStorage implements Storage {
   readonly root: string
   readonly baseUrl: string
   #realRoot: string | null = null
-  #swept: Promise<void> | null = null
+  readonly #swept: Promise<unknown>
 
   constructor(options: LocalStorageOptions) {
     const resolved = resolveOptions(options)
     this.root = resolved.root
     this.baseUrl = resolved.baseUrl
+    // Writes of processes that died mid-write: at start, then now and then.
+    this.#swept = watchLeftovers(join(this.root, TEMP_DIR), { untagged: ANY_NAME })
   }
 
   async put(
@@ -136,7 +138,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true })
       if (options.signal?.aborted)
         throw new AbortedError('the upload was aborted', { cause: error })
-      throw error
+      throw outOfSpace(error, `object ${JSON.stringify(key)}`) ?? error
     }
   }
 
@@ -162,7 +164,7 @@ export class LocalStorage implements Storage {
       await rm(temp, { force: true })
       if (options.signal?.aborted)
         throw new AbortedError('the upload was aborted', { cause: error })
-      throw error
+      throw outOfSpace(error, `object ${JSON.stringify(key)}`) ?? error
     }
   }
 
@@ -305,9 +307,8 @@ export class LocalStorage implements Storage {
   async #tempPath(): Promise<string> {
     const folder = join(this.root, TEMP_DIR)
     await mkdir(folder, { recursive: true })
-    this.#swept ??= sweep(folder, STALE_TEMP_MS)
     await this.#swept
-    return join(folder, randomUUID())
+    return join(folder, `${processTag()}-${randomUUID()}`)
   }
 
   #metaPath(key: string): string {
@@ -387,18 +388,6 @@ export class LocalStorage implements Storage {
 /** Makes a `Storage` on the local disk. */
 export function localStorage(options: LocalStorageOptions): LocalStorage {
   return new LocalStorage(options)
-}
-
-/** Removes temp files older than `ageMs`, once per storage instance; never fails a write. */
-async function sweep(folder: string, ageMs: number): Promise<void> {
-  try {
-    const cutoff = Date.now() - ageMs
-    for (const name of await readdir(folder)) {
-      const path = join(folder, name)
-      const stats = await lstat(path).catch(() => null)
-      if (stats && stats.mtimeMs < cutoff) await rm(path, { recursive: true, force: true })
-    }
-  } catch {}
 }
 
 function isInside(root: string, path: string): boolean {

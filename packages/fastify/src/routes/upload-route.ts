@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { type TSchema, Type } from '@sinclair/typebox'
 import type { Asset, Job } from '@transcodekit/core'
@@ -11,7 +12,9 @@ import {
   InvalidRequestError,
   MissingFileError,
   NotMultipartError,
+  TooLargeError,
   TooManyPartsError,
+  UploadTimeoutError,
 } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, ref, UploadResultSchema } from '../schemas.ts'
@@ -47,8 +50,11 @@ async function* untruncated(
   }
 }
 
+/** The idle timeout's error, given to the file part to end its ingest. */
+class IdleError extends Error {}
+
 export function registerUploadRoute(app: TypedInstance, settings: ResolvedOptions): void {
-  const { service, limits, prefix } = settings
+  const { service, limits, prefix, uploadIdleTimeoutMs: idleMs, maxUploadBodyBytes } = settings
   app.post(
     '/uploads',
     {
@@ -88,8 +94,20 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         },
         response: {
           201: ref(UploadResultSchema),
-          ...errorResponses(400, 401, 403, 409, 413, 415, 422, 429),
+          ...errorResponses(400, 401, 403, 408, 409, 413, 415, 422, 429, 507),
         },
+      },
+      // A declared length no upload within the limits can have: refused before a byte of the
+      // body is read, and the connection closed rather than read to its end.
+      onRequest: async (request, reply) => {
+        const declared = Number(request.headers['content-length'] ?? 0)
+        if (declared > maxUploadBodyBytes) {
+          reply.header('connection', 'close')
+          throw TooLargeError(
+            `the request body (${declared} bytes) is larger than an upload may be ` +
+              `(${maxUploadBodyBytes} bytes: a file of at most ${limits.fileSize} bytes and the form around it)`,
+          )
+        }
       },
       // The multipart body is read by the handler as a stream, not validated up front.
       validatorCompiler: ({ schema, httpPart }) => {
@@ -116,6 +134,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         if (!request.raw.complete) controller.abort(new CoreAbortedError('the client went away'))
       }
       request.raw.once('close', onClose)
+      const idle = idleTimer(request.raw, idleMs, app.server.timeout, controller)
       const started = Date.now()
       let result: { asset: Asset; job: Job } | null = null
       try {
@@ -135,6 +154,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
             continue
           }
           if (result) throw TooManyPartsError('the form has more files than allowed (one)')
+          idle.file = part.file
           result = await service.ingestAndTranscode(untruncated(part.file, limits.fileSize), {
             owner,
             filename: part.filename || null,
@@ -149,9 +169,13 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         if (result && result.asset.createdAt.getTime() >= started) {
           await service.deleteAsset(result.asset.id, { owner }).catch(() => {})
         }
+        if (idle.fired) {
+          throw UploadTimeoutError(`the upload sent nothing for ${idleMs} ms and was cut`)
+        }
         throw error
       } finally {
         request.raw.removeListener('close', onClose)
+        idle.clear()
       }
       if (!result) throw MissingFileError('the form has no file part')
       reply.status(201).header('location', `${prefix}/jobs/${result.job.id}`)
@@ -161,4 +185,66 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       }
     },
   )
+}
+
+interface IdleTimer {
+  /** The file part being read, which the timeout ends with an error. */
+  file: { destroy(error?: Error): void } | null
+  /** Whether the upload was cut for idling. */
+  readonly fired: boolean
+  /** Stops watching: the socket gets back the server's own timeout. */
+  clear(): void
+}
+
+/**
+ * Cuts an upload whose body sends nothing for `ms`: the socket's idle timer, so any byte
+ * that arrives restarts it, but not while the server itself has stopped reading (the socket
+ * is paused because storage is slower than the client). Once the body is complete, the
+ * request is no longer the client's to stall and the timer goes.
+ */
+function idleTimer(
+  raw: IncomingMessage,
+  ms: number,
+  serverTimeout: number,
+  controller: AbortController,
+): IdleTimer {
+  const state: IdleTimer & { fired: boolean } = {
+    file: null,
+    fired: false,
+    clear: () => {},
+  }
+  const socket = raw.socket
+  // No socket to watch: off, or a request injected in memory (`app.inject`).
+  if (
+    ms === 0 ||
+    typeof raw.setTimeout !== 'function' ||
+    typeof socket?.setTimeout !== 'function'
+  ) {
+    return state
+  }
+  const onTimeout = () => {
+    if (raw.complete || state.fired) return
+    if (raw.readableFlowing === false) {
+      socket.setTimeout(ms)
+      return
+    }
+    state.fired = true
+    const error = new IdleError(`no byte of the upload arrived for ${ms} ms`)
+    controller.abort(error)
+    // With a file part being read, its ingest ends and the route answers 408 with
+    // `connection: close`. Between parts there is nothing to end: the connection goes now.
+    if (state.file) state.file.destroy(error)
+    else socket.destroy()
+    // A client that does not read the answer loses the connection anyway, soon.
+    setTimeout(() => socket.destroy(), Math.min(ms, 5000)).unref()
+  }
+  const clear = () => {
+    raw.removeListener('timeout', onTimeout)
+    raw.removeListener('end', clear)
+    if (!state.fired && !socket.destroyed) socket.setTimeout(serverTimeout)
+  }
+  raw.setTimeout(ms, onTimeout)
+  raw.once('end', clear)
+  state.clear = clear
+  return state
 }
