@@ -9,13 +9,6 @@ import {
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { ResolvedOptions, TranscodekitAction, TranscodekitResource } from './plugin-options.ts'
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The owner the transcodekit routes act for, once `owner` resolved it; else `null`. */
-    transcodekitOwner: Owner | null
-  }
-}
-
 const MAX_OWNER_LENGTH = 255
 
 /** The part of the OpenAPI document @fastify/swagger builds that the security scheme goes in. */

@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { TranscodeService } from '@transcodekit/core'
+import type { Owner, TranscodeService } from '@transcodekit/core'
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -29,6 +29,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The `TranscodeService` the transcodekit routes call. */
     transcodekit: TranscodeService
+  }
+  interface FastifyRequest {
+    /** The owner the transcodekit routes act for, once `owner` resolved it; else `null`. */
+    transcodekitOwner: Owner | null
   }
 }
 
