@@ -1,7 +1,7 @@
 import { openAsBlob } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -24,7 +24,12 @@ describe('loadConfig', () => {
       engine: { kind: 'ffmpeg' },
       snsTopicArns: [],
     })
-    expect(config.dataDir).toMatch(/examples\/server\/\.data$/)
+    // `transcodekit serve` keeps its data next to where it runs; `pnpm start` passes its own.
+    expect(config.dataDir).toBe(resolve('.transcodekit'))
+    expect(loadConfig({}, { dataDir: '/srv/media' }).dataDir).toBe('/srv/media')
+    expect(loadConfig({ DATA_DIR: 'here' }, { dataDir: '/srv/media' }).dataDir).toBe(
+      resolve('here'),
+    )
   })
 
   it('names every bad variable at once', () => {
