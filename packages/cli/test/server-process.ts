@@ -49,10 +49,12 @@ export interface RunningServer extends RunningProcess {
 export async function startServer(
   env: Record<string, string>,
   timeoutMs = 60_000,
+  /** More Node flags, after the script's. */
+  nodeFlags: string[] = [],
 ): Promise<RunningServer> {
   const command = scriptCommand('start')
   const { running, match } = await startProcess(
-    [...command.flags, BIN, 'serve'],
+    [...command.flags, ...nodeFlags, BIN, 'serve'],
     { ...command.env, ...env },
     /transcodekit: (http:\/\/127\.0\.0\.1:\d+)\//,
     timeoutMs,
@@ -64,10 +66,12 @@ export async function startServer(
 export async function startWorker(
   env: Record<string, string>,
   timeoutMs = 60_000,
+  /** More Node flags, after the script's. */
+  nodeFlags: string[] = [],
 ): Promise<RunningProcess> {
   const command = scriptCommand('worker')
   const { running } = await startProcess(
-    [...command.flags, BIN, 'worker'],
+    [...command.flags, ...nodeFlags, BIN, 'worker'],
     { ...command.env, ...env },
     /transcodekit worker: consuming jobs/,
     timeoutMs,
