@@ -62,6 +62,21 @@ export async function startServer(
   return { ...running, url: match[1]! }
 }
 
+/**
+ * Starts the example's own entry (`examples/server/src/main.ts`, `pnpm start`) with its script's
+ * flags: the thin wrapper over `serve`.
+ */
+export async function startExampleServer(env: Record<string, string>): Promise<RunningServer> {
+  const command = scriptCommand('start')
+  const { running, match } = await startProcess(
+    [...command.flags, resolve(EXAMPLE_DIR, 'src/main.ts')],
+    { ...command.env, ...env },
+    /transcodekit: (http:\/\/127\.0\.0\.1:\d+)\//,
+    60_000,
+  )
+  return { ...running, url: match[1]! }
+}
+
 /** Starts `transcodekit worker` as `pnpm worker` would and waits until it consumes jobs. */
 export async function startWorker(
   env: Record<string, string>,

@@ -6,7 +6,7 @@ import SwaggerParser from '@apidevtools/swagger-parser'
 import { makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.ts'
-import { type RunningServer, startServer } from './server-process.ts'
+import { type RunningServer, startExampleServer, startServer } from './server-process.ts'
 
 describe('loadConfig', () => {
   it('starts from embedded defaults with nothing set', () => {
@@ -171,4 +171,19 @@ describe('the example server process', () => {
     // Nothing half-written stays in the upload spool.
     expect(await readdir(join(dataDir, 'data', 'tmp', 'uploads')).catch(() => [])).toEqual([])
   }, 240_000)
+
+  it('runs as `pnpm start` from examples/server, the thin wrapper over serve', async () => {
+    const example = await startExampleServer({
+      DATA_DIR: join(dataDir, 'example'),
+      DATABASE_URL: 'memory://',
+    })
+    try {
+      const page = await fetch(`${example.url}/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain('<title>transcodekit')
+      expect(await example.stop('SIGTERM')).toBe(0)
+    } finally {
+      await example.stop('SIGKILL')
+    }
+  })
 })
