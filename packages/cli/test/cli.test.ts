@@ -4,7 +4,7 @@ import { openAsBlob } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeTone, probe } from '@transcodekit/core/testing'
+import { makeCorruptMedia, makeTone, probe } from '@transcodekit/core/testing'
 import { openDatabase } from '@transcodekit/kysely'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -210,6 +210,22 @@ describe('transcodekit transcode', () => {
     expect(JSON.parse(json.stdout)).toEqual({
       error: { code: 'UNSUPPORTED_MEDIA', message: expect.any(String) },
     })
+  })
+
+  it('exits 1 with DECODE_FAILED, and leaves no output and no work folder, when ffmpeg cannot decode', async () => {
+    const corrupt = await makeCorruptMedia(join(dir, 'corrupt.m4a'))
+    const out = join(dir, 'corrupt-out')
+    const { code, stdout, stderr } = await cli([
+      'transcode',
+      corrupt,
+      ...SEED_PRESETS.flatMap((preset) => ['--preset', preset]),
+      '--out',
+      out,
+    ])
+    expect(code).toBe(1)
+    expect(stderr).toMatch(/^transcodekit: error DECODE_FAILED: /m)
+    expect(stdout).not.toContain(': /')
+    expect(await readdir(out)).toEqual([])
   })
 
   it('names an unknown or incompatible preset by its code', async () => {

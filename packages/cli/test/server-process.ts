@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -75,6 +76,26 @@ export async function startExampleServer(env: Record<string, string>): Promise<R
     60_000,
   )
   return { ...running, url: match[1]! }
+}
+
+/** Runs the example's own worker entry (`pnpm worker`) to its exit: its code and output. */
+export async function runExampleWorker(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const command = scriptCommand('worker')
+  const child = spawn(process.execPath, [...command.flags, resolve(EXAMPLE_DIR, 'src/worker.ts')], {
+    env: { ...process.env, ...command.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (data: Buffer) => {
+    output += data.toString()
+  })
+  child.stderr.on('data', (data: Buffer) => {
+    output += data.toString()
+  })
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, output }
 }
 
 /** Starts `transcodekit worker` as `pnpm worker` would and waits until it consumes jobs. */

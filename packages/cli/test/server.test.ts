@@ -6,7 +6,12 @@ import SwaggerParser from '@apidevtools/swagger-parser'
 import { makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.ts'
-import { type RunningServer, startExampleServer, startServer } from './server-process.ts'
+import {
+  type RunningServer,
+  runExampleWorker,
+  startExampleServer,
+  startServer,
+} from './server-process.ts'
 
 describe('loadConfig', () => {
   it('starts from embedded defaults with nothing set', () => {
@@ -185,5 +190,15 @@ describe('the example server process', () => {
     } finally {
       await example.stop('SIGKILL')
     }
+  })
+
+  it('runs `pnpm worker` from examples/server, the thin wrapper over worker', async () => {
+    // memory:// belongs to one process: the worker's own check answers, so its code ran.
+    const { code, output } = await runExampleWorker({
+      DATA_DIR: join(dataDir, 'example-worker'),
+      DATABASE_URL: 'memory://',
+    })
+    expect(code).toBe(1)
+    expect(output).toContain('DATABASE_URL=memory:// is not shared between processes')
   })
 })
