@@ -61,7 +61,8 @@ Options:
   -h, --help           this help
 
 On failure the exit code is 1 and the error's code is printed (UNSUPPORTED_MEDIA,
-UNKNOWN_PRESET, INCOMPATIBLE_PRESET, DECODE_FAILED, …); 2 for a bad command line.
+UNKNOWN_PRESET, INCOMPATIBLE_PRESET, DECODE_FAILED, …); 2 for a bad command line. Ctrl-C
+stops ffmpeg, removes what it wrote, and exits 130.
 
 Example:
   transcodekit transcode seed.mp3 --preset 1351620000001-300300 \\
@@ -249,7 +250,8 @@ Options:
   -h, --help     this help; \`transcodekit <command> --help\` for a command's
   -v, --version  the version
 
-Exit codes: 0 done, 1 failed (the error's code is printed), 2 bad command line.`
+Exit codes: 0 done, 1 failed (the error's code is printed), 2 bad command line,
+130 stopped by Ctrl-C.`
 
 /**
  * Runs `transcodekit <args>`: resolves with the exit code, or `null` for a command that keeps
@@ -321,6 +323,8 @@ function report(error: unknown, json: boolean, name: string | undefined): number
       console.error(`see \`transcodekit ${known ? `${name} ` : ''}--help\``)
     }
   }
+  // As a shell reports a command that Ctrl-C stopped.
+  if (code === 'ABORTED') return 130
   return usage ? 2 : 1
 }
 

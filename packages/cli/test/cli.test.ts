@@ -1,7 +1,8 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { openAsBlob } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeCorruptMedia, makeTone, probe } from '@transcodekit/core/testing'
@@ -225,6 +226,37 @@ describe('transcodekit transcode', () => {
     expect(code).toBe(1)
     expect(stderr).toMatch(/^transcodekit: error DECODE_FAILED: /m)
     expect(stdout).not.toContain(': /')
+    expect(await readdir(out)).toEqual([])
+  })
+
+  it('stops ffmpeg, removes its work and exits 130 with ABORTED on Ctrl-C', async () => {
+    // An "ffmpeg" that records its pid, then runs until it is stopped: a long transcode.
+    const fake = join(dir, 'ffmpeg-runs.sh')
+    const pidFile = join(dir, 'ffmpeg-runs.pid')
+    await writeFile(fake, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 120\n`)
+    await chmod(fake, 0o755)
+    const out = join(dir, 'aborted-out')
+    const child = spawn(process.execPath, [BIN, 'transcode', seed, '-p', 'wav', '-o', out], {
+      env: { ...process.env, FFMPEG_PATH: fake },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.on('data', (data: Buffer) => {
+      stderr += data.toString()
+    })
+    const closed = once(child, 'close')
+    const deadline = Date.now() + 30_000
+    let pid = ''
+    while (pid === '' && Date.now() < deadline) {
+      pid = (await readFile(pidFile, 'utf8').catch(() => '')).trim()
+      if (pid === '') await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(pid).not.toBe('')
+    child.kill('SIGINT')
+    const [code] = await closed
+    expect(code).toBe(130)
+    expect(stderr).toContain('error ABORTED')
+    expect(() => process.kill(Number(pid), 0)).toThrow()
     expect(await readdir(out)).toEqual([])
   })
 
