@@ -180,12 +180,7 @@ form.addEventListener('submit', async (event) => {
 
 // Following a job -------------------------------------------------------------------------
 
-function outputFileName(output, job) {
-  const dot = output.url ? output.url.split('?')[0].split('.').pop() : 'bin'
-  return `${output.name}-${job.id.slice(0, 8)}.${dot}`
-}
-
-function player(output, job) {
+function player(output) {
   const type = output.contentType
   const box = el('div')
   if (type.startsWith('audio/'))
@@ -210,14 +205,12 @@ function player(output, job) {
     box.append(
       el('img', { class: 'output-image', src: output.url, alt: `${output.name} of the upload` }),
     )
-  const local = output.url.startsWith('/')
-  const href = local
-    ? `${output.url}?download=${encodeURIComponent(outputFileName(output, job))}`
-    : output.url
   box.append(
     el(
       'a',
-      { href, download: outputFileName(output, job) },
+      // The API names the download after the upload (signed into the URL): `download` only
+      // asks the browser to save it rather than open it.
+      { href: output.downloadUrl ?? output.url, download: '' },
       `Download ${output.name} (${formatBytes(output.size)})`,
     ),
   )
@@ -255,7 +248,7 @@ function renderOutputs(list, job, rows) {
     row.state.textContent = `${output.state}${output.durationSec ? ` · ${formatDuration(output.durationSec)}` : ''}${output.size ? ` · ${formatBytes(output.size)}` : ''}`
     if (output.state === 'complete' && output.url && !row.done) {
       row.done = true
-      row.li.append(player(output, job))
+      row.li.append(player(output))
     }
   }
 }

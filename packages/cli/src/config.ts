@@ -64,6 +64,11 @@ export interface ServerConfig {
         region: string
       }
   snsTopicArns: string[]
+  /**
+   * Signs the file URLs of local storage (`FILE_URL_SECRET`, 32+ bytes); without it, a secret
+   * generated once and kept in `dataDir`, so links outlive restarts.
+   */
+  fileUrlSecret: string | null
 }
 
 /** Environment variables that are not valid, all of them at once. */
@@ -221,6 +226,10 @@ export function loadConfig(
     storage,
     engine,
     snsTopicArns,
+    fileUrlSecret: text('FILE_URL_SECRET'),
+  }
+  if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
+    problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config

@@ -1,4 +1,6 @@
-import { readFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import transcodekit from '@transcodekit/fastify'
@@ -49,6 +51,7 @@ export async function buildServer(
     prefix: config.apiPrefix,
     limits: { fileSize: config.maxUploadBytes },
     notifications: services.notifications ?? undefined,
+    fileUrlSecret: config.fileUrlSecret ?? (await keptSecret(config.dataDir)),
   })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
@@ -73,4 +76,17 @@ export async function buildServer(
     maxUploadBytes: config.maxUploadBytes,
   }))
   return app
+}
+
+/** The file URL secret kept in the data folder: made once (link() never replaces a file). */
+async function keptSecret(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'file-url-secret')
+  const temp = `${path}.${process.pid}.tmp`
+  await mkdir(dataDir, { recursive: true })
+  await writeFile(temp, randomBytes(32).toString('hex'), { mode: 0o600 })
+  await link(temp, path).catch((error) => {
+    if (error.code !== 'EEXIST') throw error
+  })
+  await rm(temp, { force: true })
+  return (await readFile(path, 'utf8')).trim()
 }

@@ -91,7 +91,10 @@ describe('the web page in headless Chromium', () => {
     for (const link of links) {
       const response = await fetch(link)
       expect(response.status).toBe(200)
-      expect(response.headers.get('content-disposition')).toMatch(/^attachment; filename="/)
+      // Saved under the upload's own name, with each output's extension.
+      expect(response.headers.get('content-disposition')).toMatch(
+        /^attachment; filename="morning tone\.(wav|flac|m4a|mp4)"/,
+      )
     }
 
     // Play the WAV output: it loads, its duration is the input's, and time advances.

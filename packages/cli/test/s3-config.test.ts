@@ -62,6 +62,11 @@ describe('the example server with STORAGE=s3 (s3rver)', () => {
     const download = await fetch(output.url)
     expect(download.status).toBe(200)
     expect((await download.arrayBuffer()).byteLength).toBe(output.size)
+    // The download URL is presigned with the name made from the upload's.
+    const saved = await fetch(output.downloadUrl)
+    expect(saved.status).toBe(200)
+    expect(saved.headers.get('content-disposition')).toMatch(/^attachment; filename="tone\.flac"/)
+    await saved.arrayBuffer()
     expect((await fetch(`${server.url}/api/files/anything`)).status).toBe(404)
 
     const keys = await s3.listKeys('media-bucket')

@@ -50,6 +50,7 @@ describe('loadConfig', () => {
         WORKER: 'maybe',
         DATABASE_SCHEMA: 'Bad-Schema',
         PGLITE_SHARED_BUFFERS: 'lots',
+        FILE_URL_SECRET: 'too short',
       })
     } catch (caught) {
       error = caught
@@ -66,6 +67,7 @@ describe('loadConfig', () => {
       'WORKER',
       'DATABASE_SCHEMA',
       'PGLITE_SHARED_BUFFERS',
+      'FILE_URL_SECRET',
       'STORAGE=s3',
     ]) {
       expect(message).toContain(name)

@@ -36,6 +36,8 @@ export const NotificationRejectedError = createError(
   '%s',
   403,
 )
+export const FileUrlInvalidError = createError('TRANSCODEKIT_FILE_URL_INVALID', '%s', 403)
+export const FileUrlExpiredError = createError('TRANSCODEKIT_FILE_URL_EXPIRED', '%s', 403)
 export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATISFIABLE', '%s', 416)
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import type { NotificationVerifier, TranscodeService } from '@transcodekit/core'
+import { FileUrlSigner } from './http/file-url-signer.ts'
 
 /** Limits of `POST /uploads`, passed to the multipart parser. */
 export interface UploadLimits {
@@ -35,8 +36,19 @@ export interface TranscodekitPluginOptions {
    * `localPath` (local disk). @default true when the storage has `localPath`
    */
   serveFiles?: boolean
-  /** How long a presigned output URL stays valid (remote storage). @default 3600 */
+  /**
+   * How long an output URL the API hands out stays valid: presigned by S3, or signed for
+   * `GET {prefix}/files/*` (rounded up to the next minute). @default 3600
+   */
   urlExpiresInSec?: number
+  /**
+   * The key (at least 32 bytes) that signs the URLs of `GET {prefix}/files/*` (HMAC-SHA256).
+   * Without it, a random key is made at start: links then stop working when the process
+   * restarts, and several API processes behind one address each refuse the others' links.
+   * Give every process the same secret (from the environment or a file) to avoid both.
+   * @default 32 random bytes per process
+   */
+  fileUrlSecret?: string | Uint8Array
 }
 
 export interface ResolvedOptions {
@@ -46,6 +58,7 @@ export interface ResolvedOptions {
   notifications: NotificationVerifier | null
   serveFiles: boolean
   urlExpiresInSec: number
+  fileUrls: FileUrlSigner
 }
 
 export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOptions {
@@ -83,5 +96,6 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     notifications: options.notifications ?? null,
     serveFiles,
     urlExpiresInSec,
+    fileUrls: new FileUrlSigner(options.fileUrlSecret),
   }
 }

@@ -80,6 +80,11 @@ export const OutputSchema = Type.Object(
     size: Nullable(Type.Integer()),
     durationSec: Nullable(Type.Number()),
     url: Nullable(Type.String({ description: 'Where to read the output once complete' })),
+    downloadUrl: Nullable(
+      Type.String({
+        description: "Where to download it, saved under a name made from the asset's filename",
+      }),
+    ),
   },
   { $id: 'TranscodekitOutput', title: 'Output' },
 )

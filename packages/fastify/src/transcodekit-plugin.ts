@@ -94,6 +94,11 @@ async function transcodekit(fastify: FastifyInstance, options: TranscodekitPlugi
         `transcodekit: the storage's URLs do not point at ${settings.prefix}/files/: set its baseUrl`,
       )
     }
+    if (options.fileUrlSecret === undefined) {
+      fastify.log.info(
+        'transcodekit: file URLs are signed with a key made by this process: set `fileUrlSecret` so that they outlive a restart and work across processes',
+      )
+    }
   }
   await fastify.register(routes, { prefix: settings.prefix, settings })
 }

@@ -39,6 +39,8 @@ export interface TestAppOptions {
   notifications?: NotificationVerifier
   /** Run jobs in this process. @default true */
   worker?: boolean
+  /** Signs the file URLs. @default a random secret */
+  fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
 }
@@ -68,6 +70,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     prefix,
     limits: options.limits,
     notifications: options.notifications,
+    fileUrlSecret: options.fileUrlSecret,
   })
   options.setup?.(app)
   await app.ready()

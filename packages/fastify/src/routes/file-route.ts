@@ -1,13 +1,22 @@
 import { Type } from '@sinclair/typebox'
 import { parseRange } from '../http/byte-range.ts'
+import { ifRangeHolds, isNotModified, type Validators } from '../http/conditional-request.ts'
 import { contentDisposition, isInlineType } from '../http/content-disposition.ts'
 import { NotFoundError, RangeNotSatisfiableError, toHttpError } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses } from '../schemas.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
 
-/** Serves objects of a local storage, as `storage.url()` points at them. */
-export function registerFileRoute(app: TypedInstance, { service }: ResolvedOptions): void {
+const MAX_AGE_SEC = 3600
+
+/**
+ * Serves objects of a local storage at the signed URLs the API hands out (`fileUrls`): the
+ * signature is this route's authorization, as a presigned URL is S3's.
+ */
+export function registerFileRoute(
+  app: TypedInstance,
+  { service, fileUrls }: ResolvedOptions,
+): void {
   const storage = service.storage
   app.get(
     '/files/*',
@@ -17,16 +26,25 @@ export function registerFileRoute(app: TypedInstance, { service }: ResolvedOptio
         tags: ['transcodekit'],
         summary: 'Read a stored file (local storage), whole or a byte range',
         description:
-          'Supports `Range: bytes=…` (one range; 206, or 416 when it starts past the end). ' +
+          'Only through the signed URLs the API hands out (job outputs): a missing, altered ' +
+          'or expired signature answers 403. Supports `Range: bytes=…` (one range, or ' +
+          'ranges that merge into one; 206, or 416 when none is satisfiable), `If-Range`, ' +
+          '`If-None-Match` (weak comparison, lists and `*`) and `If-Modified-Since` (304). ' +
           'Media types are served `inline`, anything else as an `attachment`, always with ' +
           '`X-Content-Type-Options: nosniff`.',
         params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }),
         querystring: Type.Object({
+          expires: Type.Optional(
+            Type.String({ maxLength: 20, description: 'Expiry, seconds since the epoch' }),
+          ),
           download: Type.Optional(
             Type.String({
               maxLength: 255,
-              description: 'Send as an attachment under this file name',
+              description: 'Attachment name chosen by the server, covered by the signature',
             }),
+          ),
+          signature: Type.Optional(
+            Type.String({ maxLength: 64, description: 'HMAC-SHA256 of key, expiry and name' }),
           ),
         }),
         response: {
@@ -38,36 +56,48 @@ export function registerFileRoute(app: TypedInstance, { service }: ResolvedOptio
             description: 'A byte range of the file',
             content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } },
           },
-          304: Type.Null({ description: 'Not modified (If-None-Match)' }),
-          ...errorResponses(404, 416),
+          304: Type.Null({ description: 'Not modified (If-None-Match, If-Modified-Since)' }),
+          ...errorResponses(403, 404, 416),
         },
       },
     },
     async (request, reply) => {
       const key = request.params['*']
+      // Before anything touches the storage: an unsigned URL learns nothing, not even whether
+      // the file exists.
+      const { expires, download } = fileUrls.verify(key, request.query)
       const info = await storage.head(key)
       if (!info) throw NotFoundError(`file ${JSON.stringify(key)} was not found`)
       const contentType = info.contentType ?? 'application/octet-stream'
-      const etag = info.etag ? `"${info.etag.replace(/"/g, '')}"` : null
+      const validators: Validators = {
+        etag: info.etag ? `"${info.etag.replace(/"/g, '')}"` : null,
+        lastModified: info.lastModified ?? null,
+      }
+      const maxAge = Math.max(0, Math.min(MAX_AGE_SEC, Math.floor(expires - Date.now() / 1000)))
       reply
         .header('x-content-type-options', 'nosniff')
         .header('content-security-policy', "default-src 'none'; sandbox")
         .header('accept-ranges', 'bytes')
-        .header('cache-control', 'private, max-age=3600')
-      if (etag) reply.header('etag', etag)
-      if (info.lastModified) reply.header('last-modified', info.lastModified.toUTCString())
-      if (etag && request.headers['if-none-match'] === etag) return reply.status(304).send(null)
+        .header('cache-control', `private, max-age=${maxAge}`)
+      if (validators.etag) reply.header('etag', validators.etag)
+      if (validators.lastModified) {
+        reply.header('last-modified', validators.lastModified.toUTCString())
+      }
+      if (isNotModified(request.headers, validators)) return reply.status(304).send(null)
 
-      const range = parseRange(request.headers.range, info.size)
+      // Range is defined for GET only (RFC 9110 §14.2), and If-Range may void it.
+      const range =
+        request.method === 'GET' && ifRangeHolds(request.headers['if-range'], validators)
+          ? parseRange(request.headers.range, info.size)
+          : null
       if (range === 'unsatisfiable') {
         const answer = toHttpError(
           RangeNotSatisfiableError(`the range is outside the file's ${info.size} bytes`),
         )
         return reply.status(416).header('content-range', `bytes */${info.size}`).send(answer)
       }
-      const download = request.query.download
       const name = download ?? key.slice(key.lastIndexOf('/') + 1)
-      const inline = download === undefined && isInlineType(contentType)
+      const inline = download === null && isInlineType(contentType)
       const controller = new AbortController()
       reply.raw.once('close', () => controller.abort())
       const { body } = await storage.get(key, {

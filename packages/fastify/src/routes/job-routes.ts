@@ -16,8 +16,8 @@ import type { TypedInstance } from '../transcodekit-plugin.ts'
 const HEARTBEAT_MS = 15_000
 
 export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions): void {
-  const { service, prefix, urlExpiresInSec } = settings
-  const view = (job: Parameters<typeof jobView>[1]) => jobView(service, job, urlExpiresInSec)
+  const { service, prefix } = settings
+  const view = (job: Parameters<typeof jobView>[1]) => jobView(service, job, settings)
   // Open event streams end when the app closes, so that closing does not wait for jobs.
   const streams = new Set<AbortController>()
   app.addHook('preClose', async () => {

@@ -152,7 +152,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       reply.status(201).header('location', `${prefix}/jobs/${result.job.id}`)
       return {
         asset: result.asset,
-        job: await jobView(service, result.job, settings.urlExpiresInSec),
+        job: await jobView(service, result.job, settings),
       }
     },
   )
