@@ -40,6 +40,7 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
   ENGINE                   ffmpeg, elastic-transcoder (ET_PIPELINE_NAME, ET_ENDPOINT) or
                            mediaconvert (MEDIACONVERT_ROLE, MEDIACONVERT_ENDPOINT,
                            MEDIACONVERT_QUEUE); both need STORAGE=s3
+  FILE_URL_SECRET          32+ bytes signing the file URLs (default: one kept in DATA_DIR)
   SNS_TOPIC_ARNS, AWS_REGION`
 
 const COMMANDS: Command[] = [
