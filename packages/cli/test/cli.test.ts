@@ -72,6 +72,10 @@ describe('transcodekit --help', () => {
     expect(option.code).toBe(2)
     expect(option.stderr).toContain("Unknown option '--colour'")
     expect(option.stderr).toContain('transcodekit presets --help')
+    // serve's options stand for its environment variables, checked the same way.
+    const port = await cli(['serve', '--port', 'eighty', '--data-dir', join(dir, 'flags')])
+    expect(port.code).toBe(1)
+    expect(port.stderr).toContain('PORT must be an integer from 0 to 65535 (got "eighty")')
     const noPreset = await cli(['transcode', seed])
     expect(noPreset.code).toBe(2)
     expect(noPreset.stderr).toContain('--preset')
