@@ -30,7 +30,7 @@ import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { scriptCommand } from '../examples/server/test/server-process.ts'
+import { scriptCommand } from '../packages/cli/test/server-process.ts'
 
 const MIB = 1024 * 1024
 const SIZE = Number(process.env.SIZE_MIB ?? 1024) * MIB

@@ -1,28 +1,30 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-const WORKER = fileURLToPath(new URL('../src/worker.ts', import.meta.url))
+/** The `transcodekit` bin, from the sources. */
+export const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
 
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url))
+/** `pnpm start` and `pnpm worker` are the example's scripts, over `serve` and `worker`. */
+const EXAMPLE_DIR = fileURLToPath(new URL('../../../examples/server/', import.meta.url))
 
 /**
- * How a package.json script `[NAME=value …] node <flags> src/<entry>.ts` runs: its environment
- * assignments (relative paths made absolute against the package folder, where pnpm runs it)
- * and its Node flags.
+ * How a package.json script `[NAME=value …] node <flags> src/<entry>.ts` of the example server
+ * runs: its environment assignments (relative paths made absolute against its folder, where
+ * pnpm runs it) and its Node flags.
  */
 export function scriptCommand(name: string): { env: Record<string, string>; flags: string[] } {
-  const { scripts } = JSON.parse(
-    readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
-  ) as { scripts: Record<string, string> }
+  const { scripts } = JSON.parse(readFileSync(resolve(EXAMPLE_DIR, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>
+  }
   const words = scripts[name]!.split(/\s+/)
   const node = words.indexOf('node')
   const env = Object.fromEntries(
     words.slice(0, node).map((word) => {
       const [key, value] = word.split(/=(.*)/s) as [string, string]
-      return [key, value.includes('/') ? resolve(PACKAGE_DIR, value) : value]
+      return [key, value.includes('/') ? resolve(EXAMPLE_DIR, value) : value]
     }),
   )
   return { env, flags: words.slice(node + 1, -1) }
@@ -40,29 +42,72 @@ export interface RunningServer extends RunningProcess {
   url: string
 }
 
-/** Starts `src/main.ts` as `pnpm start` would, on a free port, and waits until it listens. */
+/**
+ * Starts `transcodekit serve` with the Node flags and environment of `pnpm start` (the same
+ * code: the example's entry only sets its data folder), on a free port, and waits until it
+ * listens.
+ */
 export async function startServer(
   env: Record<string, string>,
   timeoutMs = 60_000,
+  /** More Node flags, after the script's. */
+  nodeFlags: string[] = [],
 ): Promise<RunningServer> {
   const command = scriptCommand('start')
   const { running, match } = await startProcess(
-    [...command.flags, MAIN],
+    [...command.flags, ...nodeFlags, BIN, 'serve'],
     { ...command.env, ...env },
-    /transcodekit example: (http:\/\/127\.0\.0\.1:\d+)\//,
+    /transcodekit: (http:\/\/127\.0\.0\.1:\d+)\//,
     timeoutMs,
   )
   return { ...running, url: match[1]! }
 }
 
-/** Starts `src/worker.ts` as `pnpm worker` would and waits until it consumes jobs. */
+/**
+ * Starts the example's own entry (`examples/server/src/main.ts`, `pnpm start`) with its script's
+ * flags: the thin wrapper over `serve`.
+ */
+export async function startExampleServer(env: Record<string, string>): Promise<RunningServer> {
+  const command = scriptCommand('start')
+  const { running, match } = await startProcess(
+    [...command.flags, resolve(EXAMPLE_DIR, 'src/main.ts')],
+    { ...command.env, ...env },
+    /transcodekit: (http:\/\/127\.0\.0\.1:\d+)\//,
+    60_000,
+  )
+  return { ...running, url: match[1]! }
+}
+
+/** Runs the example's own worker entry (`pnpm worker`) to its exit: its code and output. */
+export async function runExampleWorker(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
+  const command = scriptCommand('worker')
+  const child = spawn(process.execPath, [...command.flags, resolve(EXAMPLE_DIR, 'src/worker.ts')], {
+    env: { ...process.env, ...command.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (data: Buffer) => {
+    output += data.toString()
+  })
+  child.stderr.on('data', (data: Buffer) => {
+    output += data.toString()
+  })
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, output }
+}
+
+/** Starts `transcodekit worker` as `pnpm worker` would and waits until it consumes jobs. */
 export async function startWorker(
   env: Record<string, string>,
   timeoutMs = 60_000,
+  /** More Node flags, after the script's. */
+  nodeFlags: string[] = [],
 ): Promise<RunningProcess> {
   const command = scriptCommand('worker')
   const { running } = await startProcess(
-    [...command.flags, WORKER],
+    [...command.flags, ...nodeFlags, BIN, 'worker'],
     { ...command.env, ...env },
     /transcodekit worker: consuming jobs/,
     timeoutMs,
@@ -76,7 +121,7 @@ async function startProcess(
   ready: RegExp,
   timeoutMs: number,
 ): Promise<{ running: RunningProcess; match: RegExpExecArray }> {
-  const script = args.at(-1)!
+  const script = `transcodekit ${args.at(-1)}`
   const child = spawn(process.execPath, args, {
     // DATABASE_URL cleared: each test gets its own embedded database (PGlite) in its DATA_DIR,
     // never rows of a shared server, unless it names one.

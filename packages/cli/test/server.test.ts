@@ -1,12 +1,17 @@
 import { openAsBlob } from 'node:fs'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import { makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.ts'
-import { type RunningServer, startServer } from './server-process.ts'
+import {
+  type RunningServer,
+  runExampleWorker,
+  startExampleServer,
+  startServer,
+} from './server-process.ts'
 
 describe('loadConfig', () => {
   it('starts from embedded defaults with nothing set', () => {
@@ -24,7 +29,12 @@ describe('loadConfig', () => {
       engine: { kind: 'ffmpeg' },
       snsTopicArns: [],
     })
-    expect(config.dataDir).toMatch(/examples\/server\/\.data$/)
+    // `transcodekit serve` keeps its data next to where it runs; `pnpm start` passes its own.
+    expect(config.dataDir).toBe(resolve('.transcodekit'))
+    expect(loadConfig({}, { dataDir: '/srv/media' }).dataDir).toBe('/srv/media')
+    expect(loadConfig({ DATA_DIR: 'here' }, { dataDir: '/srv/media' }).dataDir).toBe(
+      resolve('here'),
+    )
   })
 
   it('names every bad variable at once', () => {
@@ -168,4 +178,29 @@ describe('the example server process', () => {
     // Nothing half-written stays in the upload spool.
     expect(await readdir(join(dataDir, 'data', 'tmp', 'uploads')).catch(() => [])).toEqual([])
   }, 240_000)
+
+  it('runs as `pnpm start` from examples/server, the thin wrapper over serve', async () => {
+    const example = await startExampleServer({
+      DATA_DIR: join(dataDir, 'example'),
+      DATABASE_URL: 'memory://',
+    })
+    try {
+      const page = await fetch(`${example.url}/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toContain('<title>transcodekit')
+      expect(await example.stop('SIGTERM')).toBe(0)
+    } finally {
+      await example.stop('SIGKILL')
+    }
+  })
+
+  it('runs `pnpm worker` from examples/server, the thin wrapper over worker', async () => {
+    // memory:// belongs to one process: the worker's own check answers, so its code ran.
+    const { code, output } = await runExampleWorker({
+      DATA_DIR: join(dataDir, 'example-worker'),
+      DATABASE_URL: 'memory://',
+    })
+    expect(code).toBe(1)
+    expect(output).toContain('DATABASE_URL=memory:// is not shared between processes')
+  })
 })

@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import {
   createTranscoder,
   type Engine,
@@ -83,10 +82,17 @@ export class ConfigError extends Error {
   }
 }
 
-const DEFAULT_DATA_DIR = fileURLToPath(new URL('../.data', import.meta.url))
+/**
+ * The data folder when `DATA_DIR` is not set: `.transcodekit` in the working folder, so a
+ * `transcodekit worker` started next to `transcodekit serve` finds its embedded database.
+ */
+export const DEFAULT_DATA_DIR = '.transcodekit'
 
 /** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): ServerConfig {
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  defaults: { dataDir?: string | undefined } = {},
+): ServerConfig {
   const problems: string[] = []
   const text = (name: string) => {
     const value = env[name]?.trim()
@@ -207,7 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config: ServerConfig = {
     port: integer('PORT', 3000, 0, 65_535),
     host: text('HOST') ?? 'localhost',
-    dataDir: resolve(text('DATA_DIR') ?? DEFAULT_DATA_DIR),
+    dataDir: resolve(text('DATA_DIR') ?? defaults.dataDir ?? DEFAULT_DATA_DIR),
     databaseUrl,
     pgliteSharedBuffers,
     databaseSchema,
@@ -375,7 +381,7 @@ async function openPersistence(
     if (!attach || config.databaseUrl !== null) throw error
     throw new Error(
       `no embedded database is running in ${embeddedDir} (${String(error)}): ` +
-        'start the server on this DATA_DIR first (pnpm start), or set DATABASE_URL',
+        'start the server on this DATA_DIR first (transcodekit serve), or set DATABASE_URL',
     )
   })
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })

@@ -1,0 +1,7 @@
+export * from './cli-errors.ts'
+export * from './cli-runner.ts'
+export * from './config.ts'
+export * from './graceful-shutdown.ts'
+export * from './main.ts'
+export * from './server-app.ts'
+export * from './worker.ts'

@@ -1,0 +1,75 @@
+import { ConfigError, createServices, loadConfig } from './config.ts'
+import { gracefulShutdown } from './graceful-shutdown.ts'
+import { buildServer } from './server-app.ts'
+
+/** How long requests still running at shutdown (a slow download, an upload) may go on. */
+const SHUTDOWN_GRACE_MS = 10_000
+
+export interface ServeOptions {
+  /** Where the configuration is read from. @default process.env */
+  env?: Record<string, string | undefined>
+  /** The data folder when `DATA_DIR` is not set. @default `.transcodekit` in the working folder */
+  defaultDataDir?: string
+}
+
+/**
+ * Runs the server in this process (`transcodekit serve`, and `pnpm start` of the example) until
+ * a signal stops it: the page, the API, and (unless `WORKER=false`) the jobs. A bad environment
+ * is printed, every bad variable named, and the process exits 1.
+ */
+export async function serve(options: ServeOptions = {}): Promise<void> {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig(options.env ?? process.env, { dataDir: options.defaultDataDir })
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
+
+  const services = await createServices(config)
+  const app = await buildServer(config, services)
+
+  const shutdown = gracefulShutdown(
+    {
+      log: app.log,
+      message: 'shutting down: running jobs are left to resume at the next start',
+    },
+    async () => {
+      // Requests still running get a grace period, then their connections are cut: an
+      // unfinished upload is removed by the service, never kept.
+      const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+      grace.unref()
+      try {
+        await app.close()
+      } finally {
+        clearTimeout(grace)
+        await services.close()
+      }
+    },
+  )
+
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (error) {
+    app.log.error({ err: error }, 'could not listen')
+    await services.close()
+    process.exit(1)
+  }
+  try {
+    const resumed = await services.service.resume()
+    if (resumed > 0) app.log.info({ resumed }, 'handed unfinished jobs to the worker again')
+  } catch (error) {
+    // A SIGTERM right after start closes the database under `resume()`: the jobs it did not get
+    // to are resumed at the next start.
+    if (!shutdown.closing) throw error
+  }
+  if (!shutdown.closing) {
+    const { port } = app.server.address() as { port: number }
+    app.log.info(
+      `transcodekit: http://${config.host}:${port}/  (API docs: http://${config.host}:${port}/docs)`,
+    )
+  }
+}

@@ -1,0 +1,86 @@
+// `transcodekit worker` (and `pnpm worker` of the example): a process that only runs
+// transcoding jobs (no HTTP), built by the same `createServices` as the server. Any number of
+// them share the database: the PostgreSQL server at DATABASE_URL (from any machine), or the
+// embedded one of the server on the same DATA_DIR. The API process (`WORKER=false`) enqueues,
+// pg-boss hands each job to one worker at a time.
+import { ConfigError, createServices, loadConfig } from './config.ts'
+import { gracefulShutdown, type ShutdownLogger } from './graceful-shutdown.ts'
+
+/** JSON lines, as the server's pino logger writes them. */
+const log: ShutdownLogger = {
+  info: (fields, msg) => console.log(line('info', fields, msg)),
+  error: (fields, msg) => console.error(line('error', fields, msg)),
+}
+
+function line(level: string, fields: Record<string, unknown>, msg: string): string {
+  const { err, ...rest } = fields
+  const error =
+    err === undefined
+      ? {}
+      : { err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }
+  return JSON.stringify({ level, time: Date.now(), pid: process.pid, ...rest, ...error, msg })
+}
+
+export interface WorkerOptions {
+  /** Where the configuration is read from. @default process.env */
+  env?: Record<string, string | undefined>
+  /** The data folder when `DATA_DIR` is not set. @default `.transcodekit` in the working folder */
+  defaultDataDir?: string
+}
+
+/** Runs jobs in this process until a signal stops it. */
+export async function runWorker(options: WorkerOptions = {}): Promise<void> {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig(options.env ?? process.env, { dataDir: options.defaultDataDir })
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(1)
+    }
+    throw error
+  }
+  // memory:// belongs to one process; the embedded database is the one the server on this
+  // DATA_DIR runs, which the worker attaches to.
+  if (config.databaseUrl === 'memory://') {
+    console.error(
+      'invalid configuration:\n  - DATABASE_URL=memory:// is not shared between processes: ' +
+        'a separate worker needs the embedded database or a postgres:// URL',
+    )
+    process.exit(1)
+  }
+
+  let services: Awaited<ReturnType<typeof createServices>>
+  try {
+    services = await createServices(config, { worker: true, attach: true })
+  } catch (error) {
+    log.error({}, String(error instanceof Error ? error.message : error))
+    process.exit(1)
+  }
+  // A running job is aborted and its delivery left to pg-boss, which hands it to a worker
+  // again; its output keys are fixed, so the next run writes the same files.
+  gracefulShutdown(
+    { log, message: 'shutting down: running jobs are left to the next worker' },
+    () => services.close(),
+  )
+  services.service.subscribe(({ job }) => {
+    if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
+      const fields = {
+        jobId: job.id,
+        state: job.state,
+        ...(job.errorMessage ? { error: job.errorMessage } : {}),
+      }
+      if (job.state === 'error') log.error(fields, 'job ended')
+      else log.info(fields, 'job ended')
+    }
+  })
+  await services.service.ready()
+  log.info(
+    {
+      concurrency: config.workerConcurrency,
+      engine: config.engine.kind,
+      storage: config.storage.kind,
+    },
+    'transcodekit worker: consuming jobs',
+  )
+}
