@@ -238,11 +238,15 @@ describe.each(Object.keys(backends))('owners on the %s repository', (backend) =>
   it('caps the jobs one owner has waiting or running: 429 before the body is stored', async () => {
     await start({ maxActiveJobsPerOwner: 2 })
     const first = (await upload(ALICE)).json().job
-    expect((await upload(ALICE)).statusCode).toBe(201)
+    expect((await upload(ALICE, 'second')).statusCode).toBe(201)
     const before = await t.snapshot()
     const refused = await upload(ALICE)
     expect(refused.statusCode).toBe(429)
     expect(refused.json()).toMatchObject({ code: 'TRANSCODEKIT_TOO_MANY_JOBS' })
+    expect(await t.snapshot()).toEqual(before)
+    // A retried request makes no new job: it gets its job, cap or not.
+    const retried = await upload(ALICE, 'second')
+    expect(retried.statusCode).toBe(201)
     expect(await t.snapshot()).toEqual(before)
     // Per owner: another owner is not held back.
     expect((await upload(BOB)).statusCode).toBe(201)

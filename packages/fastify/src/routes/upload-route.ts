@@ -125,10 +125,14 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         throw NotMultipartError('POST /uploads takes a multipart/form-data body')
       }
       await authorize(settings, request, 'upload')
-      await assertRoomForJob(settings, request)
       const owner = ownerOf(request)
       const presets = splitPresets(request.query.presets ?? '')
       const idempotencyKey = request.headers['idempotency-key'] ?? null
+      // A retried request (its key already has a job) makes no new job: never refused for room.
+      const retried =
+        idempotencyKey !== null &&
+        (await service.repository.getJobByIdempotencyKey(idempotencyKey, owner)) !== null
+      if (!retried) await assertRoomForJob(settings, request)
       const controller = new AbortController()
       const onClose = () => {
         if (!request.raw.complete) controller.abort(new CoreAbortedError('the client went away'))
