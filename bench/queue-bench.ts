@@ -11,7 +11,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 // Relative imports: the workspace root depends on none of the packages.
-import { createTranscoder, ffmpegEngine, localStorage } from '../packages/core/src/index.ts'
+import {
+  createTranscoder,
+  DEFAULT_OWNER,
+  ffmpegEngine,
+  localStorage,
+} from '../packages/core/src/index.ts'
 import { makeTone } from '../packages/core/src/testing/media-fixtures.ts'
 import {
   kyselyRepository,
@@ -75,6 +80,7 @@ async function bareInsertLoop(assetId: string, run: number): Promise<number> {
       .insertInto('jobs')
       .values({
         id: randomUUID(),
+        owner: DEFAULT_OWNER,
         asset_id: assetId,
         engine: 'ffmpeg',
         state: 'submitted',

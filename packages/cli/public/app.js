@@ -15,6 +15,46 @@ let api = '/api'
 let chosen = null
 let assetsCursor = null
 
+// API key ---------------------------------------------------------------------------------
+// With API_KEYS set, the API wants `Authorization: Bearer <key>`: the page asks once and keeps
+// the key in this browser (localStorage) until the server refuses it.
+
+const KEY_ITEM = 'transcodekit.apiKey'
+let keyRequired = false
+const storedKey = () => (keyRequired ? localStorage.getItem(KEY_ITEM) : null)
+const authHeaders = () => {
+  const key = storedKey()
+  return key ? { authorization: `Bearer ${key}` } : {}
+}
+
+class KeyRefused extends Error {}
+
+/** Shows the key form and resolves once a key is saved. */
+function askForKey(message) {
+  localStorage.removeItem(KEY_ITEM)
+  const section = $('api-key')
+  section.hidden = false
+  $('api-key-message').textContent = message
+  $('api-key-input').value = ''
+  $('api-key-input').focus()
+  return new Promise((resolve) => {
+    $('api-key-form').addEventListener(
+      'submit',
+      (event) => {
+        event.preventDefault()
+        localStorage.setItem(KEY_ITEM, $('api-key-input').value.trim())
+        section.hidden = true
+        resolve()
+      },
+      { once: true },
+    )
+  })
+}
+$('forget-key').addEventListener('click', () => {
+  localStorage.removeItem(KEY_ITEM)
+  location.reload()
+})
+
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag)
   for (const [key, value] of Object.entries(props)) {
@@ -53,7 +93,11 @@ function setMeter(id, percent) {
 }
 
 async function request(path, options = {}) {
-  const response = await fetch(`${api}${path}`, options)
+  const response = await fetch(`${api}${path}`, {
+    ...options,
+    headers: { ...options.headers, ...authHeaders() },
+  })
+  if (response.status === 401) throw new KeyRefused('the server refused the API key')
   if (response.status === 204) return null
   const body = await response.json().catch(() => null)
   if (!response.ok)
@@ -140,6 +184,7 @@ function upload(file, presets) {
     const xhr = new XMLHttpRequest()
     xhr.open('POST', `${api}/uploads`)
     xhr.setRequestHeader('Idempotency-Key', uploadKey())
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value)
     xhr.responseType = 'json'
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) setMeter('upload-progress', (event.loaded / event.total) * 100)
@@ -267,12 +312,9 @@ function follow(job) {
     renderOutputs(list, current, rows)
   }
   update(job)
-  const events = new EventSource(`${api}/jobs/${job.id}/events`)
-  events.addEventListener('job', (event) => {
-    const current = JSON.parse(event.data)
+  followEvents(job.id, (current) => {
     update(current)
     if (TERMINAL.has(current.state)) {
-      events.close()
       status.textContent =
         current.state === 'complete'
           ? 'Done: every output is ready.'
@@ -280,6 +322,45 @@ function follow(job) {
       loadAssets(true)
     }
   })
+}
+
+/**
+ * Reads the job's server-sent events until it ends. Through fetch rather than EventSource,
+ * which cannot send the Authorization header; reconnects after a dropped stream.
+ */
+async function followEvents(id, onJob) {
+  for (;;) {
+    let last = null
+    try {
+      const response = await fetch(`${api}/jobs/${id}/events`, { headers: authHeaders() })
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`)
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
+      let buffer = ''
+      for (;;) {
+        const { value, done } = await reader.read()
+        if (done) break
+        buffer += value
+        let end = buffer.indexOf('\n\n')
+        while (end !== -1) {
+          const block = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          end = buffer.indexOf('\n\n')
+          const lines = block.split('\n')
+          if (!lines.includes('event: job')) continue
+          const data = lines
+            .filter((line) => line.startsWith('data: '))
+            .map((line) => line.slice(6))
+            .join('\n')
+          last = JSON.parse(data)
+          onJob(last)
+        }
+      }
+    } catch (error) {
+      errorBox.textContent = `Lost the job's events: ${error.message}; retrying…`
+    }
+    if (last && TERMINAL.has(last.state)) return
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+  }
 }
 
 // Earlier uploads -------------------------------------------------------------------------
@@ -360,7 +441,20 @@ $('more-assets').addEventListener('click', () => loadAssets())
 try {
   const config = await fetch('/config.json').then((response) => response.json())
   api = config.apiPrefix
-  await Promise.all([loadPresets(), loadAssets(true)])
+  keyRequired = config.auth === 'api-key'
+  $('forget-key').hidden = !keyRequired
+  if (keyRequired && !storedKey()) await askForKey('This server needs an API key.')
+  for (;;) {
+    try {
+      // One after the other: a refused key fails the first, before it changed the page.
+      await loadPresets()
+      await loadAssets(true)
+      break
+    } catch (error) {
+      if (!(error instanceof KeyRefused)) throw error
+      await askForKey('The server did not accept that key: try again.')
+    }
+  }
   document.body.dataset.ready = 'true'
 } catch (error) {
   errorBox.textContent = `Could not reach the server: ${error.message}`

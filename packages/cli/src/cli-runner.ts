@@ -25,7 +25,13 @@ interface Command {
 
 const JSON_OPTION = { json: { type: 'boolean' } } as const
 const ENVIRONMENT = `Environment (the same as the example server's; every bad value is named at start):
-  PORT, HOST               3000, localhost
+  PORT, HOST               3000, localhost (another HOST needs API_KEYS, or AUTH=none)
+  API_KEYS                 key:owner,… : the API wants Authorization: Bearer <key>, and
+                           each owner sees only its own uploads and jobs
+  AUTH                     none: serve without keys on a non-local HOST, on purpose
+  RATE_LIMIT_UPLOADS       30 per owner and minute  (0: no limit)
+  RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete
+  MAX_JOBS_PER_OWNER       10 jobs waiting or running per owner  (0: no cap)
   DATA_DIR                 ./.transcodekit (database, files, spooled uploads)
   DATABASE_URL             postgres://… instead of the embedded database (PGlite in
                            DATA_DIR/db); memory:// keeps nothing

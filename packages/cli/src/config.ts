@@ -12,6 +12,7 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import { parseApiKeys } from './api-keys.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -69,6 +70,27 @@ export interface ServerConfig {
    * generated once and kept in `dataDir`, so links outlive restarts.
    */
   fileUrlSecret: string | null
+  /**
+   * `API_KEYS`: each key (`key:owner` pairs) is an owner's, and the API wants one as
+   * `Authorization: Bearer <key>`. `null`: the API is open, every request the one default
+   * owner, and the server listens on this machine only unless `AUTH=none`.
+   */
+  apiKeys: ReadonlyMap<string, string> | null
+  /** Uploads one owner may start per minute (`RATE_LIMIT_UPLOADS`); 0: no limit. */
+  uploadsPerMinute: number
+  /**
+   * Cancels, retries and deletes one owner may ask per minute, each (`RATE_LIMIT_JOB_ACTIONS`);
+   * 0: no limit.
+   */
+  jobActionsPerMinute: number
+  /** Jobs one owner may have waiting or running (`MAX_JOBS_PER_OWNER`); 0: no cap. */
+  maxJobsPerOwner: number
+}
+
+/** Whether `host` is an address of this machine only (a loopback name or address). */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare)
 }
 
 /** Environment variables that are not valid, all of them at once. */
@@ -210,9 +232,26 @@ export function loadConfig(
     }
   }
 
+  const auth = text('AUTH')
+  if (auth !== null && auth !== 'none') {
+    problems.push(`AUTH must be none or unset (got ${JSON.stringify(auth)})`)
+  }
+  const apiKeysText = text('API_KEYS')
+  const apiKeys = apiKeysText === null ? null : parseApiKeys(apiKeysText, problems)
+  if (apiKeys && auth === 'none') {
+    problems.push('API_KEYS and AUTH=none contradict each other: set one of them')
+  }
+  const host = text('HOST') ?? 'localhost'
+  if (!apiKeys && auth !== 'none' && !isLoopback(host)) {
+    problems.push(
+      `HOST=${host} would open the API to the network with no access control: set API_KEYS ` +
+        '(key:owner pairs), or AUTH=none to do so on purpose',
+    )
+  }
+
   const config: ServerConfig = {
     port: integer('PORT', 3000, 0, 65_535),
-    host: text('HOST') ?? 'localhost',
+    host,
     dataDir: resolve(text('DATA_DIR') ?? defaults.dataDir ?? DEFAULT_DATA_DIR),
     databaseUrl,
     pgliteSharedBuffers,
@@ -227,6 +266,10 @@ export function loadConfig(
     engine,
     snsTopicArns,
     fileUrlSecret: text('FILE_URL_SECRET'),
+    apiKeys,
+    uploadsPerMinute: integer('RATE_LIMIT_UPLOADS', 30, 0, 1_000_000),
+    jobActionsPerMinute: integer('RATE_LIMIT_JOB_ACTIONS', 60, 0, 1_000_000),
+    maxJobsPerOwner: integer('MAX_JOBS_PER_OWNER', 10, 0, 1_000_000),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')

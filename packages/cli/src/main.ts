@@ -1,4 +1,4 @@
-import { ConfigError, createServices, loadConfig } from './config.ts'
+import { ConfigError, createServices, isLoopback, loadConfig } from './config.ts'
 import { gracefulShutdown } from './graceful-shutdown.ts'
 import { buildServer } from './server-app.ts'
 
@@ -67,6 +67,11 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
     if (!shutdown.closing) throw error
   }
   if (!shutdown.closing) {
+    if (config.apiKeys) {
+      app.log.info({ owners: new Set(config.apiKeys.values()).size }, 'the API wants an API key')
+    } else if (!isLoopback(config.host)) {
+      app.log.warn(`AUTH=none: the API on ${config.host} has no access control`)
+    }
     const { port } = app.server.address() as { port: number }
     app.log.info(
       `transcodekit: http://${config.host}:${port}/  (API docs: http://${config.host}:${port}/docs)`,

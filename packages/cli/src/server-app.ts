@@ -1,10 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import transcodekit from '@transcodekit/fastify'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import transcodekit, { RateLimitedError } from '@transcodekit/fastify'
+import Fastify, {
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RouteOptions,
+} from 'fastify'
+import { apiKeyOwner } from './api-keys.ts'
 import type { ServerConfig, Services } from './config.ts'
 
 const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
@@ -46,8 +52,11 @@ export async function buildServer(
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
+  await registerRateLimits(app, config)
   await app.register(transcodekit, {
     service: services.service,
+    owner: config.apiKeys ? apiKeyOwner(config.apiKeys) : undefined,
+    maxActiveJobsPerOwner: config.maxJobsPerOwner || Number.POSITIVE_INFINITY,
     prefix: config.apiPrefix,
     limits: { fileSize: config.maxUploadBytes },
     notifications: services.notifications ?? undefined,
@@ -73,6 +82,7 @@ export async function buildServer(
   }
   app.get('/config.json', { schema: { hide: true } }, async () => ({
     apiPrefix: config.apiPrefix,
+    auth: config.apiKeys ? 'api-key' : 'none',
     maxUploadBytes: config.maxUploadBytes,
   }))
   return app
@@ -89,4 +99,44 @@ async function keptSecret(dataDir: string): Promise<string> {
   })
   await rm(temp, { force: true })
   return (await readFile(path, 'utf8')).trim()
+}
+
+/**
+ * Rate limits per owner: uploads, and each job action (cancel, retry, delete), counted per
+ * minute and per route by the owner the API resolved (the one default owner when the API is
+ * open). The routes are tagged as they are added, by a hook that runs before the limiter's
+ * own; the limiter runs after the owner is known (preHandler), and answers 429
+ * `TRANSCODEKIT_RATE_LIMITED` with `Retry-After`.
+ */
+async function registerRateLimits(app: FastifyInstance, config: ServerConfig): Promise<void> {
+  const prefix = config.apiPrefix
+  const groups: Array<{ max: number; routes: Array<[string, string]> }> = [
+    { max: config.uploadsPerMinute, routes: [['POST', `${prefix}/uploads`]] },
+    {
+      max: config.jobActionsPerMinute,
+      routes: [
+        ['POST', `${prefix}/jobs/:id/cancel`],
+        ['POST', `${prefix}/jobs/:id/retry`],
+        ['DELETE', `${prefix}/assets/:id`],
+      ],
+    },
+  ]
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = [route.method].flat()
+    const group = groups.find(({ routes }) =>
+      routes.some(([method, url]) => url === route.url && methods.includes(method)),
+    )
+    if (!group || group.max === 0) return
+    route.config = {
+      ...route.config,
+      rateLimit: { max: group.max, timeWindow: 60_000 },
+    } as RouteOptions['config']
+  })
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preHandler',
+    keyGenerator: (request) => request.transcodekitOwner ?? request.ip,
+    errorResponseBuilder: (_request, context) =>
+      RateLimitedError(`at most ${context.max} of these per minute: retry in ${context.after}`),
+  })
 }

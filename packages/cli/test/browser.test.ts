@@ -127,4 +127,54 @@ describe('the web page in headless Chromium', () => {
     expect(problems).toEqual([])
     await page.close()
   }, 120_000)
+
+  it('asks for the API key once, keeps it, and sends it on every call', async () => {
+    const key = 'page-key-0123456789abcdef'
+    const keyed = await startServer({
+      DATA_DIR: join(dir, 'keyed'),
+      DATABASE_URL: 'memory://',
+      API_KEYS: `${key}:alice`,
+    })
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      const errors: string[] = []
+      page.on('pageerror', (error) => errors.push(error.message))
+      await page.goto(keyed.url)
+      await page.waitForSelector('#api-key:not([hidden])')
+      // A wrong key is refused, and asked for again.
+      await page.fill('#api-key-input', 'wrong-key-0123456789abcdef')
+      await page.click('#api-key-form button[type="submit"]')
+      await page.waitForFunction(() =>
+        document.getElementById('api-key-message')?.textContent?.includes('did not accept'),
+      )
+      await page.fill('#api-key-input', key)
+      await page.click('#api-key-form button[type="submit"]')
+      await page.waitForSelector('body[data-ready="true"]')
+      expect(await page.isHidden('#api-key')).toBe(true)
+      expect(await page.evaluate(() => localStorage.getItem('transcodekit.apiKey'))).toBe(key)
+
+      // Upload and follow the job: every call carries the key (events included).
+      const mp3 = await makeTone(join(dir, 'keyed tone.mp3'), { seconds: 1, format: 'mp3' })
+      await page.setInputFiles('#file', mp3)
+      await page.click('#submit')
+      await page.waitForFunction(
+        () => document.getElementById('status')?.textContent?.startsWith('Done'),
+        undefined,
+        { timeout: 60_000 },
+      )
+      // Kept: a new visit of the page asks nothing.
+      await page.reload()
+      await page.waitForSelector('body[data-ready="true"]')
+      expect(await page.isHidden('#api-key')).toBe(true)
+      expect(await page.textContent('#assets')).toContain('keyed tone.mp3')
+      expect(await page.isVisible('#forget-key')).toBe(true)
+      expect(errors).toEqual([])
+      // Without the key, the API refuses what the page just did.
+      expect((await fetch(`${keyed.url}/api/assets`)).status).toBe(401)
+    } finally {
+      await context.close()
+      await keyed.stop('SIGTERM')
+    }
+  }, 120_000)
 })

@@ -126,6 +126,33 @@ export class NotificationRejectedError extends TranscodeKitError {
   }
 }
 
+/** A request that could not be tied to an owner (no credentials, or ones the app refused). */
+export class UnauthenticatedError extends TranscodeKitError {
+  constructor(message = 'this request needs credentials', options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options)
+  }
+}
+
+/** An owner that may not do this action on this resource of its own. */
+export class ForbiddenError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FORBIDDEN', message, options)
+  }
+}
+
+/** An owner that already has as many jobs waiting or running as it may. */
+export class TooManyJobsError extends TranscodeKitError {
+  readonly limit: number
+
+  constructor(limit: number) {
+    super(
+      'TOO_MANY_JOBS',
+      `at most ${limit} jobs may wait or run at once: try again when one has ended`,
+    )
+    this.limit = limit
+  }
+}
+
 /**
  * The disk (or quota) ran out of space while writing an upload or an object (`ENOSPC`,
  * `EDQUOT`). What was partly written is removed; the write can succeed once space is back.

@@ -41,9 +41,20 @@ export interface MediaInfo {
   streams: MediaStream[]
 }
 
+/**
+ * Who a resource belongs to: an opaque string the app chooses (a user id, a tenant, an API
+ * key's name). Every read, listing, change and idempotency key is scoped to it.
+ */
+export type Owner = string
+
+/** The owner of everything made without one: apps with no notion of owners, and rows from before owners. */
+export const DEFAULT_OWNER: Owner = 'default'
+
 /** An uploaded original. */
 export interface Asset {
   id: string
+  /** Who uploaded it; its jobs belong to the same owner. */
+  owner: Owner
   /** Storage key of the original; made by the server, never from client input. */
   storageKey: string
   /** The name the client gave. Metadata only: it never becomes part of a path or key. */
@@ -72,6 +83,8 @@ export interface Output {
 
 export interface Job {
   id: string
+  /** The owner of its asset. */
+  owner: Owner
   assetId: string
   /** Name of the engine that runs it (`ffmpeg`, `elastic-transcoder`, `mediaconvert`). */
   engine: string
@@ -82,7 +95,7 @@ export interface Job {
   progress: number
   errorCode: string | null
   errorMessage: string | null
-  /** Unique across all jobs: the same key always gives the same job. */
+  /** Unique per owner: the same key from the same owner always gives the same job. */
   idempotencyKey: string | null
   /** How many times a worker has started this job. */
   attempts: number

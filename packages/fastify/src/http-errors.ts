@@ -40,6 +40,11 @@ export const FileUrlInvalidError = createError('TRANSCODEKIT_FILE_URL_INVALID', 
 export const FileUrlExpiredError = createError('TRANSCODEKIT_FILE_URL_EXPIRED', '%s', 403)
 export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATISFIABLE', '%s', 416)
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
+export const UnauthenticatedError = createError('TRANSCODEKIT_UNAUTHENTICATED', '%s', 401)
+export const ForbiddenError = createError('TRANSCODEKIT_FORBIDDEN', '%s', 403)
+export const TooManyJobsError = createError('TRANSCODEKIT_TOO_MANY_JOBS', '%s', 429)
+/** For an app's rate limiter (`@fastify/rate-limit`'s `errorResponseBuilder`), so it answers like the routes. */
+export const RateLimitedError = createError('TRANSCODEKIT_RATE_LIMITED', '%s', 429)
 export const UploadTimeoutError = createError('TRANSCODEKIT_UPLOAD_TIMEOUT', '%s', 408)
 export const InsufficientStorageError = createError('TRANSCODEKIT_INSUFFICIENT_STORAGE', '%s', 507)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
@@ -61,6 +66,9 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   IDEMPOTENCY_CONFLICT: IdempotencyConflictError,
   NOTIFICATION_REJECTED: NotificationRejectedError,
   ABORTED: AbortedError,
+  UNAUTHENTICATED: UnauthenticatedError,
+  FORBIDDEN: ForbiddenError,
+  TOO_MANY_JOBS: TooManyJobsError,
   INSUFFICIENT_STORAGE: InsufficientStorageError,
 }
 

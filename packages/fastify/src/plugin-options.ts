@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict'
-import type { NotificationVerifier, TranscodeService } from '@transcodekit/core'
+import {
+  type Asset,
+  DEFAULT_OWNER,
+  type Job,
+  type NotificationVerifier,
+  type Owner,
+  type TranscodeService,
+} from '@transcodekit/core'
+import type { FastifyRequest } from 'fastify'
 import { FileUrlSigner } from './http/file-url-signer.ts'
 
 /** Limits of `POST /uploads`, passed to the multipart parser. */
@@ -18,6 +26,59 @@ export interface UploadLimits {
   fieldNameSize?: number
   /** Header pairs per part. @default 100 */
   headerPairs?: number
+}
+
+/** What a request may do, as the `authorize` hook is asked about it. */
+export type TranscodekitAction =
+  | 'upload'
+  | 'read'
+  | 'list'
+  | 'delete'
+  | 'cancel'
+  | 'retry'
+  | 'download'
+
+/** The resource an action is on; `null` for `upload` and `list`. */
+export type TranscodekitResource = { type: 'asset'; asset: Asset } | { type: 'job'; job: Job }
+
+export interface AuthorizeRequest {
+  /** Who asks, as `owner` resolved it. */
+  owner: Owner
+  action: TranscodekitAction
+  /** Always one of the owner's own: another owner's resource answers 404 before the hook runs. */
+  resource: TranscodekitResource | null
+  request: FastifyRequest
+}
+
+/**
+ * Tells who a request comes from: an owner, or `null` (or `undefined`) to refuse it with 401
+ * `TRANSCODEKIT_UNAUTHENTICATED`. Reads whatever the app uses: a session, a verified JWT, an
+ * API key. Runs before the body is read, for every route but `/files/*` (whose signed URL
+ * is its authorization) and the SNS notifications (verified by signature).
+ *
+ * @example
+ * owner: async (request) => (await request.jwtVerify<{ sub: string }>()).sub
+ */
+export type OwnerResolver = (
+  request: FastifyRequest,
+) => Owner | null | undefined | Promise<Owner | null | undefined>
+
+/**
+ * Decides an action of an owner, on one of its resources when there is one: `false` refuses
+ * it with 403 `TRANSCODEKIT_FORBIDDEN`. For `download`, a refusal leaves the outputs of the
+ * job without URLs (the job itself stays readable).
+ *
+ * @example
+ * authorize: ({ action, request }) => action !== 'delete' || request.user.isAdmin
+ */
+export type AuthorizeHook = (request: AuthorizeRequest) => boolean | Promise<boolean>
+
+/** A security scheme of the OpenAPI document, and the name the routes refer to it by. */
+export interface OpenApiSecurity {
+  /** @default 'bearerAuth' */
+  name?: string
+  /** An OpenAPI Security Scheme Object. @default { type: 'http', scheme: 'bearer' } */
+  scheme?: Record<string, unknown>
 }
 
 export interface TranscodekitPluginOptions {
@@ -42,6 +103,28 @@ export interface TranscodekitPluginOptions {
    */
   urlExpiresInSec?: number
   /**
+   * Resolves each request to its owner, or refuses it. Every asset and job belongs to the
+   * owner that made it, and another owner's answers 404, as a missing one does.
+   * @default () => DEFAULT_OWNER (one owner for every request: no access control)
+   */
+  owner?: OwnerResolver
+  /** Decides each action of an owner on its own resources. @default () => true */
+  authorize?: AuthorizeHook
+  /**
+   * How the OpenAPI document describes the credentials `owner` reads: the scheme goes in
+   * `components.securitySchemes`, and every route but the files and notifications refers to
+   * it. `false` declares none.
+   * @default { name: 'bearerAuth', scheme: { type: 'http', scheme: 'bearer' } } when `owner` is set, else false
+   */
+  openapiSecurity?: OpenApiSecurity | false
+  /**
+   * How many jobs one owner may have waiting or running (`submitted` or `progressing`): an
+   * upload or a retry past it answers 429 `TRANSCODEKIT_TOO_MANY_JOBS`, before the body is
+   * stored. Checked before each job is made, so concurrent requests of one owner may pass it
+   * by the few that were in flight together. @default Infinity (no cap)
+   */
+  maxActiveJobsPerOwner?: number
+  /**
    * The key (at least 32 bytes) that signs the URLs of `GET {prefix}/files/*` (HMAC-SHA256).
    * Without it, a random key is made at start: links then stop working when the process
    * restarts, and several API processes behind one address each refuse the others' links.
@@ -65,6 +148,10 @@ export interface ResolvedOptions {
   notifications: NotificationVerifier | null
   serveFiles: boolean
   urlExpiresInSec: number
+  owner: OwnerResolver
+  authorize: AuthorizeHook
+  openapiSecurity: Required<OpenApiSecurity> | null
+  maxActiveJobsPerOwner: number
   fileUrls: FileUrlSigner
   uploadIdleTimeoutMs: number
   /**
@@ -118,6 +205,36 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
   )
   const urlExpiresInSec = options.urlExpiresInSec ?? 3600
   assert.ok(urlExpiresInSec > 0, 'transcodekit: `urlExpiresInSec` must be positive')
+  assert.ok(
+    options.owner === undefined || typeof options.owner === 'function',
+    'transcodekit: `owner` must be a function of the request',
+  )
+  assert.ok(
+    options.authorize === undefined || typeof options.authorize === 'function',
+    'transcodekit: `authorize` must be a function',
+  )
+  const security = options.openapiSecurity ?? (options.owner ? {} : false)
+  let openapiSecurity: Required<OpenApiSecurity> | null = null
+  if (security !== false) {
+    openapiSecurity = {
+      name: security.name ?? 'bearerAuth',
+      scheme: security.scheme ?? { type: 'http', scheme: 'bearer' },
+    }
+    assert.ok(
+      /^[A-Za-z0-9._-]+$/.test(openapiSecurity.name),
+      'transcodekit: `openapiSecurity.name` must match ^[A-Za-z0-9._-]+$',
+    )
+    assert.ok(
+      typeof openapiSecurity.scheme.type === 'string',
+      'transcodekit: `openapiSecurity.scheme` must be an OpenAPI Security Scheme Object',
+    )
+  }
+  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? Number.POSITIVE_INFINITY
+  assert.ok(
+    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
+      (Number.isSafeInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner > 0),
+    'transcodekit: `maxActiveJobsPerOwner` must be a positive integer or Infinity',
+  )
   const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? 30_000
   assert.ok(
     Number.isSafeInteger(uploadIdleTimeoutMs) && uploadIdleTimeoutMs >= 0,
@@ -130,6 +247,10 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     notifications: options.notifications ?? null,
     serveFiles,
     urlExpiresInSec,
+    owner: options.owner ?? (() => DEFAULT_OWNER),
+    authorize: options.authorize ?? (() => true),
+    openapiSecurity,
+    maxActiveJobsPerOwner,
     fileUrls: new FileUrlSigner(options.fileUrlSecret),
     uploadIdleTimeoutMs,
     maxUploadBodyBytes: maxUploadBodyBytes(limits),

@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { TranscodeService } from '@transcodekit/core'
+import type { Owner, TranscodeService } from '@transcodekit/core'
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -10,6 +10,7 @@ import type {
   RawServerDefault,
 } from 'fastify'
 import fp from 'fastify-plugin'
+import { documentSecurity, resolveOwnerHook } from './access-control.ts'
 import { NotFoundError, toHttpError } from './http-errors.ts'
 import {
   type ResolvedOptions,
@@ -28,6 +29,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The `TranscodeService` the transcodekit routes call. */
     transcodekit: TranscodeService
+  }
+  interface FastifyRequest {
+    /** The owner the transcodekit routes act for, once `owner` resolved it; else `null`. */
+    transcodekitOwner: Owner | null
   }
 }
 
@@ -71,10 +76,18 @@ const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
     })
   }
 
-  registerUploadRoute(app, settings)
-  registerAssetRoutes(app, settings)
-  registerJobRoutes(app, settings)
-  registerPresetRoute(app, settings)
+  // The owned routes: each request is resolved to its owner before its body is read. Files
+  // (signed URLs) and notifications (signed messages) carry their own authorization.
+  await instance.register(async (owned) => {
+    owned.addHook('onRequest', resolveOwnerHook(settings))
+    if (settings.openapiSecurity)
+      owned.addHook('onRoute', documentSecurity(settings.openapiSecurity))
+    const api = owned.withTypeProvider<TypeBoxTypeProvider>()
+    registerUploadRoute(api, settings)
+    registerAssetRoutes(api, settings)
+    registerJobRoutes(api, settings)
+    registerPresetRoute(api, settings)
+  })
   if (settings.serveFiles) registerFileRoute(app, settings)
   if (settings.notifications) await instance.register(registerNotificationRoute, { settings })
 }
@@ -82,6 +95,9 @@ const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
 async function transcodekit(fastify: FastifyInstance, options: TranscodekitPluginOptions) {
   const settings = resolveOptions(options)
   fastify.decorate('transcodekit', settings.service)
+  if (!fastify.hasRequestDecorator('transcodekitOwner')) {
+    fastify.decorateRequest('transcodekitOwner', null)
+  }
   // Shared schemas live in the app's context, where @fastify/swagger can see them.
   for (const schema of sharedSchemas) {
     if (!fastify.getSchema(schema.$id!)) fastify.addSchema(schema)

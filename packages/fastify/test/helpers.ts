@@ -9,11 +9,12 @@ import {
   localStorage,
   memoryRepository,
   type NotificationVerifier,
+  type Repository,
   type TranscodeService,
 } from '@transcodekit/core'
 import { filesUnder } from '@transcodekit/core/testing'
 import Fastify, { type FastifyInstance } from 'fastify'
-import transcodekit, { type UploadLimits } from '../src/index.ts'
+import transcodekit, { type TranscodekitPluginOptions, type UploadLimits } from '../src/index.ts'
 
 export interface TestApp {
   app: FastifyInstance
@@ -39,6 +40,12 @@ export interface TestAppOptions {
   notifications?: NotificationVerifier
   /** Run jobs in this process. @default true */
   worker?: boolean
+  /** Where rows go. @default memoryRepository() */
+  repository?: Repository
+  owner?: TranscodekitPluginOptions['owner']
+  authorize?: TranscodekitPluginOptions['authorize']
+  openapiSecurity?: TranscodekitPluginOptions['openapiSecurity']
+  maxActiveJobsPerOwner?: number
   /** Signs the file URLs. @default a random secret */
   fileUrlSecret?: string
   /** Adds the app's own routes before it starts. */
@@ -55,7 +62,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
   const tmpDir = join(dir, 'tmp')
   await mkdir(tmpDir, { recursive: true })
   const prefix = options.prefix ?? ''
-  const repository = memoryRepository()
+  const repository = options.repository ?? memoryRepository()
   const service = createTranscoder({
     storage: localStorage({ root: storageRoot, baseUrl: `${prefix}/files/` }),
     engine: ffmpegEngine(),
@@ -73,6 +80,10 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     prefix,
     limits: options.limits,
     notifications: options.notifications,
+    owner: options.owner,
+    authorize: options.authorize,
+    openapiSecurity: options.openapiSecurity,
+    maxActiveJobsPerOwner: options.maxActiveJobsPerOwner,
     fileUrlSecret: options.fileUrlSecret,
     uploadIdleTimeoutMs: options.uploadIdleTimeoutMs,
   })

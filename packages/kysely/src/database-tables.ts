@@ -12,6 +12,7 @@ type BigIntColumn = ColumnType<string | number, number, number>
 
 export interface AssetsTable {
   id: string
+  owner: string
   storage_key: string
   original_filename: string | null
   content_type: string
@@ -24,6 +25,8 @@ export interface AssetsTable {
 
 export interface JobsTable {
   id: string
+  /** The asset's owner (a foreign key on (asset_id, owner)). */
+  owner: string
   asset_id: string
   engine: string
   engine_job_id: string | null
@@ -32,7 +35,7 @@ export interface JobsTable {
   progress: ColumnType<number, number | undefined, number>
   error_code: string | null
   error_message: string | null
-  /** Unique: one key, one job. */
+  /** Unique per owner: one key, one job. */
   idempotency_key: string | null
   request_hash: string
   attempts: ColumnType<number, number | undefined, number>

@@ -8,12 +8,13 @@ import {
   type Job,
   type JobPatch,
   type JobState,
+  type ListAssetsRequest,
   type ListJobsRequest,
   type NewJob,
   NotFoundError,
   type Output,
+  type Owner,
   type Page,
-  type PageRequest,
   pageLimit,
   type Repository,
   TERMINAL_STATES,
@@ -74,6 +75,7 @@ export class KyselyRepository implements Repository {
         .insertInto('assets')
         .values({
           id: asset.id,
+          owner: asset.owner,
           storage_key: asset.storageKey,
           original_filename: asset.originalFilename,
           content_type: asset.contentType,
@@ -101,9 +103,10 @@ export class KyselyRepository implements Repository {
     return row ? toAsset(row) : null
   }
 
-  async listAssets(request: PageRequest = {}): Promise<Page<Asset>> {
+  async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {
     const limit = pageLimit(request.limit)
     let query = this.#db.selectFrom('assets').selectAll()
+    if (request.owner !== undefined) query = query.where('owner', '=', request.owner)
     if (request.cursor) {
       const after = readCursor(request.cursor)
       query = query.where(({ eb, refTuple, tuple }) =>
@@ -131,7 +134,8 @@ export class KyselyRepository implements Repository {
     try {
       return await this.#createJob(job)
     } catch (error) {
-      // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset.
+      // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
+      // (missing, or another owner's: the foreign key is on (asset_id, owner)).
       if (sqlState(error) === UNIQUE_VIOLATION)
         throw new InvalidStateError(`job ${job.id} already exists`)
       if (sqlState(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('asset', job.assetId)
@@ -158,6 +162,7 @@ export class KyselyRepository implements Repository {
           .insertInto('jobs')
           .values({
             id: job.id,
+            owner: job.owner,
             asset_id: job.assetId,
             engine: job.engine,
             engine_job_id: null,
@@ -172,7 +177,7 @@ export class KyselyRepository implements Repository {
             updated_at: job.createdAt,
             finished_at: null,
           })
-          .onConflict((oc) => oc.column('idempotency_key').doNothing())
+          .onConflict((oc) => oc.columns(['owner', 'idempotency_key']).doNothing())
           .returningAll(),
       )
       .with('inserted_outputs', (db) =>
@@ -221,6 +226,7 @@ export class KyselyRepository implements Repository {
     }
     // The key was taken: a new statement sees the job that won, committed with its outputs.
     const existing = await selectJobs(this.#db)
+      .where('jobs.owner', '=', job.owner)
       .where('jobs.idempotency_key', '=', job.idempotencyKey)
       .executeTakeFirst()
     if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
@@ -233,8 +239,9 @@ export class KyselyRepository implements Repository {
     return row ? toJob(row) : null
   }
 
-  async getJobByIdempotencyKey(key: string): Promise<Job | null> {
+  async getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
     const row = await selectJobs(this.#db)
+      .where('jobs.owner', '=', owner)
       .where('jobs.idempotency_key', '=', key)
       .executeTakeFirst()
     return row ? toJob(row) : null
@@ -253,6 +260,7 @@ export class KyselyRepository implements Repository {
   async listJobs(request: ListJobsRequest = {}): Promise<Page<Job>> {
     const limit = pageLimit(request.limit)
     let query = selectJobs(this.#db)
+    if (request.owner !== undefined) query = query.where('jobs.owner', '=', request.owner)
     if (request.assetId !== undefined) {
       if (!UUID.test(request.assetId)) return { items: [], nextCursor: null }
       query = query.where('jobs.asset_id', '=', request.assetId)
@@ -354,6 +362,7 @@ function selectJobs(db: Db) {
 function toAsset(row: AssetRow): Asset {
   return {
     id: row.id,
+    owner: row.owner,
     storageKey: row.storage_key,
     originalFilename: row.original_filename,
     contentType: row.content_type,
@@ -367,6 +376,7 @@ function toAsset(row: AssetRow): Asset {
 function toJob(row: JobWithOutputs): Job {
   return {
     id: row.id,
+    owner: row.owner,
     assetId: row.asset_id,
     engine: row.engine,
     engineJobId: row.engine_job_id,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Asset, Job, NewJob } from '@transcodekit/core'
+import { type Asset, DEFAULT_OWNER, type Job, type NewJob } from '@transcodekit/core'
 import { type Kysely, sql } from 'kysely'
 import { Migrator } from 'kysely/migration'
 import { afterAll, beforeEach, describe, expect, it } from 'vitest'
@@ -14,6 +14,7 @@ import { type Backend, randomSchema, TestDatabase } from './support/test-databas
 function asset(overrides: Partial<Asset> = {}): Asset {
   return {
     id: randomUUID(),
+    owner: 'owner-a',
     storageKey: `${randomUUID()}/original.mp3`,
     originalFilename: 'song (1).mp3',
     contentType: 'audio/mpeg',
@@ -40,10 +41,25 @@ function asset(overrides: Partial<Asset> = {}): Asset {
   }
 }
 
+/** An asset as its row, as 0001 wrote them. */
+function toRow(a: Asset) {
+  return {
+    id: a.id,
+    storage_key: a.storageKey,
+    original_filename: a.originalFilename,
+    content_type: a.contentType,
+    size: a.size,
+    sha256: a.sha256,
+    media: JSON.stringify(a.media),
+    created_at: a.createdAt,
+  }
+}
+
 function newJob(assetId: string, overrides: Partial<NewJob> = {}): NewJob {
   const id = overrides.id ?? randomUUID()
   return {
     id,
+    owner: 'owner-a',
     assetId,
     engine: 'ffmpeg',
     idempotencyKey: null,
@@ -112,7 +128,10 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       'ON jobs USING btree (created_at DESC, id DESC)',
       'ON jobs USING btree (engine, engine_job_id) WHERE (engine_job_id IS NOT NULL)',
       'ON jobs USING btree (state, created_at DESC, id DESC)',
-      'UNIQUE INDEX jobs_idempotency_key_key ON jobs USING btree (idempotency_key)',
+      'UNIQUE INDEX jobs_owner_idempotency_key_key ON jobs USING btree (owner, idempotency_key)',
+      'ON assets USING btree (owner, created_at DESC, id DESC)',
+      'ON jobs USING btree (owner, created_at DESC, id DESC)',
+      'ON jobs USING btree (owner, state, created_at DESC, id DESC)',
       'UNIQUE INDEX outputs_pkey ON outputs USING btree (job_id, name)',
       'UNIQUE INDEX outputs_storage_key_key ON outputs USING btree (storage_key)',
     ]
@@ -148,6 +167,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       expect(results?.map((r) => r.migrationName)).toEqual([
         'app-0001-posts',
         'transcodekit-0001-initial',
+        'transcodekit-0002-owners',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -156,6 +176,83 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       expect(await repository.getAsset(a.id)).toBeNull()
     } finally {
       await db.schema.dropSchema(appSchema).ifExists().cascade().execute()
+    }
+  })
+
+  it('gives the rows made before owners the default owner, and scopes their keys to it', async () => {
+    const oldSchema = randomSchema('tk_old')
+    try {
+      const migrations = transcodekitMigrations({ schema: oldSchema })
+      const migrator = new Migrator({
+        db,
+        provider: { getMigrations: async () => migrations },
+        migrationTableSchema: oldSchema,
+        migrationTableName: 'transcodekit_migration',
+        migrationLockTableName: 'transcodekit_migration_lock',
+      })
+      await db.schema.createSchema(oldSchema).execute()
+      const before = await migrator.migrateTo('transcodekit-0001-initial')
+      expect(before.error).toBeUndefined()
+      // Rows as 0001 wrote them: no owner column yet.
+      const a = asset()
+      const jobId = randomUUID()
+      await db.withSchema(oldSchema).insertInto('assets').values(toRow(a)).execute()
+      await db
+        .withSchema(oldSchema)
+        .insertInto('jobs')
+        .values({
+          id: jobId,
+          asset_id: a.id,
+          engine: 'ffmpeg',
+          state: 'submitted',
+          idempotency_key: 'old-key',
+          request_hash: 'h',
+          created_at: a.createdAt,
+          updated_at: a.createdAt,
+        })
+        .execute()
+
+      expect(
+        (await migrateToLatest(db, { schema: oldSchema })).map((r) => r.migrationName),
+      ).toEqual(['transcodekit-0002-owners'])
+      const old = kyselyRepository({ db, schema: oldSchema })
+      expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })
+      expect(await old.getJob(jobId)).toMatchObject({ owner: DEFAULT_OWNER, assetId: a.id })
+      expect((await old.getJobByIdempotencyKey('old-key', DEFAULT_OWNER))?.id).toBe(jobId)
+      expect(await old.getJobByIdempotencyKey('old-key', 'owner-b')).toBeNull()
+      expect((await old.listAssets({ owner: DEFAULT_OWNER })).items.map((x) => x.id)).toEqual([
+        a.id,
+      ])
+      // The old key is now the default owner's only: another owner's same key is a new job.
+      const b = asset({ owner: 'owner-b' })
+      await old.createAsset(b)
+      const made = await old.createJob(
+        newJob(b.id, { owner: 'owner-b', idempotencyKey: 'old-key' }),
+      )
+      expect(made.created).toBe(true)
+      // New rows must name their owner: the column has no default left.
+      await expect(
+        db
+          .withSchema(oldSchema)
+          .insertInto('assets')
+          .values({ ...toRow(asset()), owner: undefined })
+          .execute(),
+      ).rejects.toMatchObject({ code: '23502' })
+
+      // And back down: the column and the per-owner key go, the rows stay.
+      const down = await migrator.migrateTo('transcodekit-0001-initial')
+      expect(down.error).toBeUndefined()
+      const { rows } = await sql<{ n: number }>`
+        select count(*)::int as n from information_schema.columns
+        where table_schema = ${oldSchema} and column_name = 'owner'`.execute(db)
+      expect(rows[0]!.n).toBe(0)
+      const { rows: jobs } = await sql<{ id: string; idempotency_key: string | null }>`
+        select id, idempotency_key from ${sql.table(`${oldSchema}.jobs`)} order by created_at`.execute(
+        db,
+      )
+      expect(jobs.filter((j) => j.idempotency_key === 'old-key')).toHaveLength(1)
+    } finally {
+      await db.schema.dropSchema(oldSchema).ifExists().cascade().execute()
     }
   })
 
@@ -194,7 +291,9 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
     for (const r of results) expect(r.job.outputs.map((o) => o.name)).toEqual(['wav', 'flac'])
     expect(await count('jobs')).toBe(1)
     expect(await count('outputs')).toBe(2)
-    expect((await repository.getJobByIdempotencyKey('upload:42'))?.id).toBe(winner.job.id)
+    expect((await repository.getJobByIdempotencyKey('upload:42', 'owner-a'))?.id).toBe(
+      winner.job.id,
+    )
   })
 
   it('refuses a job for a missing asset, or with an id in use, leaving no row', async () => {
@@ -388,7 +487,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
     expect(await repository.deleteAsset(a.id)).toBe(false)
     expect(await count('jobs')).toBe(1)
     expect(await count('outputs')).toBe(2)
-    expect(await repository.getJobByIdempotencyKey('k-a')).toBeNull()
+    expect(await repository.getJobByIdempotencyKey('k-a', 'owner-a')).toBeNull()
     // The key is free again: a new job may take it.
     const again = await repository.createJob(newJob(keep.id, { idempotencyKey: 'k-a' }))
     expect(again.created).toBe(true)

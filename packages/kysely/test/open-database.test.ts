@@ -25,6 +25,7 @@ describe('openDatabase', () => {
     const repository = kyselyRepository({ db: first.db })
     await repository.createAsset({
       id: assetId,
+      owner: 'owner-a',
       storageKey: `${assetId}/original.wav`,
       originalFilename: null,
       contentType: 'audio/wav',
@@ -35,6 +36,7 @@ describe('openDatabase', () => {
     })
     await repository.createJob({
       id: jobId,
+      owner: 'owner-a',
       assetId,
       engine: 'ffmpeg',
       idempotencyKey: 'restart',
@@ -60,7 +62,7 @@ describe('openDatabase', () => {
       expect(await migrateToLatest(second.db)).toEqual([])
       const reopened = kyselyRepository({ db: second.db })
       expect((await reopened.getAsset(assetId))?.id).toBe(assetId)
-      expect(await reopened.getJobByIdempotencyKey('restart')).toMatchObject({
+      expect(await reopened.getJobByIdempotencyKey('restart', 'owner-a')).toMatchObject({
         id: jobId,
         state: 'progressing',
         progress: 42,
@@ -104,6 +106,7 @@ describe('openDatabase', () => {
       )
       expect(results.flat().map((r) => `${r.migrationName}:${r.status}`)).toEqual([
         'transcodekit-0001-initial:Success',
+        'transcodekit-0002-owners:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(

@@ -41,6 +41,7 @@ it('answers every lookup of the service from an index', async () => {
   const assetId = randomUUID()
   await repository.createAsset({
     id: assetId,
+    owner: 'owner-a',
     storageKey: `${assetId}/original.wav`,
     originalFilename: null,
     contentType: 'audio/wav',
@@ -55,6 +56,7 @@ it('answers every lookup of the service from an index', async () => {
       (
         await repository.createJob({
           id: randomUUID(),
+          owner: 'owner-a',
           assetId,
           engine: 'ffmpeg',
           idempotencyKey: `k-${i}`,
@@ -80,11 +82,16 @@ it('answers every lookup of the service from an index', async () => {
     getAsset: () => repository.getAsset(assetId),
     listAssets: () => repository.listAssets({ limit: 1, cursor: assetCursor }),
     getJob: () => repository.getJob(jobs[0]!.id),
-    getJobByIdempotencyKey: () => repository.getJobByIdempotencyKey('k-1'),
+    getJobByIdempotencyKey: () => repository.getJobByIdempotencyKey('k-1', 'owner-a'),
     getJobByEngineJobId: () => repository.getJobByEngineJobId('ffmpeg', 'remote-1'),
     listJobs: () => repository.listJobs({ cursor }),
     'listJobs by asset': () => repository.listJobs({ assetId, cursor }),
     'listJobs by state': () => repository.listJobs({ state: 'submitted', cursor }),
+    'listAssets by owner': () =>
+      repository.listAssets({ owner: 'owner-a', limit: 1, cursor: assetCursor }),
+    'listJobs by owner': () => repository.listJobs({ owner: 'owner-a', cursor }),
+    'listJobs by owner and state': () =>
+      repository.listJobs({ owner: 'owner-a', state: 'submitted', cursor }),
   }
   const plans: Record<string, string> = {}
   for (const [name, lookup] of Object.entries(lookups)) {

@@ -13,6 +13,12 @@ import { type MediaRule, matchRule, resolveRules } from './media-rules.ts'
 export const UPLOAD_FILE_MODEL = 'plugin::upload.file'
 
 /**
+ * The owner of every asset and job made from the CMS's media entries: one fixed owner, apart
+ * from whoever uses the HTTP API of the same service.
+ */
+export const CMS_OWNER = 'strapi'
+
+/**
  * A lifecycle event as Strapi's database layer delivers it (`strapi.db.lifecycles`), or as
  * any other CMS can build it. `model` is the model's uid, or an object carrying it.
  */
@@ -144,7 +150,7 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
   const keyOf = (file: Pick<MediaFileSnapshot, 'id'>) => `${keyPrefix}${file.id}`
 
   const jobOf = (file: Pick<MediaFileSnapshot, 'id'>) =>
-    service.repository.getJobByIdempotencyKey(keyOf(file))
+    service.repository.getJobByIdempotencyKey(keyOf(file), CMS_OWNER)
 
   async function submitOnce(
     file: MediaFileSnapshot,
@@ -153,7 +159,7 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
     const rule = matchRule(rules, file.mime)
     if (!rule) return { status: 'skipped', reason: 'no-rule', file }
     const idempotencyKey = keyOf(file)
-    const existing = await service.repository.getJobByIdempotencyKey(idempotencyKey)
+    const existing = await service.repository.getJobByIdempotencyKey(idempotencyKey, CMS_OWNER)
     if (existing) {
       return {
         status: 'submitted',
@@ -164,6 +170,7 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
     }
     const body = await readOriginal(file, opts)
     const { asset, job } = await service.ingestAndTranscode(body, {
+      owner: CMS_OWNER,
       filename: file.name,
       presets: rule.presets,
       idempotencyKey,

@@ -10,6 +10,7 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import {
+  CMS_OWNER,
   createLifecycleAdapter,
   type LifecycleAdapter,
   type MediaFileSnapshot,
@@ -234,7 +235,12 @@ async function followUnfinished(state: PluginState, strapi: StrapiHost): Promise
   for (const jobState of ['submitted', 'progressing'] as const) {
     let cursor: string | null = null
     do {
-      const page = await state.service.listJobs({ state: jobState, limit: 100, cursor })
+      const page = await state.service.listJobs({
+        owner: CMS_OWNER,
+        state: jobState,
+        limit: 100,
+        cursor,
+      })
       for (const job of page.items) {
         const key = job.idempotencyKey
         if (key?.startsWith(state.options.keyPrefix)) {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   createTranscoder,
+  DEFAULT_OWNER,
   ffmpegEngine,
   localStorage,
   memoryRepository,
@@ -11,6 +12,7 @@ import {
 import { filesUnder, makeTone, makeVideo, probe } from '@transcodekit/core/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
+  CMS_OWNER,
   createLifecycleAdapter,
   type LifecycleAdapter,
   type LifecycleEvent,
@@ -165,6 +167,10 @@ describe('createLifecycleAdapter', () => {
     expect(second.job.id).toBe(first.job.id)
     expect((await service.listJobs()).items).toHaveLength(1)
     expect((await service.listAssets()).items).toHaveLength(1)
+    // The CMS's jobs have their own fixed owner, apart from the HTTP API's.
+    expect(first.job.owner).toBe(CMS_OWNER)
+    expect((await service.listJobs({ owner: CMS_OWNER })).items).toHaveLength(1)
+    expect((await service.listJobs({ owner: DEFAULT_OWNER })).items).toHaveLength(0)
   })
 
   it('makes one job when ten adapters (ten processes) get the same event at once: the repository key decides', async () => {

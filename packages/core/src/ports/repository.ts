@@ -1,10 +1,13 @@
-import type { Asset, Job, JobState, Output, Page, PageRequest } from '../model.ts'
+import type { Asset, Job, JobState, Output, Owner, Page, PageRequest } from '../model.ts'
 
 /** A job as first written: `submitted`, progress 0, no attempts yet. */
 export interface NewJob {
   id: string
+  /** The owner of the asset. */
+  owner: Owner
   assetId: string
   engine: string
+  /** Unique per owner. */
   idempotencyKey: string | null
   /** Fingerprint of what was asked for, to tell a retried request from a conflicting one. */
   requestHash: string
@@ -29,7 +32,14 @@ export interface JobPatch {
   }>
 }
 
+export interface ListAssetsRequest extends PageRequest {
+  /** Only this owner's assets. @default every owner's */
+  owner?: Owner
+}
+
 export interface ListJobsRequest extends PageRequest {
+  /** Only this owner's jobs. @default every owner's */
+  owner?: Owner
   assetId?: string
   state?: JobState
 }
@@ -37,8 +47,9 @@ export interface ListJobsRequest extends PageRequest {
 /**
  * Assets, jobs and outputs. The rules a repository enforces itself (so that they hold
  * across any number of processes):
- * - `createJob` with an idempotency key that exists returns the existing job
- *   (`created: false`): one key, one job, enforced by a unique constraint;
+ * - `createJob` with an idempotency key that exists for the same owner returns the existing
+ *   job (`created: false`): one key per owner, one job, enforced by a unique constraint on
+ *   (owner, key); another owner's key is another job;
  * - `updateJob` never changes a job in a terminal state, never lowers `progress`, and never
  *   moves an output out of a terminal state; it sets `finishedAt` when the job becomes
  *   terminal;
@@ -52,13 +63,14 @@ export interface ListJobsRequest extends PageRequest {
 export interface Repository {
   createAsset(asset: Asset): Promise<void>
   getAsset(id: string): Promise<Asset | null>
-  listAssets(request?: PageRequest): Promise<Page<Asset>>
+  listAssets(request?: ListAssetsRequest): Promise<Page<Asset>>
   /** Deletes the asset with its jobs and outputs; `false` when it did not exist. */
   deleteAsset(id: string): Promise<boolean>
 
   createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }>
   getJob(id: string): Promise<Job | null>
-  getJobByIdempotencyKey(key: string): Promise<Job | null>
+  /** The job of `owner` under `key`; another owner's job under the same key is not it. */
+  getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null>
   getJobByEngineJobId(engine: string, engineJobId: string): Promise<Job | null>
   listJobs(request?: ListJobsRequest): Promise<Page<Job>>
 

@@ -1,7 +1,20 @@
 import { InvalidStateError, NotFoundError } from '../errors.ts'
 import { decodeCursor, encodeCursor, pageLimit } from '../keys.ts'
-import { type Asset, isTerminal, type Job, type Page, type PageRequest } from '../model.ts'
-import type { JobPatch, ListJobsRequest, NewJob, Repository } from '../ports/repository.ts'
+import {
+  type Asset,
+  isTerminal,
+  type Job,
+  type Owner,
+  type Page,
+  type PageRequest,
+} from '../model.ts'
+import type {
+  JobPatch,
+  ListAssetsRequest,
+  ListJobsRequest,
+  NewJob,
+  Repository,
+} from '../ports/repository.ts'
 
 interface StoredJob {
   job: Job
@@ -17,6 +30,7 @@ interface StoredJob {
 export class MemoryRepository implements Repository {
   readonly #assets = new Map<string, Asset>()
   readonly #jobs = new Map<string, StoredJob>()
+  /** Job ids by `idempotencyScope(owner, key)`. */
   readonly #byIdempotencyKey = new Map<string, string>()
 
   async createAsset(asset: Asset): Promise<void> {
@@ -29,8 +43,11 @@ export class MemoryRepository implements Repository {
     return asset ? structuredClone(asset) : null
   }
 
-  async listAssets(request: PageRequest = {}): Promise<Page<Asset>> {
-    return paginate([...this.#assets.values()], request)
+  async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {
+    const assets = [...this.#assets.values()].filter(
+      (asset) => request.owner === undefined || asset.owner === request.owner,
+    )
+    return paginate(assets, request)
   }
 
   async deleteAsset(id: string): Promise<boolean> {
@@ -38,14 +55,18 @@ export class MemoryRepository implements Repository {
     for (const [jobId, { job }] of this.#jobs) {
       if (job.assetId !== id) continue
       this.#jobs.delete(jobId)
-      if (job.idempotencyKey !== null) this.#byIdempotencyKey.delete(job.idempotencyKey)
+      if (job.idempotencyKey !== null) {
+        this.#byIdempotencyKey.delete(idempotencyScope(job.owner, job.idempotencyKey))
+      }
     }
     return true
   }
 
   async createJob(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
     if (input.idempotencyKey !== null) {
-      const existingId = this.#byIdempotencyKey.get(input.idempotencyKey)
+      const existingId = this.#byIdempotencyKey.get(
+        idempotencyScope(input.owner, input.idempotencyKey),
+      )
       const existing = existingId === undefined ? undefined : this.#jobs.get(existingId)
       if (existing) {
         return {
@@ -55,11 +76,15 @@ export class MemoryRepository implements Repository {
         }
       }
     }
-    if (!this.#assets.has(input.assetId)) throw new NotFoundError('asset', input.assetId)
+    // A job belongs to its asset's owner: another owner's asset is, to it, no asset at all.
+    if (this.#assets.get(input.assetId)?.owner !== input.owner) {
+      throw new NotFoundError('asset', input.assetId)
+    }
     if (this.#jobs.has(input.id)) throw new InvalidStateError(`job ${input.id} already exists`)
     const createdAt = new Date(input.createdAt)
     const job: Job = {
       id: input.id,
+      owner: input.owner,
       assetId: input.assetId,
       engine: input.engine,
       engineJobId: null,
@@ -84,7 +109,9 @@ export class MemoryRepository implements Repository {
       finishedAt: null,
     }
     this.#jobs.set(job.id, { job, requestHash: input.requestHash })
-    if (job.idempotencyKey !== null) this.#byIdempotencyKey.set(job.idempotencyKey, job.id)
+    if (job.idempotencyKey !== null) {
+      this.#byIdempotencyKey.set(idempotencyScope(job.owner, job.idempotencyKey), job.id)
+    }
     return { job: structuredClone(job), created: true, requestHash: input.requestHash }
   }
 
@@ -93,8 +120,8 @@ export class MemoryRepository implements Repository {
     return stored ? structuredClone(stored.job) : null
   }
 
-  async getJobByIdempotencyKey(key: string): Promise<Job | null> {
-    const id = this.#byIdempotencyKey.get(key)
+  async getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
+    const id = this.#byIdempotencyKey.get(idempotencyScope(owner, key))
     return id === undefined ? null : this.getJob(id)
   }
 
@@ -108,6 +135,7 @@ export class MemoryRepository implements Repository {
   async listJobs(request: ListJobsRequest = {}): Promise<Page<Job>> {
     const jobs: Job[] = []
     for (const { job } of this.#jobs.values()) {
+      if (request.owner !== undefined && job.owner !== request.owner) continue
       if (request.assetId !== undefined && job.assetId !== request.assetId) continue
       if (request.state !== undefined && job.state !== request.state) continue
       jobs.push(job)
@@ -149,6 +177,11 @@ export class MemoryRepository implements Repository {
 /** Makes an in-memory `Repository`. */
 export function memoryRepository(): MemoryRepository {
   return new MemoryRepository()
+}
+
+/** One map key per (owner, key) pair, unambiguous whatever characters either holds. */
+function idempotencyScope(owner: Owner, key: string): string {
+  return JSON.stringify([owner, key])
 }
 
 /** Newest first, ties broken by id (descending), resuming after the cursor's position. */

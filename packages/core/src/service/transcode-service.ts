@@ -24,15 +24,21 @@ import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import {
   type Asset,
+  DEFAULT_OWNER,
   isTerminal,
   type Job,
   type Output,
+  type Owner,
   type Page,
-  type PageRequest,
 } from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
-import type { JobPatch, ListJobsRequest, Repository } from '../ports/repository.ts'
+import type {
+  JobPatch,
+  ListAssetsRequest,
+  ListJobsRequest,
+  Repository,
+} from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
@@ -65,7 +71,19 @@ export interface TranscoderOptions {
   pollIntervalMs?: number
 }
 
+/** Whose resources a call may see and change. */
+export interface OwnerScope {
+  /**
+   * Only this owner's resources: another owner's answer as missing (`NotFoundError`), so
+   * that nothing tells the caller they exist. Left out, any owner's: for trusted callers
+   * (workers, CMS adapters), never for a client's request. @default undefined
+   */
+  owner?: Owner
+}
+
 export interface IngestOptions {
+  /** Who the asset belongs to. @default DEFAULT_OWNER */
+  owner?: Owner
   /** The client's file name: kept as metadata only. */
   filename?: string | null
   signal?: AbortSignal
@@ -73,7 +91,7 @@ export interface IngestOptions {
   maxBytes?: number
 }
 
-export interface TranscodeOptions {
+export interface TranscodeOptions extends OwnerScope {
   /** Preset ids or aliases; default: `defaultPresets` for the kind of input. */
   presets?: readonly string[]
   /** The same key always gives the same job. */
@@ -202,6 +220,7 @@ export class TranscodeService {
       }
       const asset: Asset = {
         id,
+        owner: options.owner ?? DEFAULT_OWNER,
         storageKey: key,
         originalFilename: options.filename ?? null,
         contentType,
@@ -257,7 +276,7 @@ export class TranscodeService {
    * with a different request is an `IdempotencyConflictError`.
    */
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
-    const asset = await this.getAsset(assetId)
+    const asset = await this.getAsset(assetId, options)
     const presets = this.resolvePresets(asset, options.presets)
     const idempotencyKey = options.idempotencyKey ?? null
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
@@ -280,6 +299,7 @@ export class TranscodeService {
       requestHash: storedHash,
     } = await this.repository.createJob({
       id: jobId,
+      owner: asset.owner,
       assetId: asset.id,
       engine: this.engine.name,
       idempotencyKey,
@@ -318,7 +338,10 @@ export class TranscodeService {
     // Unknown presets fail before a byte is stored.
     if (options.presets && options.presets.length > 0) this.presets.resolveAll(options.presets)
     if (options.idempotencyKey) {
-      const existing = await this.repository.getJobByIdempotencyKey(options.idempotencyKey)
+      const existing = await this.repository.getJobByIdempotencyKey(
+        options.idempotencyKey,
+        options.owner ?? DEFAULT_OWNER,
+      )
       if (existing) {
         // A retried request: read the body to its end without storing it, then answer as
         // the first time, or with a conflict if this request sends other bytes or presets.
@@ -346,19 +369,19 @@ export class TranscodeService {
     }
   }
 
-  async getAsset(id: string): Promise<Asset> {
+  async getAsset(id: string, scope: OwnerScope = {}): Promise<Asset> {
     const asset = await this.repository.getAsset(id)
-    if (!asset) throw new NotFoundError('asset', id)
+    if (!asset || !inScope(asset, scope)) throw new NotFoundError('asset', id)
     return asset
   }
 
-  listAssets(request?: PageRequest): Promise<Page<Asset>> {
+  listAssets(request?: ListAssetsRequest): Promise<Page<Asset>> {
     return this.repository.listAssets(request)
   }
 
   /** Cancels the asset's running jobs, then removes its original, its outputs and its rows. */
-  async deleteAsset(id: string): Promise<void> {
-    const asset = await this.getAsset(id)
+  async deleteAsset(id: string, scope: OwnerScope = {}): Promise<void> {
+    const asset = await this.getAsset(id, scope)
     let cursor: string | null = null
     do {
       const page: Page<Job> = await this.repository.listJobs({ assetId: id, limit: 100, cursor })
@@ -371,9 +394,9 @@ export class TranscodeService {
     await this.repository.deleteAsset(id)
   }
 
-  async getJob(id: string): Promise<Job> {
+  async getJob(id: string, scope: OwnerScope = {}): Promise<Job> {
     const job = await this.repository.getJob(id)
-    if (!job) throw new NotFoundError('job', id)
+    if (!job || !inScope(job, scope)) throw new NotFoundError('job', id)
     return job
   }
 
@@ -393,8 +416,8 @@ export class TranscodeService {
    * Cancels a job that has not ended. Canceling a canceled job returns it as it is; a job
    * that completed or failed cannot be canceled (`InvalidStateError`).
    */
-  async cancel(id: string): Promise<Job> {
-    const job = await this.getJob(id)
+  async cancel(id: string, scope: OwnerScope = {}): Promise<Job> {
+    const job = await this.getJob(id, scope)
     if (job.state === 'canceled') return job
     if (isTerminal(job.state))
       throw new InvalidStateError(`job ${id} has already ended (${job.state})`)
@@ -417,14 +440,15 @@ export class TranscodeService {
    * Runs a failed or canceled job again, as a new job with the same presets. Retrying the
    * same job twice gives the same new job.
    */
-  async retry(id: string): Promise<Job> {
-    const job = await this.getJob(id)
+  async retry(id: string, scope: OwnerScope = {}): Promise<Job> {
+    const job = await this.getJob(id, scope)
     if (job.state !== 'error' && job.state !== 'canceled') {
       throw new InvalidStateError(
         `only a failed or canceled job can be retried; job ${id} is ${job.state}`,
       )
     }
     return this.transcode(job.assetId, {
+      owner: job.owner,
       presets: job.outputs.map((o) => o.presetId),
       idempotencyKey: `retry:${job.id}`,
     })
@@ -453,7 +477,10 @@ export class TranscodeService {
    * `signal` aborts. Changes made by workers in other processes are seen by re-reading the
    * job every `pollIntervalMs`.
    */
-  async *watch(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<Job> {
+  async *watch(
+    id: string,
+    options: OwnerScope & { signal?: AbortSignal } = {},
+  ): AsyncGenerator<Job> {
     const local = new AbortController()
     const signal = options.signal ? AbortSignal.any([options.signal, local.signal]) : local.signal
     // Listening before the first read, so that no change falls between the two; everything
@@ -469,7 +496,7 @@ export class TranscodeService {
       return read
     }
     try {
-      let last = await this.getJob(id)
+      let last = await this.getJob(id, options)
       yield last
       let change = nextChange()
       while (!isTerminal(last.state)) {
@@ -685,6 +712,10 @@ export class TranscodeService {
 /** Makes the `TranscodeService`. */
 export function createTranscoder(options: TranscoderOptions): TranscodeService {
   return new TranscodeService(options)
+}
+
+function inScope(resource: { owner: Owner }, scope: OwnerScope): boolean {
+  return scope.owner === undefined || resource.owner === scope.owner
 }
 
 function fingerprint(job: Job): string {

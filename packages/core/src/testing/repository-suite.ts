@@ -128,6 +128,7 @@ export function repositoryConformance(
         expect(requestHash).toBe(input.requestHash)
         expect(job).toEqual({
           id: input.id,
+          owner: OWNER,
           assetId: asset.id,
           engine: input.engine,
           engineJobId: null,
@@ -149,8 +150,8 @@ export function repositoryConformance(
           finishedAt: null,
         })
         expect(await repository.getJob(job.id)).toEqual(job)
-        expect(await repository.getJobByIdempotencyKey(input.idempotencyKey!)).toEqual(job)
-        expect(await repository.getJobByIdempotencyKey(`key-${randomUUID()}`)).toBeNull()
+        expect(await repository.getJobByIdempotencyKey(input.idempotencyKey!, OWNER)).toEqual(job)
+        expect(await repository.getJobByIdempotencyKey(`key-${randomUUID()}`, OWNER)).toBeNull()
         expect(await repository.getJob(randomUUID())).toBeNull()
       }))
 
@@ -159,7 +160,7 @@ export function repositoryConformance(
         const input = makeJob(randomUUID(), { idempotencyKey: `key-${randomUUID()}` })
         await expect(repository.createJob(input)).rejects.toThrow()
         expect(await repository.getJob(input.id)).toBeNull()
-        expect(await repository.getJobByIdempotencyKey(input.idempotencyKey!)).toBeNull()
+        expect(await repository.getJobByIdempotencyKey(input.idempotencyKey!, OWNER)).toBeNull()
       }))
 
     it('gives the same job for the same idempotency key, with the stored request hash', () =>
@@ -376,6 +377,98 @@ export function repositoryConformance(
         }
       }))
 
+    it('keeps an idempotency key per owner: the same key of another owner is another job', () =>
+      withRepository(async (repository) => {
+        const [ownerA, ownerB] = [`a-${randomUUID()}`, `b-${randomUUID()}`]
+        const assetA = await createAsset(repository, { owner: ownerA })
+        const assetB = await createAsset(repository, { owner: ownerB })
+        const key = `key-${randomUUID()}`
+        const a = await repository.createJob(
+          makeJob(assetA.id, { owner: ownerA, idempotencyKey: key, requestHash: 'hash-a' }),
+        )
+        const b = await repository.createJob(
+          makeJob(assetB.id, { owner: ownerB, idempotencyKey: key, requestHash: 'hash-b' }),
+        )
+        expect(a.created && b.created).toBe(true)
+        expect(b.job.id).not.toBe(a.job.id)
+        expect(b.job).toMatchObject({ owner: ownerB, assetId: assetB.id, idempotencyKey: key })
+        expect(b.requestHash).toBe('hash-b')
+        expect((await repository.getJobByIdempotencyKey(key, ownerA))?.id).toBe(a.job.id)
+        expect((await repository.getJobByIdempotencyKey(key, ownerB))?.id).toBe(b.job.id)
+        expect(await repository.getJobByIdempotencyKey(key, `c-${randomUUID()}`)).toBeNull()
+
+        // Concurrent creates of two owners with one key: one job each, never the other's.
+        const raceKey = `key-${randomUUID()}`
+        const inputs = Array.from({ length: 10 }, (_, i) =>
+          i % 2
+            ? makeJob(assetA.id, { owner: ownerA, idempotencyKey: raceKey })
+            : makeJob(assetB.id, { owner: ownerB, idempotencyKey: raceKey }),
+        )
+        const results = await Promise.all(inputs.map((input) => repository.createJob(input)))
+        expect(results.filter((r) => r.created)).toHaveLength(2)
+        for (const [i, result] of results.entries()) {
+          expect(result.job.owner).toBe(inputs[i]!.owner)
+          expect(result.job.assetId).toBe(inputs[i]!.assetId)
+        }
+        expect(new Set(results.map((r) => r.job.id)).size).toBe(2)
+      }))
+
+    it('refuses a job whose owner is not the owner of its asset, storing nothing', () =>
+      withRepository(async (repository) => {
+        const asset = await createAsset(repository, { owner: `a-${randomUUID()}` })
+        const input = makeJob(asset.id, {
+          owner: `b-${randomUUID()}`,
+          idempotencyKey: `key-${randomUUID()}`,
+        })
+        await expect(repository.createJob(input)).rejects.toMatchObject({ code: 'NOT_FOUND' })
+        expect(await repository.getJob(input.id)).toBeNull()
+        expect(
+          await repository.getJobByIdempotencyKey(input.idempotencyKey!, input.owner),
+        ).toBeNull()
+      }))
+
+    it('lists the assets and jobs of one owner, newest first, across pages', () =>
+      withRepository(async (repository) => {
+        const [ownerA, ownerB] = [`a-${randomUUID()}`, `b-${randomUUID()}`]
+        const base = Date.parse('2031-05-01T00:00:00Z')
+        const mine: Asset[] = []
+        const jobsA: Job[] = []
+        for (let i = 0; i < 5; i++) {
+          const createdAt = new Date(base + i * 1000)
+          const a = await createAsset(repository, { owner: ownerA, createdAt })
+          mine.push(a)
+          jobsA.push((await repository.createJob(makeJob(a.id, { owner: ownerA, createdAt }))).job)
+          const b = await createAsset(repository, { owner: ownerB, createdAt })
+          await repository.createJob(makeJob(b.id, { owner: ownerB, createdAt }))
+        }
+        await repository.updateJob(jobsA[2]!.id, { state: 'complete' })
+
+        const assets = await collect((cursor) =>
+          repository.listAssets({ owner: ownerA, limit: 2, cursor }),
+        )
+        expect(assets.map((a) => a.id)).toEqual(mine.map((a) => a.id).reverse())
+        expect(assets.every((a) => a.owner === ownerA)).toBe(true)
+
+        const jobs = await collect((cursor) =>
+          repository.listJobs({ owner: ownerA, limit: 2, cursor }),
+        )
+        expect(jobs.map((j) => j.id)).toEqual(jobsA.map((j) => j.id).reverse())
+        expect(jobs.every((j) => j.owner === ownerA)).toBe(true)
+
+        const submitted = await collect((cursor) =>
+          repository.listJobs({ owner: ownerA, state: 'submitted', limit: 2, cursor }),
+        )
+        expect(submitted.map((j) => j.id)).toEqual(
+          jobsA
+            .filter((_, i) => i !== 2)
+            .map((j) => j.id)
+            .reverse(),
+        )
+        const ofAsset = await repository.listJobs({ owner: ownerB, assetId: mine[0]!.id })
+        expect(ofAsset.items).toEqual([])
+        expect((await repository.listAssets({ owner: `c-${randomUUID()}` })).items).toEqual([])
+      }))
+
     it('deletes an asset with its jobs', () =>
       withRepository(async (repository) => {
         const doomed = await createAsset(repository)
@@ -391,7 +484,7 @@ export function repositoryConformance(
         expect(await repository.getAsset(doomed.id)).toBeNull()
         expect(await repository.getJob(job.id)).toBeNull()
         expect(await repository.getJob(other.id)).toBeNull()
-        expect(await repository.getJobByIdempotencyKey(key)).toBeNull()
+        expect(await repository.getJobByIdempotencyKey(key, OWNER)).toBeNull()
         expect(await repository.getJobByEngineJobId(job.engine, engineJobId)).toBeNull()
         expect((await repository.listJobs({ assetId: doomed.id })).items).toEqual([])
         expect(await repository.deleteAsset(doomed.id)).toBe(false)
@@ -403,11 +496,15 @@ export function repositoryConformance(
   })
 }
 
+/** The owner of what the tests make, unless they say otherwise. */
+const OWNER = 'owner-a'
+
 /** A probed audio asset with fresh ids; `overrides` replace fields. */
 function makeAsset(overrides: Partial<Asset> = {}): Asset {
   const id = randomUUID()
   return {
     id,
+    owner: OWNER,
     storageKey: `originals/${id}/original.mp3`,
     originalFilename: 'Song (final).mp3',
     contentType: 'audio/mpeg',
@@ -439,6 +536,7 @@ function makeJob(assetId: string, overrides: Partial<NewJob> = {}): NewJob {
   const id = overrides.id ?? randomUUID()
   return {
     id,
+    owner: OWNER,
     assetId,
     engine: 'ffmpeg',
     idempotencyKey: null,
@@ -462,8 +560,8 @@ function makeJob(assetId: string, overrides: Partial<NewJob> = {}): NewJob {
   }
 }
 
-async function createAsset(repository: Repository): Promise<Asset> {
-  const asset = makeAsset()
+async function createAsset(repository: Repository, overrides: Partial<Asset> = {}): Promise<Asset> {
+  const asset = makeAsset(overrides)
   await repository.createAsset(asset)
   return asset
 }

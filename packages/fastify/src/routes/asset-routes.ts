@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { authorize, ownerOf } from '../access-control.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import {
   AssetPageSchema,
@@ -10,7 +11,19 @@ import {
 } from '../schemas.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
 
-export function registerAssetRoutes(app: TypedInstance, { service }: ResolvedOptions): void {
+export function registerAssetRoutes(app: TypedInstance, settings: ResolvedOptions): void {
+  const { service } = settings
+  /** The owner's asset (another owner's answers 404), once `action` on it is allowed. */
+  const ownAsset = async (
+    request: Parameters<typeof ownerOf>[0],
+    id: string,
+    action: 'read' | 'delete',
+  ) => {
+    const asset = await service.getAsset(id, { owner: ownerOf(request) })
+    await authorize(settings, request, action, { type: 'asset', asset })
+    return asset
+  }
+
   app.get(
     '/assets',
     {
@@ -20,11 +33,17 @@ export function registerAssetRoutes(app: TypedInstance, { service }: ResolvedOpt
         summary: 'List assets, newest first',
         description: 'Pass `nextCursor` back as `cursor` for the next page.',
         querystring: PageQuerySchema,
-        response: { 200: ref(AssetPageSchema), ...errorResponses(400) },
+        response: { 200: ref(AssetPageSchema), ...errorResponses(400, 401, 403) },
       },
     },
-    async (request) =>
-      service.listAssets({ limit: request.query.limit, cursor: request.query.cursor ?? null }),
+    async (request) => {
+      await authorize(settings, request, 'list')
+      return service.listAssets({
+        owner: ownerOf(request),
+        limit: request.query.limit,
+        cursor: request.query.cursor ?? null,
+      })
+    },
   )
 
   app.get(
@@ -35,10 +54,10 @@ export function registerAssetRoutes(app: TypedInstance, { service }: ResolvedOpt
         tags: ['transcodekit'],
         summary: 'Read an asset',
         params: IdParamsSchema,
-        response: { 200: ref(AssetSchema), ...errorResponses(400, 404) },
+        response: { 200: ref(AssetSchema), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => service.getAsset(request.params.id),
+    async (request) => ownAsset(request, request.params.id, 'read'),
   )
 
   app.delete(
@@ -52,12 +71,13 @@ export function registerAssetRoutes(app: TypedInstance, { service }: ResolvedOpt
         params: IdParamsSchema,
         response: {
           204: Type.Null({ description: 'Deleted' }),
-          ...errorResponses(400, 404),
+          ...errorResponses(400, 401, 403, 404),
         },
       },
     },
     async (request, reply) => {
-      await service.deleteAsset(request.params.id)
+      const asset = await ownAsset(request, request.params.id, 'delete')
+      await service.deleteAsset(asset.id, { owner: asset.owner })
       return reply.status(204).send(null)
     },
   )

@@ -1,5 +1,8 @@
 import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
+import type { Job } from '@transcodekit/core'
+import type { FastifyRequest } from 'fastify'
+import { assertRoomForJob, authorize, mayDownload, ownerOf } from '../access-control.ts'
 import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import {
@@ -8,6 +11,7 @@ import {
   JobPageSchema,
   JobSchema,
   JobStateSchema,
+  type JobView,
   PageQuerySchema,
   ref,
 } from '../schemas.ts'
@@ -17,7 +21,17 @@ const HEARTBEAT_MS = 15_000
 
 export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions): void {
   const { service, prefix } = settings
-  const view = (job: Parameters<typeof jobView>[1]) => jobView(service, job, settings)
+  const view = (request: FastifyRequest, job: Job) => ownedJobView(settings, request, job)
+  /** The owner's job (another owner's answers 404), once `action` on it is allowed. */
+  const ownJob = async (
+    request: FastifyRequest,
+    id: string,
+    action: 'read' | 'cancel' | 'retry',
+  ) => {
+    const job = await service.getJob(id, { owner: ownerOf(request) })
+    await authorize(settings, request, action, { type: 'job', job })
+    return job
+  }
   // Open event streams end when the app closes, so that closing does not wait for jobs.
   const streams = new Set<AbortController>()
   app.addHook('preClose', async () => {
@@ -38,13 +52,23 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
             state: Type.Optional(ref(JobStateSchema)),
           }),
         ]),
-        response: { 200: ref(JobPageSchema), ...errorResponses(400) },
+        response: { 200: ref(JobPageSchema), ...errorResponses(400, 401, 403) },
       },
     },
     async (request) => {
+      await authorize(settings, request, 'list')
       const { limit, cursor, assetId, state } = request.query
-      const page = await service.listJobs({ limit, cursor: cursor ?? null, assetId, state })
-      return { items: await Promise.all(page.items.map(view)), nextCursor: page.nextCursor }
+      const page = await service.listJobs({
+        owner: ownerOf(request),
+        limit,
+        cursor: cursor ?? null,
+        assetId,
+        state,
+      })
+      return {
+        items: await Promise.all(page.items.map((job) => view(request, job))),
+        nextCursor: page.nextCursor,
+      }
     },
   )
 
@@ -56,10 +80,10 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         tags: ['transcodekit'],
         summary: 'Read a job: state, progress, and each output with its URL once complete',
         params: IdParamsSchema,
-        response: { 200: ref(JobSchema), ...errorResponses(400, 404) },
+        response: { 200: ref(JobSchema), ...errorResponses(400, 401, 403, 404) },
       },
     },
-    async (request) => view(await service.getJob(request.params.id)),
+    async (request) => view(request, await ownJob(request, request.params.id, 'read')),
   )
 
   app.get(
@@ -79,14 +103,15 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
             description: 'The event stream',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          ...errorResponses(400, 404),
+          ...errorResponses(400, 401, 403, 404),
         },
       },
     },
     async (request, reply) => {
       const { id } = request.params
-      // A missing job is a plain 404, before any stream starts.
-      await service.getJob(id)
+      // A missing job (or another owner's) is a plain 404, before any stream starts.
+      const owned = await ownJob(request, id, 'read')
+      const download = await mayDownload(settings, request, owned)
       const controller = new AbortController()
       streams.add(controller)
       const stream = new PassThrough()
@@ -97,11 +122,13 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         try {
           stream.write('retry: 2000\n\n')
           let sequence = 0
-          for await (const job of service.watch(id, { signal: controller.signal })) {
+          for await (const job of service.watch(id, {
+            owner: owned.owner,
+            signal: controller.signal,
+          })) {
             sequence++
-            stream.write(
-              `id: ${sequence}\nevent: job\ndata: ${JSON.stringify(await view(job))}\n\n`,
-            )
+            const data = withoutUrls(await jobView(service, job, settings), download)
+            stream.write(`id: ${sequence}\nevent: job\ndata: ${JSON.stringify(data)}\n\n`)
           }
         } catch (error) {
           request.log.warn({ err: error }, 'transcodekit: job event stream failed')
@@ -131,10 +158,13 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         summary: 'Cancel a job that has not ended',
         description: 'Canceling a canceled job answers it as it is; a finished job answers 409.',
         params: IdParamsSchema,
-        response: { 200: ref(JobSchema), ...errorResponses(400, 404, 409) },
+        response: { 200: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
-    async (request) => view(await service.cancel(request.params.id)),
+    async (request) => {
+      const job = await ownJob(request, request.params.id, 'cancel')
+      return view(request, await service.cancel(job.id, { owner: job.owner }))
+    },
   )
 
   app.post(
@@ -146,13 +176,33 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         summary: 'Run a failed or canceled job again, as a new job',
         description: 'Retrying the same job twice answers the same new job.',
         params: IdParamsSchema,
-        response: { 201: ref(JobSchema), ...errorResponses(400, 404, 409) },
+        response: { 201: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409, 429) },
       },
     },
     async (request, reply) => {
-      const job = await service.retry(request.params.id)
+      const failed = await ownJob(request, request.params.id, 'retry')
+      await assertRoomForJob(settings, request)
+      const job = await service.retry(failed.id, { owner: failed.owner })
       reply.status(201).header('location', `${prefix}/jobs/${job.id}`)
-      return view(job)
+      return view(request, job)
     },
   )
+}
+
+/** A job as the routes show it to its owner: output URLs only where `download` is allowed. */
+export async function ownedJobView(
+  settings: ResolvedOptions,
+  request: FastifyRequest,
+  job: Job,
+): Promise<JobView> {
+  const view = await jobView(settings.service, job, settings)
+  return withoutUrls(view, await mayDownload(settings, request, job))
+}
+
+function withoutUrls(view: JobView, download: boolean): JobView {
+  if (download) return view
+  return {
+    ...view,
+    outputs: view.outputs.map((output) => ({ ...output, url: null, downloadUrl: null })),
+  }
 }

@@ -1,6 +1,6 @@
 import { presetNeeds } from '@transcodekit/core'
 import type { ResolvedOptions } from '../plugin-options.ts'
-import { PresetListSchema, ref } from '../schemas.ts'
+import { errorResponses, PresetListSchema, ref } from '../schemas.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
 
 export function registerPresetRoute(app: TypedInstance, { service }: ResolvedOptions): void {
@@ -12,7 +12,7 @@ export function registerPresetRoute(app: TypedInstance, { service }: ResolvedOpt
         tags: ['transcodekit'],
         summary: 'List the preset catalog',
         description: 'Any id or alias can be given as a preset of an upload.',
-        response: { 200: ref(PresetListSchema) },
+        response: { 200: ref(PresetListSchema), ...errorResponses(401) },
       },
     },
     async () => ({

@@ -6,6 +6,7 @@ import {
   AbortedError as CoreAbortedError,
   TooLargeError as CoreTooLargeError,
 } from '@transcodekit/core'
+import { assertRoomForJob, authorize, ownerOf } from '../access-control.ts'
 import {
   FieldTooLargeError,
   InvalidRequestError,
@@ -15,10 +16,10 @@ import {
   TooManyPartsError,
   UploadTimeoutError,
 } from '../http-errors.ts'
-import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, ref, UploadResultSchema } from '../schemas.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
+import { ownedJobView } from './job-routes.ts'
 
 const MAX_PRESETS = 20
 
@@ -93,7 +94,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         },
         response: {
           201: ref(UploadResultSchema),
-          ...errorResponses(400, 408, 409, 413, 415, 422, 507),
+          ...errorResponses(400, 401, 403, 408, 409, 413, 415, 422, 429, 507),
         },
       },
       // A declared length no upload within the limits can have: refused before a byte of the
@@ -123,8 +124,15 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       if (!request.isMultipart()) {
         throw NotMultipartError('POST /uploads takes a multipart/form-data body')
       }
+      await authorize(settings, request, 'upload')
+      const owner = ownerOf(request)
       const presets = splitPresets(request.query.presets ?? '')
       const idempotencyKey = request.headers['idempotency-key'] ?? null
+      // A retried request (its key already has a job) makes no new job: never refused for room.
+      const retried =
+        idempotencyKey !== null &&
+        (await service.repository.getJobByIdempotencyKey(idempotencyKey, owner)) !== null
+      if (!retried) await assertRoomForJob(settings, request)
       const controller = new AbortController()
       const onClose = () => {
         if (!request.raw.complete) controller.abort(new CoreAbortedError('the client went away'))
@@ -152,6 +160,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
           if (result) throw TooManyPartsError('the form has more files than allowed (one)')
           idle.file = part.file
           result = await service.ingestAndTranscode(untruncated(part.file, limits.fileSize), {
+            owner,
             filename: part.filename || null,
             presets,
             idempotencyKey,
@@ -162,7 +171,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       } catch (error) {
         // Refused after the file was taken in (a part after it): what this request made goes.
         if (result && result.asset.createdAt.getTime() >= started) {
-          await service.deleteAsset(result.asset.id).catch(() => {})
+          await service.deleteAsset(result.asset.id, { owner }).catch(() => {})
         }
         if (idle.fired) {
           throw UploadTimeoutError(`the upload sent nothing for ${idleMs} ms and was cut`)
@@ -176,7 +185,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       reply.status(201).header('location', `${prefix}/jobs/${result.job.id}`)
       return {
         asset: result.asset,
-        job: await jobView(service, result.job, settings),
+        job: await ownedJobView(settings, request, result.job),
       }
     },
   )

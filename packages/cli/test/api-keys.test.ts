@@ -1,0 +1,270 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { filesUnder, makeTone } from '@transcodekit/core/testing'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { apiKeyOwner, parseApiKeys } from '../src/api-keys.ts'
+import {
+  ConfigError,
+  createServices,
+  isLoopback,
+  loadConfig,
+  type Services,
+} from '../src/config.ts'
+import { buildServer } from '../src/server-app.ts'
+import { startServer } from './server-process.ts'
+
+const ALICE_KEY = 'alice-key-0123456789abcdef'
+const BOB_KEY = 'bob-key-0123456789abcdef:x'
+const API_KEYS = `${ALICE_KEY}:alice, ${BOB_KEY}:bob`
+const ALICE = { authorization: `Bearer ${ALICE_KEY}` }
+const BOB = { authorization: `Bearer ${BOB_KEY}` }
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
+}
+
+describe('API_KEYS, AUTH and HOST', () => {
+  it('reads key:owner pairs (the owner after the last colon), and several keys per owner', () => {
+    const config = loadConfig({ API_KEYS: `${API_KEYS},another-alice-key-0123:alice` })
+    expect([...config.apiKeys!]).toEqual([
+      [ALICE_KEY, 'alice'],
+      [BOB_KEY, 'bob'],
+      ['another-alice-key-0123', 'alice'],
+    ])
+    expect(loadConfig({}).apiKeys).toBeNull()
+  })
+
+  it('names bad pairs by position, never printing a key', () => {
+    const secret = 'short-secret'
+    const problems = problemsOf({
+      API_KEYS: `${secret}:alice,no-owner-here-0123456789,${ALICE_KEY}:bad owner,${ALICE_KEY}:a,${ALICE_KEY}:b`,
+    })
+    expect(problems).toEqual([
+      expect.stringMatching(/^API_KEYS: pair 1: a key has 16 to 256/),
+      'API_KEYS: pair 2 must be key:owner',
+      expect.stringMatching(/^API_KEYS: pair 3: the owner/),
+      'API_KEYS: pair 5: this key is already given to an owner',
+    ])
+    expect(problems.join('\n')).not.toContain(secret)
+    expect(problems.join('\n')).not.toContain(ALICE_KEY)
+    expect(problemsOf({ API_KEYS: ' , ' })).toEqual(['API_KEYS is set but holds no key:owner pair'])
+  })
+
+  it('listens on this machine only without keys, unless AUTH=none says otherwise on purpose', () => {
+    expect(loadConfig({}).host).toBe('localhost')
+    for (const host of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) {
+      expect(isLoopback(host), host).toBe(true)
+      expect(loadConfig({ HOST: host }).host).toBe(host)
+    }
+    for (const host of ['0.0.0.0', '::', '192.168.1.10', 'media.example.com']) {
+      expect(isLoopback(host), host).toBe(false)
+      expect(problemsOf({ HOST: host })).toEqual([
+        `HOST=${host} would open the API to the network with no access control: set API_KEYS (key:owner pairs), or AUTH=none to do so on purpose`,
+      ])
+      expect(loadConfig({ HOST: host, AUTH: 'none' }).host).toBe(host)
+      expect(loadConfig({ HOST: host, API_KEYS }).apiKeys?.size).toBe(2)
+    }
+    expect(problemsOf({ AUTH: 'off' })).toEqual(['AUTH must be none or unset (got "off")'])
+    expect(problemsOf({ AUTH: 'none', API_KEYS })).toEqual([
+      'API_KEYS and AUTH=none contradict each other: set one of them',
+    ])
+  })
+
+  it('reads the rate limits and the job cap, with defaults for a small server', () => {
+    expect(loadConfig({})).toMatchObject({
+      uploadsPerMinute: 30,
+      jobActionsPerMinute: 60,
+      maxJobsPerOwner: 10,
+    })
+    expect(
+      loadConfig({ RATE_LIMIT_UPLOADS: '0', RATE_LIMIT_JOB_ACTIONS: '5', MAX_JOBS_PER_OWNER: '2' }),
+    ).toMatchObject({ uploadsPerMinute: 0, jobActionsPerMinute: 5, maxJobsPerOwner: 2 })
+    expect(problemsOf({ RATE_LIMIT_UPLOADS: '-1', MAX_JOBS_PER_OWNER: 'many' })).toHaveLength(2)
+  })
+
+  it('finds the owner of a bearer key, and no one for anything else', () => {
+    const owner = apiKeyOwner(parseApiKeys(API_KEYS, []))
+    const of = (authorization?: string) =>
+      owner({ headers: authorization === undefined ? {} : { authorization } } as never)
+    expect(of(`Bearer ${ALICE_KEY}`)).toBe('alice')
+    expect(of(`bearer  ${BOB_KEY}`)).toBe('bob')
+    for (const header of [
+      undefined,
+      '',
+      ALICE_KEY,
+      `Basic ${ALICE_KEY}`,
+      `Bearer ${ALICE_KEY}x`,
+      `Bearer ${ALICE_KEY.slice(0, -1)}`,
+      `Bearer ${ALICE_KEY} ${BOB_KEY}`,
+      'Bearer ',
+    ]) {
+      expect(of(header), String(header)).toBeNull()
+    }
+  })
+
+  it('refuses to start on a network address without API_KEYS, with a readable message', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'transcodekit-auth-'))
+    try {
+      const failure = await startServer(
+        { DATA_DIR: dir, DATABASE_URL: 'memory://', HOST: '0.0.0.0' },
+        20_000,
+      ).catch((error: Error) => error)
+      expect(failure).toBeInstanceOf(Error)
+      expect((failure as Error).message).toContain('exited with 1')
+      expect((failure as Error).message).toContain('HOST=0.0.0.0 would open the API')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the server with API keys', () => {
+  let dir: string
+  let mp3: Buffer
+  let app: FastifyInstance | null = null
+  let services: Services | null = null
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'transcodekit-keys-'))
+    mp3 = await readFile(await makeTone(join(dir, 'tone.mp3'), { seconds: 1, format: 'mp3' }))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  afterEach(async () => {
+    await app?.close()
+    await services?.close()
+    app = null
+    services = null
+  })
+
+  async function start(env: Record<string, string>) {
+    const config = loadConfig({
+      DATA_DIR: join(dir, `data-${Math.random().toString(36).slice(2)}`),
+      DATABASE_URL: 'memory://',
+      WORKER: 'false',
+      ...env,
+    })
+    services = await createServices(config)
+    app = await buildServer(config, services, { logger: false })
+    await app.ready()
+    return { app, config }
+  }
+
+  function upload(headers: Record<string, string>) {
+    const boundary = '----transcodekitkeys'
+    const payload = Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="presets"\r\n\r\nwav\r\n` +
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="tone.mp3"\r\n` +
+          'Content-Type: audio/mpeg\r\n\r\n',
+      ),
+      mp3,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ])
+    return app!.inject({
+      method: 'POST',
+      url: '/api/uploads',
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...headers },
+      payload,
+    })
+  }
+
+  it('wants a key on every API route; the page, its config and the docs stay public', async () => {
+    await start({ API_KEYS })
+    for (const [method, url] of [
+      ['GET', '/api/assets'],
+      ['GET', '/api/jobs'],
+      ['GET', '/api/presets'],
+      ['GET', '/api/jobs/00000000-0000-4000-8000-000000000000'],
+    ] as const) {
+      for (const headers of [{}, { authorization: 'Bearer not-a-key-0123456789' }]) {
+        const res = await app!.inject({ method, url, headers })
+        expect(res.statusCode, `${method} ${url}`).toBe(401)
+        expect(res.json().code).toBe('TRANSCODEKIT_UNAUTHENTICATED')
+      }
+    }
+    const refused = await upload({})
+    expect(refused.statusCode).toBe(401)
+    expect((await app!.inject({ url: '/api/presets', headers: ALICE })).statusCode).toBe(200)
+    expect((await app!.inject({ url: '/' })).statusCode).toBe(200)
+    expect((await app!.inject({ url: '/config.json' })).json()).toMatchObject({ auth: 'api-key' })
+    const document = (await app!.inject({ url: '/openapi.json' })).json()
+    expect(document.components.securitySchemes).toEqual({
+      bearerAuth: { type: 'http', scheme: 'bearer' },
+    })
+  })
+
+  it("keeps each key's owner to its own assets and jobs", async () => {
+    await start({ API_KEYS })
+    const made = await upload(ALICE)
+    expect(made.statusCode).toBe(201)
+    const { asset, job } = made.json()
+    expect((await app!.inject({ url: `/api/jobs/${job.id}`, headers: BOB })).statusCode).toBe(404)
+    expect((await app!.inject({ url: `/api/assets/${asset.id}`, headers: BOB })).statusCode).toBe(
+      404,
+    )
+    expect((await app!.inject({ url: '/api/assets', headers: BOB })).json().items).toEqual([])
+    const mine = await app!.inject({ url: '/api/assets', headers: ALICE })
+    expect(mine.json().items.map((a: { id: string }) => a.id)).toEqual([asset.id])
+    expect((await services!.service.getJob(job.id)).owner).toBe('alice')
+  })
+
+  it('limits uploads per owner and minute: 429 TRANSCODEKIT_RATE_LIMITED, nothing stored', async () => {
+    const { config } = await start({ API_KEYS, RATE_LIMIT_UPLOADS: '2', MAX_JOBS_PER_OWNER: '0' })
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    const before = await filesUnder(config.dataDir)
+    const limited = await upload(ALICE)
+    expect(limited.statusCode).toBe(429)
+    expect(limited.json()).toMatchObject({ code: 'TRANSCODEKIT_RATE_LIMITED' })
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
+    expect(await filesUnder(config.dataDir)).toEqual(before)
+    expect((await services!.service.listAssets({ owner: 'alice' })).items).toHaveLength(2)
+    // Per owner: Bob has his own budget.
+    expect((await upload(BOB)).statusCode).toBe(201)
+  })
+
+  it('limits job actions per owner and minute', async () => {
+    await start({ API_KEYS, RATE_LIMIT_JOB_ACTIONS: '1', MAX_JOBS_PER_OWNER: '0' })
+    const first = (await upload(ALICE)).json().job
+    const second = (await upload(ALICE)).json().job
+    const cancel = (id: string, headers: Record<string, string>) =>
+      app!.inject({ method: 'POST', url: `/api/jobs/${id}/cancel`, headers })
+    expect((await cancel(first.id, ALICE)).statusCode).toBe(200)
+    const limited = await cancel(second.id, ALICE)
+    expect(limited.statusCode).toBe(429)
+    expect(limited.json().code).toBe('TRANSCODEKIT_RATE_LIMITED')
+    expect((await services!.service.getJob(second.id)).state).toBe('submitted')
+    const bobs = (await upload(BOB)).json().job
+    expect((await cancel(bobs.id, BOB)).statusCode).toBe(200)
+  })
+
+  it('caps the jobs one owner has waiting or running: 429 TRANSCODEKIT_TOO_MANY_JOBS', async () => {
+    await start({ API_KEYS, MAX_JOBS_PER_OWNER: '1' })
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    const refused = await upload(ALICE)
+    expect(refused.statusCode).toBe(429)
+    expect(refused.json().code).toBe('TRANSCODEKIT_TOO_MANY_JOBS')
+    expect((await upload(BOB)).statusCode).toBe(201)
+  })
+
+  it('stays open without API_KEYS: one owner for every request, with the same limits', async () => {
+    await start({ MAX_JOBS_PER_OWNER: '1' })
+    expect((await app!.inject({ url: '/config.json' })).json()).toMatchObject({ auth: 'none' })
+    const made = await upload({})
+    expect(made.statusCode).toBe(201)
+    expect((await services!.service.getJob(made.json().job.id)).owner).toBe('default')
+    expect((await upload({})).json().code).toBe('TRANSCODEKIT_TOO_MANY_JOBS')
+    const document = (await app!.inject({ url: '/openapi.json' })).json()
+    expect(document.components.securitySchemes).toBeUndefined()
+  })
+})
