@@ -40,7 +40,9 @@ done < "$work/packed.txt"
 echo "examples/strapi: packed $(wc -l < "$work/packed.txt") packages in $(( $(date +%s) - start )) s"
 
 stamp=node_modules/.transcodekit-install
-wanted="$(cat package.json pnpm-lock.yaml .tarballs/*.tgz | sha256sum | cut -d' ' -f1) $(node --version)"
+# The tarballs' contents (a new pack of the same files differs only in its timestamps).
+contents="$(for t in .tarballs/*.tgz; do tar -xzOf "$t" | sha256sum; done)"
+wanted="$({ cat package.json pnpm-lock.yaml; echo "$contents"; } | sha256sum | cut -d' ' -f1) $(node --version)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -e node_modules/@strapi/strapi/package.json ]; then
   echo "examples/strapi: already installed"
   exit 0
