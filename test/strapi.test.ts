@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -209,6 +218,22 @@ async function filesUnder(root: string): Promise<string[]> {
     .filter((e) => e.isFile() && !join(e.parentPath, e.name).slice(root.length).includes('/.'))
     .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
 }
+
+describe.skipIf(!INSTALLED)('Strapi example install', () => {
+  it('has the @transcodekit packages from the packed tarballs (install.sh), built, never linked', async () => {
+    const requireFromApp = createRequire(join(APP_DIR, 'package.json'))
+    for (const name of ['core', 'strapi', 'kysely', 'aws']) {
+      const manifestPath = requireFromApp.resolve(`@transcodekit/${name}/package.json`)
+      const real = await realpath(manifestPath)
+      expect(real, name).toContain(join(APP_DIR, 'node_modules'))
+      expect(real, name).not.toContain(resolve(import.meta.dirname, '../packages'))
+      const manifest = JSON.parse(await readFile(real, 'utf8'))
+      expect(manifest.exports['.'].default, name).toBe('./dist/index.js')
+      expect(existsSync(join(real, '../dist/index.js')), name).toBe(true)
+      expect(existsSync(join(real, '../test')), name).toBe(false)
+    }
+  })
+})
 
 for (const profile of [localProfile(), s3Profile()]) {
   describe.skipIf(!INSTALLED)(

@@ -31,7 +31,15 @@ export interface EmbeddedPostgres {
   close(): Promise<void>
 }
 
-const PROCESS_ENTRY = fileURLToPath(new URL('./embedded-postgres-process.ts', import.meta.url))
+// The sources (`.ts`, in the workspace) fork the source, the build (`.js`, from npm) the build.
+const PROCESS_ENTRY = fileURLToPath(
+  new URL(
+    import.meta.url.endsWith('.ts')
+      ? './embedded-postgres-process.ts'
+      : './embedded-postgres-process.js',
+    import.meta.url,
+  ),
+)
 const DEFAULT_EXEC_ARGV = ['--max-semi-space-size=1', '--liftoff-only']
 // The socket name `pg` looks for in a socket folder (`host=<folder>`, port 5432).
 const SOCKET_NAME = '.s.PGSQL.5432'

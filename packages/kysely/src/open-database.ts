@@ -31,6 +31,17 @@ export interface OpenedDatabase<DB> {
   close(): Promise<void>
 }
 
+// pg's type parsers are global to the `pg` module, which an installed app shares with us: Strapi,
+// for one, sets JSONB to come back as text for its own connections. Our pool parses the JSON our
+// tables hold itself, whatever the app set; every other type keeps pg's (global) parser.
+const JSON_OIDS = new Set([114, 3802]) // json, jsonb
+const OUR_TYPES = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    JSON_OIDS.has(oid) && format !== 'binary'
+      ? (value: string) => JSON.parse(value)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+}
+
 /**
  * Opens a PostgreSQL database: the server at `url` through a `pg` pool, or PGlite (PostgreSQL
  * in WebAssembly, in this process) persisted in `dataDir`. What it opens, `close()` closes; a
@@ -53,7 +64,7 @@ export async function openDatabase<DB = any>(
     if (!Number.isInteger(max) || max < 1) {
       throw new ConfigurationError('option "maxConnections" must be a positive integer')
     }
-    const pool = new pg.Pool({ connectionString: options.url, max })
+    const pool = new pg.Pool({ connectionString: options.url, max, types: OUR_TYPES })
     // An idle connection that the server drops emits `error` on the pool; without a listener
     // that would end the process. The next query fails (and reconnects) on its own.
     pool.on('error', () => {})

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
+import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { kyselyRepository, migrateToLatest, openDatabase } from '../src/index.ts'
 import { DATABASE_URL, randomSchema } from './support/test-databases.ts'
@@ -90,6 +91,41 @@ describe('openDatabase', () => {
     await expect(openDatabase({ url: DATABASE_URL, maxConnections: 0 })).rejects.toMatchObject({
       code: 'CONFIGURATION',
     })
+  })
+
+  it('reads its JSON columns as objects even when the app set pg to leave JSONB as text (Strapi does)', async () => {
+    const { types } = pg
+    const jsonbParser = types.getTypeParser(types.builtins.JSONB, 'text')
+    types.setTypeParser(types.builtins.JSONB, 'text', (value: string) => value)
+    const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 2 })
+    const schema = randomSchema()
+    try {
+      await migrateToLatest(db, { schema })
+      const repository = kyselyRepository({ db, schema })
+      const id = randomUUID()
+      const media = { formatName: 'wav', durationSec: 1, bitRate: null, streams: [] }
+      await repository.createAsset({
+        id,
+        storageKey: `${id}/original.wav`,
+        originalFilename: null,
+        contentType: 'audio/wav',
+        size: 10,
+        sha256: '0'.repeat(64),
+        media,
+        createdAt: new Date(),
+      })
+      expect((await repository.getAsset(id))?.media).toEqual(media)
+      // The app's own connections keep what it set.
+      const client = new pg.Client({ connectionString: DATABASE_URL })
+      await client.connect()
+      const { rows } = await client.query(`select '{"a":1}'::jsonb as v`)
+      await client.end()
+      expect(rows[0].v).toBe('{"a": 1}')
+    } finally {
+      types.setTypeParser(types.builtins.JSONB, 'text', jsonbParser)
+      await db.schema.dropSchema(schema).ifExists().cascade().execute()
+      await close()
+    }
   })
 
   it('migrates once when several processes start at the same moment', async () => {

@@ -1,0 +1,9 @@
+// Types of strapi-server.js, the server entry Strapi loads for the plugin, as published
+// (publishConfig.exports): the built plugin in dist/.
+export {
+  bootstrap,
+  config,
+  destroy,
+  register,
+  services,
+} from './dist/strapi-plugin.js'
