@@ -37,6 +37,11 @@ export const NotificationRejectedError = createError(
   403,
 )
 export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATISFIABLE', '%s', 416)
+// Media that decodes but costs more than the server's job limits allow: well-formed, refused.
+export const MediaTooLongError = createError('TRANSCODEKIT_MEDIA_TOO_LONG', '%s', 422)
+export const FrameTooLargeError = createError('TRANSCODEKIT_FRAME_TOO_LARGE', '%s', 422)
+export const FrameRateTooHighError = createError('TRANSCODEKIT_FRAME_RATE_TOO_HIGH', '%s', 422)
+export const OutputTooLargeError = createError('TRANSCODEKIT_OUTPUT_TOO_LARGE', '%s', 422)
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
 
@@ -57,6 +62,10 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   IDEMPOTENCY_CONFLICT: IdempotencyConflictError,
   NOTIFICATION_REJECTED: NotificationRejectedError,
   ABORTED: AbortedError,
+  MEDIA_TOO_LONG: MediaTooLongError,
+  FRAME_TOO_LARGE: FrameTooLargeError,
+  FRAME_RATE_TOO_HIGH: FrameRateTooHighError,
+  OUTPUT_TOO_LARGE: OutputTooLargeError,
 }
 
 /** Errors of `@fastify/multipart` and of its parser (busboy), by their code. */

@@ -50,6 +50,35 @@ export interface FfmpegEngineOptions {
   x264Preset?: string
   /** Reads the duration of finished outputs. @default probeMedia (ffprobe) */
   probe?: Prober
+  /**
+   * Kill ffmpeg when its progress (output time, frames and bytes written) has not moved for
+   * this long: an input with a huge timestamp gap keeps it busy with the progress stuck. The
+   * job ends in `error` with code `STALLED`. `Infinity` turns the guard off.
+   * @default 120_000 (2 minutes)
+   */
+  stallTimeoutMs?: number
+  /**
+   * CPU time ffmpeg may use, in seconds (all its threads together). Watched, and on Linux
+   * also set as its `RLIMIT_CPU` (through util-linux's `prlimit`), so that the kernel stops it
+   * even if this process cannot. The job ends in `error` with code `CPU_LIMIT`.
+   * @default 21_600 (6 hours)
+   */
+  maxCpuSec?: number
+  /**
+   * Address space ffmpeg may map, in bytes: its `RLIMIT_AS` on Linux (through `prlimit`).
+   * Allocations past it fail and the job ends in `error` with code `MEMORY_LIMIT`. This counts
+   * reserved memory, not only resident: an H.264 720p job needs about 1 GiB on 2 cores, more
+   * with more cores (threads). Not enforced where `prlimit` is missing.
+   * @default 4_294_967_296 (4 GiB)
+   */
+  maxMemoryBytes?: number
+  /**
+   * Bytes the job's output files may take together while ffmpeg writes them. Watched, and on
+   * Linux each file is also capped by `RLIMIT_FSIZE`. The job ends in `error` with code
+   * `OUTPUT_TOO_LARGE`.
+   * @default 8_589_934_592 (8 GiB)
+   */
+  maxOutputBytes?: number
 }
 
 interface ResolvedOptions {
@@ -59,6 +88,10 @@ interface ResolvedOptions {
   killGraceMs: number
   x264Preset: string
   probe: Prober
+  stallTimeoutMs: number
+  maxCpuSec: number
+  maxMemoryBytes: number
+  maxOutputBytes: number
 }
 
 function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
@@ -69,6 +102,16 @@ function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
     killGraceMs: options.killGraceMs ?? 2000,
     x264Preset: options.x264Preset ?? 'veryfast',
     probe: options.probe ?? probeMedia,
+    stallTimeoutMs: options.stallTimeoutMs ?? 120_000,
+    maxCpuSec: options.maxCpuSec ?? 6 * 60 * 60,
+    maxMemoryBytes: options.maxMemoryBytes ?? 4 * 1024 ** 3,
+    maxOutputBytes: options.maxOutputBytes ?? 8 * 1024 ** 3,
+  }
+  for (const name of ['stallTimeoutMs', 'maxCpuSec', 'maxMemoryBytes', 'maxOutputBytes'] as const) {
+    const value = resolved[name]
+    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+      throw new ConfigurationError(`ffmpegEngine: option "${name}" must be a positive number`)
+    }
   }
   if (!Number.isFinite(resolved.timeoutMs) || resolved.timeoutMs <= 0) {
     throw new ConfigurationError('ffmpegEngine: option "timeoutMs" must be a positive number')
@@ -100,8 +143,22 @@ interface PlannedOutput {
 
 interface ProcessResult {
   code: number | null
+  signal: NodeJS.Signals | null
   stderr: string
+  /** Set when a guard (stall, CPU, memory, output size) stopped ffmpeg. */
+  guard: GuardStop | null
+  /** The last signal this process sent, if it had to stop ffmpeg. */
+  killedBy: NodeJS.Signals | null
 }
+
+interface GuardStop {
+  code: 'STALLED' | 'CPU_LIMIT' | 'MEMORY_LIMIT' | 'OUTPUT_TOO_LARGE'
+  message: string
+}
+
+// What ffmpeg (and the libraries and encoders in it) print when an allocation fails.
+const OUT_OF_MEMORY =
+  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory/i
 
 const STDERR_TAIL = 16 * 1024
 
@@ -169,9 +226,13 @@ export class FfmpegEngine implements Engine {
       if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
       for (const output of outputs) args.push(...output.plan.args)
 
-      const result = await this.#spawn(binary, args, request, stop, onStatus)
+      const result = await this.#spawn(binary, args, request, outputs, stop, onStatus)
       if (signal.aborted) throw new AbortedError('the job was canceled')
       if (limit.aborted) return this.#timeout(engineJobId, request)
+      if (result.guard) {
+        const how = result.killedBy === 'SIGKILL' ? ' (it ignored SIGTERM and was killed)' : ''
+        return failed(engineJobId, request, result.guard.code, `${result.guard.message}${how}`)
+      }
       const clean = (text: string) => scrub(text, work, input)
       if (result.code !== 0) {
         const decode =
@@ -282,14 +343,18 @@ export class FfmpegEngine implements Engine {
     binary: string,
     args: string[],
     request: EngineJobRequest,
+    outputs: PlannedOutput[],
     stop: AbortSignal,
     onStatus: EngineRunOptions['onStatus'],
   ): Promise<ProcessResult> {
     const duration = request.input.media.durationSec
+    const limits = this.#options
     return new Promise((resolvePromise, reject) => {
       let child: ChildProcess
       try {
-        child = spawn(...dieWithParent(binary, args), { stdio: ['ignore', 'pipe', 'pipe'] })
+        child = spawn(...dieWithParent(binary, args, rlimits(limits)), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       } catch (error) {
         reject(
           new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
@@ -304,17 +369,36 @@ export class FfmpegEngine implements Engine {
       let reported = 0
       let listenerError: unknown = null
       let killTimer: NodeJS.Timeout | undefined
+      let guard: GuardStop | null = null
+      let killedBy: NodeJS.Signals | null = null
+      let cpuSec = 0
+      // What moved last: output time, frames, bytes. A progress block that moves none is a stall.
+      let lastMark = ''
+      let lastMove = Date.now()
+      let progressBlock = { outTime: '', frame: '', size: '' }
 
+      const exited = () => child.exitCode !== null || child.signalCode !== null
       const kill = () => {
-        if (child.exitCode !== null || child.signalCode !== null) return
+        if (exited() || killedBy) return
+        killedBy = 'SIGTERM'
         child.kill('SIGTERM')
-        killTimer = setTimeout(() => child.kill('SIGKILL'), this.#options.killGraceMs)
+        killTimer = setTimeout(() => {
+          if (exited()) return
+          // ffmpeg busy in a tight loop (a timestamp gap) ignores SIGTERM.
+          killedBy = 'SIGKILL'
+          child.kill('SIGKILL')
+        }, limits.killGraceMs)
+      }
+      const stopFor = (reason: GuardStop) => {
+        if (guard || stop.aborted || exited()) return
+        guard = reason
+        kill()
       }
       const onStop = () => kill()
       stop.addEventListener('abort', onStop, { once: true })
       const report = (progress: number) => {
         // Once stopped, what ffmpeg prints while it exits is not progress of the job.
-        if (stop.aborted) return
+        if (stop.aborted || guard) return
         try {
           onStatus({ engineJobId: request.jobId, state: 'progressing', progress })
         } catch (error) {
@@ -322,7 +406,37 @@ export class FfmpegEngine implements Engine {
           kill()
         }
       }
+
+      let checking = false
+      const watch = setInterval(
+        async () => {
+          if (checking || exited() || guard) return
+          checking = true
+          try {
+            if (Date.now() - lastMove > limits.stallTimeoutMs) {
+              stopFor({
+                code: 'STALLED',
+                message: `ffmpeg made no progress for ${seconds(limits.stallTimeoutMs)} s`,
+              })
+              return
+            }
+            const cpu = child.pid ? await cpuSeconds(child.pid) : null
+            if (cpu !== null) cpuSec = cpu
+            if (cpuSec >= limits.maxCpuSec) {
+              stopFor(cpuLimit(limits.maxCpuSec))
+              return
+            }
+            const written = await outputBytes(outputs)
+            if (written > limits.maxOutputBytes) stopFor(sizeLimit(limits.maxOutputBytes))
+          } finally {
+            checking = false
+          }
+        },
+        Math.max(50, Math.min(500, limits.stallTimeoutMs / 4)),
+      )
+
       child.once('spawn', () => {
+        lastMove = Date.now()
         // Aborted while starting: the listener above may have run before there was a process.
         if (stop.aborted) kill()
         else report(0)
@@ -334,17 +448,28 @@ export class FfmpegEngine implements Engine {
         const lines = pending.split('\n')
         pending = lines.pop() ?? ''
         for (const line of lines) {
-          const [name, value] = line.trim().split('=', 2)
+          const [name, value = ''] = line.trim().split('=', 2)
+          if (name === 'frame') progressBlock.frame = value
+          if (name === 'total_size') progressBlock.size = value
           // `out_time_ms` is in microseconds too (an old ffmpeg misnomer); prefer `out_time_us`.
           if (name === 'out_time_us' || (name === 'out_time_ms' && outTimeUs === 0)) {
+            progressBlock.outTime = value
             const parsed = Number(value)
             if (Number.isFinite(parsed) && parsed > outTimeUs) outTimeUs = parsed
-          } else if (name === 'progress' && duration && duration > 0 && listenerError === null) {
-            // 100 is for `complete`: while running, stop just short of it.
-            const progress = Math.min(99, Math.floor((outTimeUs / 1e6 / duration) * 1000) / 10)
-            if (progress > reported) {
-              reported = progress
-              report(progress)
+          } else if (name === 'progress') {
+            const mark = `${progressBlock.outTime}/${progressBlock.frame}/${progressBlock.size}`
+            if (mark !== lastMark) {
+              lastMark = mark
+              lastMove = Date.now()
+            }
+            progressBlock = { outTime: '', frame: '', size: '' }
+            if (duration && duration > 0 && listenerError === null) {
+              // 100 is for `complete`: while running, stop just short of it.
+              const progress = Math.min(99, Math.floor((outTimeUs / 1e6 / duration) * 1000) / 10)
+              if (progress > reported) {
+                reported = progress
+                report(progress)
+              }
             }
           }
         }
@@ -353,9 +478,13 @@ export class FfmpegEngine implements Engine {
       child.stderr?.on('data', (chunk: string) => {
         stderr = (stderr + chunk).slice(-STDERR_TAIL)
       })
-      child.once('error', (error: NodeJS.ErrnoException) => {
+      const done = () => {
         stop.removeEventListener('abort', onStop)
         clearTimeout(killTimer)
+        clearInterval(watch)
+      }
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        done()
         reject(
           new EngineError(
             'ENGINE_UNAVAILABLE',
@@ -364,11 +493,36 @@ export class FfmpegEngine implements Engine {
           ),
         )
       })
-      child.once('close', (code) => {
-        stop.removeEventListener('abort', onStop)
-        clearTimeout(killTimer)
-        if (listenerError !== null) reject(listenerError)
-        else resolvePromise({ code, stderr })
+      child.once('close', (code, signal) => {
+        done()
+        if (listenerError !== null) {
+          reject(listenerError)
+          return
+        }
+        let stopped: GuardStop | null = guard
+        // The kernel's limits, when this process did not see them coming.
+        if (!stopped && signal === 'SIGXFSZ') stopped = sizeLimit(limits.maxOutputBytes)
+        if (
+          !stopped &&
+          (signal === 'SIGXCPU' ||
+            (signal === 'SIGKILL' && !killedBy) ||
+            (code === 255 && !killedBy)) &&
+          cpuSec >= limits.maxCpuSec - 2
+        ) {
+          stopped = cpuLimit(limits.maxCpuSec)
+        }
+        if (
+          !stopped &&
+          code !== 0 &&
+          limits.maxMemoryBytes !== Infinity &&
+          OUT_OF_MEMORY.test(stderr)
+        ) {
+          stopped = {
+            code: 'MEMORY_LIMIT',
+            message: `ffmpeg needed more than its memory limit of ${limits.maxMemoryBytes} bytes`,
+          }
+        }
+        resolvePromise({ code, signal, stderr, guard: stopped, killedBy })
       })
     })
   }
@@ -512,23 +666,48 @@ function errorMessage(error: unknown): string {
 }
 
 let setpriv: string | null | undefined
+let prlimit: string | null | undefined
 
 /**
- * The command that runs ffmpeg so that it dies with this process. On Linux, util-linux's
- * `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its parent dies (even by
- * SIGKILL) and then execs ffmpeg in place, same pid. Without it, the ffmpeg of a killed worker
- * runs on to the end of the job as an orphan: a broken progress pipe does not stop it.
- * Elsewhere, or when either binary is missing, ffmpeg is spawned as it is.
+ * The command that runs ffmpeg so that it dies with this process, under its resource limits.
+ * On Linux, util-linux's `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its
+ * parent dies (even by SIGKILL), and `prlimit` sets its rlimits; each execs the next in place,
+ * so the pid is ffmpeg's. Without `setpriv`, the ffmpeg of a killed worker runs on to the end
+ * of the job as an orphan: a broken progress pipe does not stop it. Elsewhere, or when a
+ * binary is missing, ffmpeg is spawned as it is (the watched limits still apply).
  */
-function dieWithParent(binary: string, args: string[]): [string, string[]] {
+function dieWithParent(binary: string, args: string[], limits: string[]): [string, string[]] {
   if (setpriv === undefined) {
-    setpriv =
-      process.platform === 'linux'
-        ? (['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null)
-        : null
+    setpriv = process.platform === 'linux' ? findExecutable('setpriv') : null
+    prlimit = process.platform === 'linux' ? findExecutable('prlimit') : null
   }
-  if (!setpriv || !isExecutable(binary)) return [binary, args]
-  return [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]]
+  if (!isExecutable(binary)) return [binary, args]
+  const command =
+    prlimit && limits.length > 0 ? [prlimit, ...limits, '--', binary, ...args] : [binary, ...args]
+  if (!setpriv) return [command[0] as string, command.slice(1)]
+  return [setpriv, ['--pdeathsig', 'KILL', '--', ...command]]
+}
+
+/** `prlimit` options for ffmpeg: CPU seconds, address space, file size, and no core dumps. */
+function rlimits(options: ResolvedOptions): string[] {
+  const limits = ['--core=0']
+  if (Number.isFinite(options.maxCpuSec)) {
+    // The watcher stops it at the limit; the kernel sends SIGXCPU a second later, then SIGKILL.
+    const soft = Math.ceil(options.maxCpuSec) + 1
+    const hard = soft + Math.max(2, Math.ceil(options.killGraceMs / 1000))
+    limits.push(`--cpu=${soft}:${hard}`)
+  }
+  if (Number.isFinite(options.maxMemoryBytes)) {
+    limits.push(`--as=${Math.floor(options.maxMemoryBytes)}`)
+  }
+  if (Number.isFinite(options.maxOutputBytes)) {
+    limits.push(`--fsize=${Math.floor(options.maxOutputBytes)}`)
+  }
+  return limits
+}
+
+function findExecutable(name: string): string | null {
+  return [`/usr/bin/${name}`, `/bin/${name}`].find((path) => isExecutable(path)) ?? null
 }
 
 function isExecutable(path: string): boolean {
@@ -538,4 +717,45 @@ function isExecutable(path: string): boolean {
   } catch {
     return false
   }
+}
+
+const CLOCK_TICKS = 100
+
+/** User plus system CPU time of a process, from `/proc` (Linux), or `null` elsewhere. */
+async function cpuSeconds(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+/** What ffmpeg has written so far into the outputs' folders. */
+async function outputBytes(outputs: PlannedOutput[]): Promise<number> {
+  let total = 0
+  for (const output of outputs) {
+    for (const file of await readdir(output.dir).catch(() => [] as string[])) {
+      total += (await stat(join(output.dir, file)).catch(() => null))?.size ?? 0
+    }
+  }
+  return total
+}
+
+function cpuLimit(max: number): GuardStop {
+  return { code: 'CPU_LIMIT', message: `ffmpeg used more than its limit of ${max} s of CPU time` }
+}
+
+function sizeLimit(max: number): GuardStop {
+  return {
+    code: 'OUTPUT_TOO_LARGE',
+    message: `the outputs grew past the limit of ${max} bytes`,
+  }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10
 }

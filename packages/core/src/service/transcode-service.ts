@@ -35,6 +35,12 @@ import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import {
+  checkJobLimits,
+  type JobLimits,
+  type ResolvedJobLimits,
+  resolveJobLimits,
+} from './job-limits.ts'
 
 export interface TranscoderOptions {
   storage: Storage
@@ -61,6 +67,11 @@ export interface TranscoderOptions {
   worker?: false | { concurrency?: number }
   /** How often a remote engine is asked for a job's status, and watchers re-read a job. @default 2000 */
   pollIntervalMs?: number
+  /**
+   * What one job may cost, checked on the input's probe before a job is created and again
+   * before a worker starts it. @default see `JobLimits` (4 h, 4096×4096, 240 fps, 4 GiB)
+   */
+  limits?: JobLimits
 }
 
 export interface IngestOptions {
@@ -110,6 +121,7 @@ export class TranscodeService {
   readonly #running = new Map<string, AbortController>()
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
+  readonly #limits: ResolvedJobLimits
   #started: Promise<void> | null = null
   #closed = false
 
@@ -120,6 +132,7 @@ export class TranscodeService {
     this.#ownsQueue = !options.queue
     this.queue = options.queue ?? inProcessQueue()
     this.presets = options.presets ?? createPresetCatalog()
+    this.#limits = resolveJobLimits(options.limits)
     const keyPrefix = options.keyPrefix ?? ''
     assertValidPrefix(keyPrefix)
     this.#options = {
@@ -253,6 +266,7 @@ export class TranscodeService {
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
     const asset = await this.getAsset(assetId)
     const presets = this.resolvePresets(asset, options.presets)
+    checkJobLimits(asset.media, presets, this.#limits)
     const idempotencyKey = options.idempotencyKey ?? null
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new InvalidRequestError(
@@ -541,6 +555,11 @@ export class TranscodeService {
         status = await this.engine.getStatus(job.engineJobId, { signal })
       } else {
         const request = this.#engineRequest(asset, job)
+        checkJobLimits(
+          asset.media,
+          request.outputs.map((o) => o.preset),
+          this.#limits,
+        )
         status = await this.engine.run(request, {
           signal,
           onStatus: (update) => {
