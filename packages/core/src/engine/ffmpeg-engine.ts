@@ -12,7 +12,14 @@ import {
   TranscodeKitError,
 } from '../errors.ts'
 import { assertValidKey } from '../keys.ts'
-import { ffmpegPath as defaultFfmpegPath } from '../media/ffmpeg-binaries.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
+import {
+  type BinaryChoice,
+  type BinaryVersion,
+  binaryVersion,
+  ffmpegBinary,
+  ffprobeBinary,
+} from '../media/ffmpeg-binaries.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import type {
   Engine,
@@ -21,6 +28,7 @@ import type {
   EngineRunOptions,
   EngineStatus,
 } from '../ports/engine.ts'
+import type { Logger } from '../ports/logger.ts'
 import type { Storage } from '../ports/storage.ts'
 import {
   demuxerName,
@@ -48,7 +56,12 @@ export interface FfmpegEngineOptions {
   killGraceMs?: number
   /** libx264 speed preset for H.264 outputs. @default 'veryfast' */
   x264Preset?: string
-  /** Reads the duration of finished outputs. @default probeMedia (ffprobe) */
+  /**
+   * The ffprobe binary of the default `probe`.
+   * @default ffprobePath(): `FFPROBE_PATH`, `PATH`, then the bundled one
+   */
+  ffprobePath?: string
+  /** Reads the duration of finished outputs. @default probeMedia with `ffprobePath` */
   probe?: Prober
   /**
    * Kill ffmpeg when its progress (output time, frames and bytes written) has not moved for
@@ -79,11 +92,18 @@ export interface FfmpegEngineOptions {
    * @default 8_589_934_592 (8 GiB)
    */
   maxOutputBytes?: number
+  /**
+   * Where the engine says, once per process and binary, which ffmpeg and ffprobe run and
+   * their versions, with a warning for the bundled 2018 builds. A pino logger fits.
+   * @default consoleLogger()
+   */
+  logger?: Logger
 }
 
 interface ResolvedOptions {
   timeoutMs: number
   ffmpegPath: string | null
+  ffprobePath: string | null
   tmpDir: string
   killGraceMs: number
   x264Preset: string
@@ -92,20 +112,28 @@ interface ResolvedOptions {
   maxCpuSec: number
   maxMemoryBytes: number
   maxOutputBytes: number
+  logger: Logger
 }
 
 function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
   const resolved: ResolvedOptions = {
     timeoutMs: options.timeoutMs ?? 6 * 60 * 60 * 1000,
     ffmpegPath: options.ffmpegPath ?? null,
+    ffprobePath: options.ffprobePath ?? null,
     tmpDir: resolve(options.tmpDir ?? join(tmpdir(), 'transcodekit')),
     killGraceMs: options.killGraceMs ?? 2000,
     x264Preset: options.x264Preset ?? 'veryfast',
-    probe: options.probe ?? probeMedia,
+    probe:
+      options.probe ??
+      (options.ffprobePath
+        ? (path, probeOptions) =>
+            probeMedia(path, { ffprobePath: options.ffprobePath, ...probeOptions })
+        : probeMedia),
     stallTimeoutMs: options.stallTimeoutMs ?? 120_000,
     maxCpuSec: options.maxCpuSec ?? 6 * 60 * 60,
     maxMemoryBytes: options.maxMemoryBytes ?? 4 * 1024 ** 3,
     maxOutputBytes: options.maxOutputBytes ?? 8 * 1024 ** 3,
+    logger: options.logger ?? consoleLogger(),
   }
   for (const name of ['stallTimeoutMs', 'maxCpuSec', 'maxMemoryBytes', 'maxOutputBytes'] as const) {
     const value = resolved[name]
@@ -190,8 +218,33 @@ export class FfmpegEngine implements Engine {
   readonly name = 'ffmpeg'
   readonly #options: ResolvedOptions
 
+  #binaries: Promise<{ ffmpeg: BinaryVersion; ffprobe: BinaryVersion }> | null = null
+
   constructor(options: FfmpegEngineOptions = {}) {
     this.#options = resolveOptions(options)
+    void this.binaries().then(
+      (found) => announce(found, this.#options.logger),
+      (error: unknown) =>
+        this.#options.logger.error(
+          { error: errorMessage(error) },
+          'ffmpeg engine: no working ffmpeg or ffprobe; jobs will fail with ENGINE_UNAVAILABLE',
+        ),
+    )
+  }
+
+  /** Which ffmpeg and ffprobe this engine runs, with their versions (`-version`, first line). */
+  binaries(): Promise<{ ffmpeg: BinaryVersion; ffprobe: BinaryVersion }> {
+    this.#binaries ??= (async () => {
+      const ffmpeg: BinaryChoice = this.#options.ffmpegPath
+        ? { path: this.#options.ffmpegPath, source: 'option' }
+        : ffmpegBinary()
+      const ffprobe: BinaryChoice = this.#options.ffprobePath
+        ? { path: this.#options.ffprobePath, source: 'option' }
+        : ffprobeBinary()
+      const [a, b] = await Promise.all([binaryVersion(ffmpeg), binaryVersion(ffprobe)])
+      return { ffmpeg: a, ffprobe: b }
+    })()
+    return this.#binaries
   }
 
   async run(request: EngineJobRequest, options: EngineRunOptions): Promise<EngineStatus> {
@@ -279,7 +332,7 @@ export class FfmpegEngine implements Engine {
 
   #binary(): string {
     try {
-      return this.#options.ffmpegPath ?? defaultFfmpegPath()
+      return this.#options.ffmpegPath ?? ffmpegBinary().path
     } catch (error) {
       throw new EngineError('ENGINE_UNAVAILABLE', 'no ffmpeg binary was found', { cause: error })
     }
@@ -609,6 +662,38 @@ export class FfmpegEngine implements Engine {
 /** Makes the local ffmpeg engine. */
 export function ffmpegEngine(options: FfmpegEngineOptions = {}): FfmpegEngine {
   return new FfmpegEngine(options)
+}
+
+const announced = new Set<string>()
+
+/** Logs once per process and pair of binaries which run, and warns about outdated ones. */
+function announce(found: { ffmpeg: BinaryVersion; ffprobe: BinaryVersion }, logger: Logger): void {
+  const key = `${found.ffmpeg.path}\0${found.ffprobe.path}`
+  if (announced.has(key)) return
+  announced.add(key)
+  logger.info(
+    {
+      ffmpeg: {
+        path: found.ffmpeg.path,
+        source: found.ffmpeg.source,
+        version: found.ffmpeg.version,
+      },
+      ffprobe: {
+        path: found.ffprobe.path,
+        source: found.ffprobe.source,
+        version: found.ffprobe.version,
+      },
+    },
+    'ffmpeg engine: binaries',
+  )
+  for (const binary of [found.ffmpeg, found.ffprobe]) {
+    if (!binary.outdated) continue
+    logger.warn(
+      { path: binary.path, version: binary.version },
+      `ffmpeg engine: ${binary.path} is an old build (2018) that decodes untrusted uploads; ` +
+        'install a current ffmpeg (apt-get install ffmpeg) or set FFMPEG_PATH and FFPROBE_PATH',
+    )
+  }
 }
 
 function failed(

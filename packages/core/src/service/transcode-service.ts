@@ -18,6 +18,7 @@ import {
   UnsupportedMediaError,
 } from '../errors.ts'
 import { assertValidPrefix, assetPrefix, jobPrefix, originalKey, outputKey } from '../keys.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import {
@@ -29,6 +30,7 @@ import {
   type PageRequest,
 } from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
+import type { Logger } from '../ports/logger.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
 import type { JobPatch, ListJobsRequest, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
@@ -72,6 +74,8 @@ export interface TranscoderOptions {
    * before a worker starts it. @default see `JobLimits` (4 h, 4096×4096, 240 fps, 4 GiB)
    */
   limits?: JobLimits
+  /** Where a job that ends in `error` is reported, with its code. @default consoleLogger() */
+  logger?: Logger
 }
 
 export interface IngestOptions {
@@ -122,6 +126,7 @@ export class TranscodeService {
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
   readonly #limits: ResolvedJobLimits
+  readonly #logger: Logger
   #started: Promise<void> | null = null
   #closed = false
 
@@ -133,6 +138,7 @@ export class TranscodeService {
     this.queue = options.queue ?? inProcessQueue()
     this.presets = options.presets ?? createPresetCatalog()
     this.#limits = resolveJobLimits(options.limits)
+    this.#logger = options.logger ?? consoleLogger()
     const keyPrefix = options.keyPrefix ?? ''
     assertValidPrefix(keyPrefix)
     this.#options = {
@@ -673,6 +679,12 @@ export class TranscodeService {
     if (job && fingerprint(job) !== before) {
       this.#lastSeen.set(id, fingerprint(job))
       if (isTerminal(job.state)) this.#lastSeen.delete(id)
+      if (job.state === 'error' && patch.state === 'error') {
+        this.#logger.warn(
+          { jobId: job.id, code: job.errorCode, message: job.errorMessage },
+          'transcode job failed',
+        )
+      }
       this.#emit({ type: 'job.updated', job })
     }
     return job
