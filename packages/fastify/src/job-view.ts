@@ -22,6 +22,8 @@ export async function jobView(
         output.state === 'complete'
           ? await service.outputUrl(output, { expiresInSec: urlExpiresInSec })
           : null,
+      errorCode: output.errorCode ?? null,
+      errorMessage: output.errorMessage ?? null,
     })),
   )
   return {

@@ -80,6 +80,13 @@ export const OutputSchema = Type.Object(
     size: Nullable(Type.Integer()),
     durationSec: Nullable(Type.Number()),
     url: Nullable(Type.String({ description: 'Where to read the output once complete' })),
+    errorCode: Nullable(
+      Type.String({
+        description:
+          'Why this output failed while its job completed (NO_FRAME: no still could be taken)',
+      }),
+    ),
+    errorMessage: Nullable(Type.String()),
   },
   { $id: 'TranscodekitOutput', title: 'Output' },
 )

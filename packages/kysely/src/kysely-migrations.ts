@@ -7,6 +7,7 @@ import {
   Migrator,
 } from 'kysely/migration'
 import { initial } from './migrations/0001-initial.ts'
+import { outputErrors } from './migrations/0003-output-errors.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -44,6 +45,7 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
   const schema = resolveSchema(options.schema)
   return {
     'transcodekit-0001-initial': initial(schema),
+    'transcodekit-0003-output-errors': outputErrors(schema),
   }
 }
 

@@ -148,6 +148,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       expect(results?.map((r) => r.migrationName)).toEqual([
         'app-0001-posts',
         'transcodekit-0001-initial',
+        'transcodekit-0003-output-errors',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()

@@ -104,6 +104,7 @@ describe('openDatabase', () => {
       )
       expect(results.flat().map((r) => `${r.migrationName}:${r.status}`)).toEqual([
         'transcodekit-0001-initial:Success',
+        'transcodekit-0003-output-errors:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(

@@ -166,6 +166,8 @@ interface PlannedOutput {
   /** The file name of the main file (the key's last segment). */
   file: string
   container: string
+  /** For an image output: what it shows (`frame`, `waveform`). */
+  image: 'frame' | 'waveform' | null
   plan: FfmpegOutputPlan
 }
 
@@ -213,6 +215,9 @@ const DECODE_PATTERNS = [
  * `AbortedError` when `signal` aborts, and with a `TranscodeKitError` when the job cannot
  * start or finish for reasons outside ffmpeg (`UNSUPPORTED_MEDIA`, `NOT_FOUND`,
  * `ENGINE_UNAVAILABLE`, `STORAGE_FAILED`). The service records both kinds as the job's error.
+ * A guard ends it in `error` with `STALLED`, `CPU_LIMIT`, `MEMORY_LIMIT` or `OUTPUT_TOO_LARGE`.
+ * An image output (a thumbnail) that cannot be made while the other outputs are fails alone:
+ * the job is `complete`, that output `error` with code `NO_FRAME`, and nothing of it stored.
  */
 export class FfmpegEngine implements Engine {
   readonly name = 'ffmpeg'
@@ -302,20 +307,47 @@ export class FfmpegEngine implements Engine {
         )
       }
       const statuses: EngineOutputStatus[] = []
+      const made: PlannedOutput[] = []
       for (const output of outputs) {
         const checked = await this.#check(output, stop)
         if ('error' in checked) {
           if (signal.aborted) throw new AbortedError('the job was canceled')
+          // A still is a by-product: a video with no frame where it is taken (a single frame,
+          // a short video track under a long sound track) fails that output alone.
+          if (output.image && outputs.length > 1) {
+            statuses.push({
+              key: output.key,
+              state: 'error',
+              error: {
+                code: 'NO_FRAME',
+                message:
+                  output.image === 'frame'
+                    ? `no still for ${output.file}: the video has no frame where it is taken`
+                    : checked.message,
+              },
+            })
+            continue
+          }
           const reason = result.stderr.trim() ? `: ${clean(tail(result.stderr))}` : ''
           return failed(engineJobId, request, checked.error, `${checked.message}${reason}`)
         }
         statuses.push(checked.status)
+        made.push(output)
+      }
+      if (made.length === 0) {
+        const first = statuses[0]?.error
+        return failed(
+          engineJobId,
+          request,
+          'DECODE_FAILED',
+          first?.message ?? 'no output could be made',
+        )
       }
       if (stop.aborted) {
         if (signal.aborted) throw new AbortedError('the job was canceled')
         return this.#timeout(engineJobId, request)
       }
-      await this.#publish(request.storage, outputs, signal, limit)
+      await this.#publish(request.storage, made, signal, limit)
       return { engineJobId, state: 'complete', progress: 100, outputs: statuses }
     } catch (error) {
       if (signal.aborted) {
@@ -386,6 +418,7 @@ export class FfmpegEngine implements Engine {
         dir,
         file,
         container: output.preset.container,
+        image: output.preset.image?.source ?? null,
         plan,
       })
     }

@@ -656,7 +656,13 @@ export class TranscodeService {
       if (output.state === 'complete' && (size === undefined || size === null)) {
         size = (await this.storage.head(output.key))?.size ?? null
       }
-      outputs.push({ name, state: output.state, size, durationSec: output.durationSec })
+      outputs.push({
+        name,
+        state: output.state,
+        size,
+        durationSec: output.durationSec,
+        ...(output.error && { errorCode: output.error.code, errorMessage: output.error.message }),
+      })
     }
     if (isTerminal(status.state)) {
       for (const output of job.outputs) {
