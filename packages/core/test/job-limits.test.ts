@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type FfmpegEngineOptions, ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
 import { MediaLimitError } from '../src/errors.ts'
+import { bundledBinaries } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
 import type { Repository } from '../src/ports/repository.ts'
 import { createPresetCatalog } from '../src/presets/preset-catalog.ts'
@@ -19,7 +20,7 @@ import {
 } from '../src/testing/bomb-fixtures.ts'
 import { makeTone, makeVideo } from '../src/testing/media-fixtures.ts'
 import { filesUnder } from '../src/testing/test-helpers.ts'
-import { meterChildren } from './process-meter.ts'
+import { children, meterChildren } from './process-meter.ts'
 
 const MiB = 1024 ** 2
 const NO_LIMITS: JobLimits = {
@@ -171,9 +172,27 @@ describe('limits decided from the probe, before a job exists', () => {
  * With the up-front limits lifted, the engine's own guards must stop each bomb. CPU time,
  * resident memory and bytes written are measured on the ffmpeg process itself.
  */
-describe('guards while ffmpeg runs (up-front limits lifted)', () => {
+const bundled = bundledBinaries()
+const binaries = [
+  { name: 'the system ffmpeg', ffmpegPath: undefined, ffprobePath: undefined },
+  ...(bundled.ffmpeg && bundled.ffprobe
+    ? [
+        {
+          name: 'the bundled 2018 ffmpeg',
+          ffmpegPath: bundled.ffmpeg,
+          ffprobePath: bundled.ffprobe,
+        },
+      ]
+    : []),
+]
+
+describe.each(binaries)('guards while $name runs (up-front limits lifted)', (binary) => {
   async function runBomb(path: string, presets: string[], engine: FfmpegEngineOptions) {
-    const t = await setup(NO_LIMITS, engine)
+    const t = await setup(NO_LIMITS, {
+      ffmpegPath: binary.ffmpegPath,
+      ffprobePath: binary.ffprobePath,
+      ...engine,
+    })
     const asset = await ingest(t.service, path)
     const job = await t.service.transcode(asset.id, { presets })
     const started = Date.now()
@@ -181,6 +200,8 @@ describe('guards while ffmpeg runs (up-front limits lifted)', () => {
     await t.service.runJob(job.id)
     const peaks = await meter.stop()
     const wallMs = Date.now() - started
+    // ffmpeg is gone (killed and reaped), not left running or a zombie.
+    expect(await children()).toEqual([])
     const ended = await t.service.getJob(job.id)
     // Nothing left: no output stored, no work folder, no ffmpeg.
     expect(await filesUnder(t.root, { hiddenFolders: false })).toEqual([asset.storageKey])
@@ -189,11 +210,13 @@ describe('guards while ffmpeg runs (up-front limits lifted)', () => {
     return { ended, peaks, wallMs }
   }
 
-  it('the timestamp-gap MKV is killed when its progress stalls, SIGTERM ignored or not', async () => {
+  it('the timestamp-gap MKV is killed when its progress stalls, SIGKILL after the SIGTERM it ignores', async () => {
     const { ended, peaks, wallMs } = await runBomb(media.gap, ['mp4-720p', 'thumbnail'], {
       stallTimeoutMs: 3000,
     })
     expect(ended).toMatchObject({ state: 'error', errorCode: 'STALLED' })
+    // Filling the gap, ffmpeg ignores SIGTERM: it took the SIGKILL after the 1 s of grace.
+    expect(ended.errorMessage).toMatch(/no progress for 3 s \(it ignored SIGTERM and was killed\)/)
     expect(ended.outputs.every((o) => o.state === 'error')).toBe(true)
     expect(peaks.processes).toBe(1)
     // 3 s without progress, 1 s of grace after SIGTERM, on at most 2 cores, with margins.

@@ -35,7 +35,8 @@ async function selfTotals(): Promise<{ cpuSec: number; writtenBytes: number }> {
 
 const CLOCK_TICKS = 100
 
-async function children(): Promise<number[]> {
+/** The pids of this process's children (Linux `/proc`), zombies included. */
+export async function children(): Promise<number[]> {
   const pids: number[] = []
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue

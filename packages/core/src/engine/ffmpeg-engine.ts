@@ -187,8 +187,9 @@ interface GuardStop {
 }
 
 // What ffmpeg (and the libraries and encoders in it) print when an allocation fails.
+// The 2018 builds say only that a frame buffer could not be had.
 const OUT_OF_MEMORY =
-  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory/i
+  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory|get_buffer\(\) failed/i
 
 const STDERR_TAIL = 16 * 1024
 
