@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -8,7 +9,7 @@ import { MediaLimitError } from '../src/errors.ts'
 import { bundledBinaries } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
 import type { Repository } from '../src/ports/repository.ts'
-import { createPresetCatalog } from '../src/presets/preset-catalog.ts'
+import { createPresetCatalog, type PresetCatalog } from '../src/presets/preset-catalog.ts'
 import { memoryRepository } from '../src/repository/memory-repository.ts'
 import { estimateOutputBytes, type JobLimits } from '../src/service/job-limits.ts'
 import { createTranscoder, type TranscodeService } from '../src/service/transcode-service.ts'
@@ -66,6 +67,7 @@ async function setup(
   limits: JobLimits = {},
   engine: FfmpegEngineOptions = {},
   shared?: { repository: Repository; root: string },
+  presets?: PresetCatalog,
 ): Promise<Setup> {
   const dir = await mkdtemp(join(base, 'case-'))
   const root = shared?.root ?? join(dir, 'files')
@@ -78,6 +80,7 @@ async function setup(
     tmpDir: join(tmp, 'uploads'),
     worker: false,
     limits,
+    presets,
   })
   return { service, repository, root, tmp, close: () => service.close() }
 }
@@ -223,6 +226,44 @@ describe.each(binaries)('guards while $name runs (up-front limits lifted)', (bin
     expect(wallMs).toBeLessThan(12_000)
     expect(peaks.reapedCpuSec).toBeGreaterThanOrEqual(peaks.cpuSec)
     expect(peaks.reapedCpuSec).toBeLessThan(2 * (3 + 1) + 2)
+  }, 60_000)
+
+  it('a still taken late in a video is no stall: ffmpeg reads its input meanwhile', async () => {
+    // Decoding up to 90 % writes nothing and moves no progress line: only the input is read.
+    const path = await makeVideo(join(base, `late-still-${randomUUID()}.mp4`), {
+      seconds: 60,
+      width: 320,
+      height: 240,
+      audio: false,
+    })
+    const presets = createPresetCatalog({
+      presets: [
+        {
+          id: 'late-still',
+          description: 'A still at 90 %',
+          container: 'image',
+          extension: 'jpg',
+          contentType: 'image/jpeg',
+          image: { format: 'jpg', source: 'frame', maxWidth: 160, maxHeight: 120, atFraction: 0.9 },
+        },
+      ],
+    })
+    const t = await setup(
+      NO_LIMITS,
+      {
+        ffmpegPath: binary.ffmpegPath,
+        ffprobePath: binary.ffprobePath,
+        stallTimeoutMs: 300,
+      },
+      undefined,
+      presets,
+    )
+    const asset = await ingest(t.service, path)
+    const job = await t.service.transcode(asset.id, { presets: ['late-still'] })
+    await t.service.runJob(job.id)
+    const ended = await t.service.getJob(job.id)
+    expect(ended.state, ended.errorMessage ?? '').toBe('complete')
+    await t.close()
   }, 60_000)
 
   it('the timestamp-gap MKV is stopped at its CPU time limit when the stall guard is off', async () => {

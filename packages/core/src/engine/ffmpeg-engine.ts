@@ -64,9 +64,10 @@ export interface FfmpegEngineOptions {
   /** Reads the duration of finished outputs. @default probeMedia with `ffprobePath` */
   probe?: Prober
   /**
-   * Kill ffmpeg when its progress (output time, frames and bytes written) has not moved for
-   * this long: an input with a huge timestamp gap keeps it busy with the progress stuck. The
-   * job ends in `error` with code `STALLED`. `Infinity` turns the guard off.
+   * Kill ffmpeg when its progress (output time, frames and bytes written, and on Linux bytes
+   * of input read) has not moved for this long: an input with a huge timestamp gap keeps it
+   * busy with all of them stuck. The job ends in `error` with code `STALLED`. `Infinity` turns
+   * the guard off.
    * @default 120_000 (2 minutes)
    */
   stallTimeoutMs?: number
@@ -462,6 +463,7 @@ export class FfmpegEngine implements Engine {
       // What moved last: output time, frames, bytes. A progress block that moves none is a stall.
       let lastMark = ''
       let lastMove = Date.now()
+      let lastRead = 0
       let progressBlock = { outTime: '', frame: '', size: '' }
 
       const exited = () => child.exitCode !== null || child.signalCode !== null
@@ -500,6 +502,13 @@ export class FfmpegEngine implements Engine {
           if (checking || exited() || guard) return
           checking = true
           try {
+            // Reading its input is progress too: a still taken late in a long video, or a
+            // waveform, writes nothing until the end. Filling a timestamp gap reads nothing.
+            const read = child.pid ? await bytesRead(child.pid) : null
+            if (read !== null && read > lastRead) {
+              lastRead = read
+              lastMove = Date.now()
+            }
             if (Date.now() - lastMove > limits.stallTimeoutMs) {
               stopFor({
                 code: 'STALLED',
@@ -848,6 +857,18 @@ async function cpuSeconds(pid: number): Promise<number | null> {
     // Fields after the command name, which is in parentheses and may hold spaces.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+/** Bytes a process has read (`rchar` of `/proc/<pid>/io`, Linux), or `null`. */
+async function bytesRead(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const io = await readFile(`/proc/${pid}/io`, 'utf8')
+    const match = /^rchar: (\d+)$/m.exec(io)
+    return match ? Number(match[1]) : null
   } catch {
     return null
   }
