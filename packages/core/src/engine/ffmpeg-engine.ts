@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs'
+import { accessSync, constants, createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -823,15 +823,40 @@ function rlimits(options: ResolvedOptions): string[] {
     // The watcher stops it at the limit; the kernel sends SIGXCPU a second later, then SIGKILL.
     const soft = Math.ceil(options.maxCpuSec) + 1
     const hard = soft + Math.max(2, Math.ceil(options.killGraceMs / 1000))
-    limits.push(`--cpu=${soft}:${hard}`)
+    limits.push(rlimit('cpu', 'Max cpu time', soft, hard))
   }
   if (Number.isFinite(options.maxMemoryBytes)) {
-    limits.push(`--as=${Math.floor(options.maxMemoryBytes)}`)
+    const bytes = Math.floor(options.maxMemoryBytes)
+    limits.push(rlimit('as', 'Max address space', bytes, bytes))
   }
   if (Number.isFinite(options.maxOutputBytes)) {
-    limits.push(`--fsize=${Math.floor(options.maxOutputBytes)}`)
+    const bytes = Math.floor(options.maxOutputBytes)
+    limits.push(rlimit('fsize', 'Max file size', bytes, bytes))
   }
   return limits
+}
+
+let ownLimits: string | null | undefined
+
+/**
+ * One `prlimit` option, its values lowered to this process's own hard limit: a process can
+ * lower its limits, never raise them, and `prlimit` would refuse to run ffmpeg at all.
+ */
+function rlimit(option: string, name: string, soft: number, hard: number): string {
+  if (ownLimits === undefined) {
+    try {
+      ownLimits = readFileSync('/proc/self/limits', 'utf8')
+    } catch {
+      ownLimits = null
+    }
+  }
+  const line = ownLimits?.split('\n').find((l) => l.startsWith(name))
+  const ceiling = Number(line?.slice(name.length).trim().split(/\s+/)[1])
+  if (Number.isFinite(ceiling)) {
+    hard = Math.min(hard, ceiling)
+    soft = Math.min(soft, hard)
+  }
+  return `--${option}=${soft}:${hard}`
 }
 
 function findExecutable(name: string): string | null {
