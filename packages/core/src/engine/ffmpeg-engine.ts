@@ -188,9 +188,10 @@ interface GuardStop {
 }
 
 // What ffmpeg (and the libraries and encoders in it) print when an allocation fails.
-// The 2018 builds say only that a frame buffer could not be had.
 const OUT_OF_MEMORY =
-  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory|get_buffer\(\) failed/i
+  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory/i
+// The 2018 builds say only that a frame buffer could not be had, as they do for corrupt AAC.
+const NO_BUFFER = /get_buffer\(\) failed/
 
 const STDERR_TAIL = 16 * 1024
 
@@ -460,6 +461,8 @@ export class FfmpegEngine implements Engine {
       let guard: GuardStop | null = null
       let killedBy: NodeJS.Signals | null = null
       let cpuSec = 0
+      // Highest address space seen (VmPeak), or null where `/proc` cannot tell.
+      let mappedBytes: number | null = null
       // What moved last: output time, frames, bytes. A progress block that moves none is a stall.
       let lastMark = ''
       let lastMove = Date.now()
@@ -518,6 +521,8 @@ export class FfmpegEngine implements Engine {
             }
             const cpu = child.pid ? await cpuSeconds(child.pid) : null
             if (cpu !== null) cpuSec = cpu
+            const mapped = child.pid ? await peakMapped(child.pid) : null
+            if (mapped !== null) mappedBytes = Math.max(mappedBytes ?? 0, mapped)
             if (cpuSec >= limits.maxCpuSec) {
               stopFor(cpuLimit(limits.maxCpuSec))
               return
@@ -611,7 +616,7 @@ export class FfmpegEngine implements Engine {
           !stopped &&
           code !== 0 &&
           limits.maxMemoryBytes !== Infinity &&
-          OUT_OF_MEMORY.test(stderr)
+          nearMemoryLimit(stderr, mappedBytes, limits.maxMemoryBytes)
         ) {
           stopped = {
             code: 'MEMORY_LIMIT',
@@ -882,6 +887,28 @@ async function cpuSeconds(pid: number): Promise<number | null> {
     // Fields after the command name, which is in parentheses and may hold spaces.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
     return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Whether ffmpeg failed for its address-space limit: it says an allocation failed, and it was
+ * seen near the limit (a corrupt input can make a decoder say the same far below it).
+ */
+function nearMemoryLimit(stderr: string, mapped: number | null, limit: number): boolean {
+  const near = mapped !== null && mapped >= limit / 2
+  if (OUT_OF_MEMORY.test(stderr)) return mapped === null || near
+  return NO_BUFFER.test(stderr) && near
+}
+
+/** The peak address space of a process (`VmPeak`, Linux), in bytes, or `null`. */
+async function peakMapped(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const match = /^VmPeak:\s+(\d+) kB$/m.exec(status)
+    return match ? Number(match[1]) * 1024 : null
   } catch {
     return null
   }
