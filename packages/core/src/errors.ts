@@ -98,7 +98,9 @@ export class ConfigurationError extends TranscodeKitError {
 /**
  * Why an engine failed a job. Stored on the job as `errorCode`/`errorMessage`.
  * Codes: `DECODE_FAILED` (input could not be decoded), `ENCODE_FAILED`, `TIMEOUT`,
- * `ENGINE_UNAVAILABLE`, `ENGINE_REJECTED`, `STORAGE_FAILED`.
+ * `ENGINE_UNAVAILABLE`, `ENGINE_REJECTED`, `STORAGE_FAILED`; the ffmpeg engine's guards:
+ * `STALLED`, `CPU_LIMIT`, `MEMORY_LIMIT`, `OUTPUT_TOO_LARGE`. An output that fails alone while
+ * its job completes carries its own code (`NO_FRAME`).
  */
 export class EngineError extends TranscodeKitError {}
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -226,6 +226,44 @@ describe.each(binaries)('guards while $name runs (up-front limits lifted)', (bin
     expect(wallMs).toBeLessThan(12_000)
     expect(peaks.reapedCpuSec).toBeGreaterThanOrEqual(peaks.cpuSec)
     expect(peaks.reapedCpuSec).toBeLessThan(2 * (3 + 1) + 2)
+  }, 60_000)
+
+  it('ffmpeg runs under its rlimits: CPU seconds, address space, file size, no core dump', async () => {
+    const t = await setup(NO_LIMITS, {
+      ffmpegPath: binary.ffmpegPath,
+      ffprobePath: binary.ffprobePath,
+      stallTimeoutMs: 2000,
+      maxCpuSec: 30,
+      maxMemoryBytes: 1024 * MiB,
+      maxOutputBytes: 50 * MiB,
+    })
+    const asset = await ingest(t.service, media.gap)
+    const job = await t.service.transcode(asset.id, { presets: ['mp4-720p'] })
+    const running = t.service.runJob(job.id)
+    let limits = ''
+    while (!limits) {
+      for (const pid of await children()) {
+        const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')
+        if (comm.trim() === 'ffmpeg') limits = await readFile(`/proc/${pid}/limits`, 'utf8')
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    await running
+    const row = (name: string) =>
+      limits
+        .split('\n')
+        .find((line) => line.startsWith(name))
+        ?.slice(name.length)
+        .trim()
+        .split(/\s+/)
+        .slice(0, 2)
+    // The kernel's own stop a second after the watcher's, then SIGKILL 2 s later.
+    expect(row('Max cpu time')).toEqual(['31', '33'])
+    expect(row('Max address space')).toEqual([String(1024 * MiB), String(1024 * MiB)])
+    expect(row('Max file size')).toEqual([String(50 * MiB), String(50 * MiB)])
+    expect(row('Max core file size')).toEqual(['0', '0'])
+    expect((await t.service.getJob(job.id)).errorCode).toBe('STALLED')
+    await t.close()
   }, 60_000)
 
   it('a still taken late in a video is no stall: ffmpeg reads its input meanwhile', async () => {
