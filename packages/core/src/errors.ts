@@ -98,7 +98,9 @@ export class ConfigurationError extends TranscodeKitError {
 /**
  * Why an engine failed a job. Stored on the job as `errorCode`/`errorMessage`.
  * Codes: `DECODE_FAILED` (input could not be decoded), `ENCODE_FAILED`, `TIMEOUT`,
- * `ENGINE_UNAVAILABLE`, `ENGINE_REJECTED`, `STORAGE_FAILED`.
+ * `ENGINE_UNAVAILABLE`, `ENGINE_REJECTED`, `STORAGE_FAILED`; the ffmpeg engine's guards:
+ * `STALLED`, `CPU_LIMIT`, `MEMORY_LIMIT`, `OUTPUT_TOO_LARGE`. An output that fails alone while
+ * its job completes carries its own code (`NO_FRAME`).
  */
 export class EngineError extends TranscodeKitError {}
 
@@ -169,4 +171,84 @@ export function outOfSpace(error: unknown, what: string): InsufficientStorageErr
   const code = (error as NodeJS.ErrnoException | null)?.code
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return null
   return new InsufficientStorageError(`no space left to store ${what}`, { cause: error })
+}
+
+/**
+ * An input whose probed facts exceed one of the configured job limits; refused before a job
+ * is created (or, for a job created under other limits, before it starts). Subclasses name
+ * the limit: `MEDIA_TOO_LONG`, `FRAME_TOO_LARGE`, `FRAME_RATE_TOO_HIGH`, `OUTPUT_TOO_LARGE`.
+ */
+export class MediaLimitError extends TranscodeKitError {
+  /** The option of `limits` that refused the input (`maxDurationSec`, …). */
+  readonly limit: string
+  /** The configured maximum. */
+  readonly max: number
+  /** What the input has (or, for the output size, what the job was estimated to write). */
+  readonly actual: number
+
+  constructor(
+    code: string,
+    limit: string,
+    actual: number,
+    max: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options)
+    this.limit = limit
+    this.max = max
+    this.actual = actual
+  }
+}
+
+/** An input longer than `limits.maxDurationSec`. */
+export class MediaTooLongError extends MediaLimitError {
+  constructor(actual: number, max: number) {
+    super(
+      'MEDIA_TOO_LONG',
+      'maxDurationSec',
+      actual,
+      max,
+      `the input lasts ${Math.round(actual)} s, more than the limit of ${max} s`,
+    )
+  }
+}
+
+/** A video whose frames have more pixels than `limits.maxFramePixels`. */
+export class FrameTooLargeError extends MediaLimitError {
+  constructor(width: number, height: number, max: number) {
+    super(
+      'FRAME_TOO_LARGE',
+      'maxFramePixels',
+      width * height,
+      max,
+      `the video's frames are ${width}×${height} (${width * height} pixels), more than the limit of ${max} pixels`,
+    )
+  }
+}
+
+/** A video whose frame rate exceeds `limits.maxFrameRate`. */
+export class FrameRateTooHighError extends MediaLimitError {
+  constructor(actual: number, max: number) {
+    super(
+      'FRAME_RATE_TOO_HIGH',
+      'maxFrameRate',
+      actual,
+      max,
+      `the video runs at ${Math.round(actual * 100) / 100} frames per second, more than the limit of ${max}`,
+    )
+  }
+}
+
+/** A job whose outputs are estimated to be larger than `limits.maxOutputBytes`. */
+export class OutputTooLargeError extends MediaLimitError {
+  constructor(actual: number, max: number) {
+    super(
+      'OUTPUT_TOO_LARGE',
+      'maxOutputBytes',
+      actual,
+      max,
+      `the outputs would take about ${actual} bytes, more than the limit of ${max} bytes`,
+    )
+  }
 }

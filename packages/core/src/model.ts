@@ -79,6 +79,12 @@ export interface Output {
   state: JobState
   size: number | null
   durationSec: number | null
+  /**
+   * Why this output failed while the others of its job could complete (a video with no
+   * frame where the thumbnail is taken): the job is then `complete` and this output `error`.
+   */
+  errorCode?: string | null
+  errorMessage?: string | null
 }
 
 export interface Job {

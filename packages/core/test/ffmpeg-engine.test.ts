@@ -11,7 +11,7 @@ import { demuxerName } from '../src/engine/ffmpeg-args.ts'
 import { ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
 import { AbortedError, UnsupportedMediaError } from '../src/errors.ts'
 import { jobPrefix, outputKey } from '../src/keys.ts'
-import { ffmpegPath } from '../src/media/ffmpeg-binaries.ts'
+import { bundledBinaries, ffmpegBinary, ffmpegPath } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
 import { ALLOWED_INPUT_FORMATS } from '../src/media/sniff.ts'
 import type { MediaInfo } from '../src/model.ts'
@@ -32,13 +32,17 @@ import {
 const execFileAsync = promisify(execFile)
 const catalog = createPresetCatalog()
 
-engineConformance(
-  'ffmpeg with local storage',
-  async () => {
+/** An engine on given binaries, in a fresh folder that must be empty of temp files at the end. */
+function conformanceEngine(binaries: { ffmpeg?: string; ffprobe?: string } = {}) {
+  return async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tk-ffmpeg-conformance-'))
     const tmp = join(dir, 'tmp')
     return {
-      engine: ffmpegEngine({ tmpDir: tmp }),
+      engine: ffmpegEngine({
+        tmpDir: tmp,
+        ffmpegPath: binaries.ffmpeg,
+        ffprobePath: binaries.ffprobe,
+      }),
       storage: localStorage({ root: join(dir, 'files') }),
       cleanup: async () => {
         // Whatever the test did, the engine left nothing in its temp dir.
@@ -46,9 +50,24 @@ engineConformance(
         await rm(dir, { recursive: true, force: true })
       },
     }
-  },
-  { corruptInputCode: 'DECODE_FAILED' },
-)
+  }
+}
+
+// The system's ffmpeg (Debian's in CI: `.ci/run` installs it) and the bundled 2018 builds.
+const system = ffmpegBinary().source === 'bundled' ? null : ffmpegBinary().path
+if (system) {
+  engineConformance(`ffmpeg with local storage (${system})`, conformanceEngine(), {
+    corruptInputCode: 'DECODE_FAILED',
+  })
+}
+const bundled = bundledBinaries()
+if (bundled.ffmpeg && bundled.ffprobe) {
+  engineConformance(
+    'ffmpeg with local storage (bundled @ffmpeg-installer and @ffprobe-installer builds)',
+    conformanceEngine({ ffmpeg: bundled.ffmpeg, ffprobe: bundled.ffprobe }),
+    { corruptInputCode: 'DECODE_FAILED' },
+  )
+}
 
 /** A folder per test run: storage root, engine temp dir, fixtures, the counting ffmpeg. */
 let base: string
@@ -80,7 +99,7 @@ interface Setup {
   storage: Storage
   root: string
   tmp: string
-  /** An ffmpeg that logs its pid to `spawns` before becoming the real one (exec). */
+  /** An ffmpeg that logs its pid to `spawns` before becoming the real one (exec), but for `-version`. */
   countingFfmpeg: string
   spawns: () => Promise<number[]>
 }
@@ -92,7 +111,11 @@ async function setup(): Promise<Setup> {
   const log = join(dir, 'spawns.log')
   const countingFfmpeg = join(dir, 'ffmpeg')
   await writeFile(log, '')
-  await writeFile(countingFfmpeg, `#!/bin/sh\necho $$ >> '${log}'\nexec '${ffmpegPath()}' "$@"\n`)
+  // `-version` is the engine saying at start which ffmpeg runs, not a job's process.
+  await writeFile(
+    countingFfmpeg,
+    `#!/bin/sh\n[ "$1" = -version ] || echo $$ >> '${log}'\nexec '${ffmpegPath()}' "$@"\n`,
+  )
   await chmod(countingFfmpeg, 0o755)
   return {
     storage: localStorage({ root }),

@@ -39,6 +39,11 @@ export const NotificationRejectedError = createError(
 export const FileUrlInvalidError = createError('TRANSCODEKIT_FILE_URL_INVALID', '%s', 403)
 export const FileUrlExpiredError = createError('TRANSCODEKIT_FILE_URL_EXPIRED', '%s', 403)
 export const RangeNotSatisfiableError = createError('TRANSCODEKIT_RANGE_NOT_SATISFIABLE', '%s', 416)
+// Media that decodes but costs more than the server's job limits allow: well-formed, refused.
+export const MediaTooLongError = createError('TRANSCODEKIT_MEDIA_TOO_LONG', '%s', 422)
+export const FrameTooLargeError = createError('TRANSCODEKIT_FRAME_TOO_LARGE', '%s', 422)
+export const FrameRateTooHighError = createError('TRANSCODEKIT_FRAME_RATE_TOO_HIGH', '%s', 422)
+export const OutputTooLargeError = createError('TRANSCODEKIT_OUTPUT_TOO_LARGE', '%s', 422)
 export const AbortedError = createError('TRANSCODEKIT_ABORTED', '%s', 400)
 export const UnauthenticatedError = createError('TRANSCODEKIT_UNAUTHENTICATED', '%s', 401)
 export const ForbiddenError = createError('TRANSCODEKIT_FORBIDDEN', '%s', 403)
@@ -70,6 +75,10 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   FORBIDDEN: ForbiddenError,
   TOO_MANY_JOBS: TooManyJobsError,
   INSUFFICIENT_STORAGE: InsufficientStorageError,
+  MEDIA_TOO_LONG: MediaTooLongError,
+  FRAME_TOO_LARGE: FrameTooLargeError,
+  FRAME_RATE_TOO_HIGH: FrameRateTooHighError,
+  OUTPUT_TOO_LARGE: OutputTooLargeError,
 }
 
 /** Errors of `@fastify/multipart` and of its parser (busboy), by their code. */

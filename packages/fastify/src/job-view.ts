@@ -31,6 +31,8 @@ export async function jobView(
         size: output.size,
         durationSec: output.durationSec,
         ...urls,
+        errorCode: output.errorCode ?? null,
+        errorMessage: output.errorMessage ?? null,
       }
     }),
   )

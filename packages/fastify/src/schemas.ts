@@ -85,6 +85,13 @@ export const OutputSchema = Type.Object(
         description: "Where to download it, saved under a name made from the asset's filename",
       }),
     ),
+    errorCode: Nullable(
+      Type.String({
+        description:
+          'Why this output failed while its job completed (NO_FRAME: no still could be taken)',
+      }),
+    ),
+    errorMessage: Nullable(Type.String()),
   },
   { $id: 'TranscodekitOutput', title: 'Output' },
 )

@@ -55,6 +55,9 @@ export interface OutputsTable {
   state: JobState
   size: BigIntColumn | null
   duration_sec: number | null
+  /** Why this output failed while its job completed. */
+  error_code: string | null
+  error_message: string | null
 }
 
 /** The tables of `@transcodekit/kysely`, as seen through `db.withSchema(schema)`. */

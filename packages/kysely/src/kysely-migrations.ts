@@ -8,6 +8,7 @@ import {
 } from 'kysely/migration'
 import { initial } from './migrations/0001-initial.ts'
 import { owners } from './migrations/0002-owners.ts'
+import { outputErrors } from './migrations/0003-output-errors.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -46,6 +47,7 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
   return {
     'transcodekit-0001-initial': initial(schema),
     'transcodekit-0002-owners': owners(schema),
+    'transcodekit-0003-output-errors': outputErrors(schema),
   }
 }
 

@@ -41,6 +41,8 @@ interface OutputJson {
   state: JobState
   size: number | string | null
   duration_sec: number | null
+  error_code: string | null
+  error_message: string | null
 }
 
 type JobWithOutputs = JobRow & { outputs: OutputJson[] }
@@ -220,6 +222,8 @@ export class KyselyRepository implements Repository {
           state: 'submitted',
           size: null,
           duration_sec: null,
+          error_code: null,
+          error_message: null,
         })),
       }
       return { job: toJob(row), created: true, requestHash: job.requestHash }
@@ -316,6 +320,8 @@ export class KyselyRepository implements Repository {
           }
           if (output.size !== undefined) outputSet.size = output.size
           if (output.durationSec !== undefined) outputSet.duration_sec = output.durationSec
+          if (output.errorCode !== undefined) outputSet.error_code = output.errorCode
+          if (output.errorMessage !== undefined) outputSet.error_message = output.errorMessage
           if (Object.keys(outputSet).length === 0) continue
           await trx
             .updateTable('outputs')
@@ -352,6 +358,8 @@ function selectJobs(db: Db) {
             'outputs.state',
             'outputs.size',
             'outputs.duration_sec',
+            'outputs.error_code',
+            'outputs.error_message',
           ])
           .whereRef('outputs.job_id', '=', 'jobs.id')
           .orderBy('outputs.position'),
@@ -396,6 +404,8 @@ function toJob(row: JobWithOutputs): Job {
         state: output.state,
         size: output.size === null ? null : Number(output.size),
         durationSec: output.duration_sec,
+        errorCode: output.error_code,
+        errorMessage: output.error_message,
       }),
     ),
     createdAt: row.created_at,

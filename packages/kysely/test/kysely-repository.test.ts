@@ -168,6 +168,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'app-0001-posts',
         'transcodekit-0001-initial',
         'transcodekit-0002-owners',
+        'transcodekit-0003-output-errors',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -214,7 +215,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
 
       expect(
         (await migrateToLatest(db, { schema: oldSchema })).map((r) => r.migrationName),
-      ).toEqual(['transcodekit-0002-owners'])
+      ).toEqual(['transcodekit-0002-owners', 'transcodekit-0003-output-errors'])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })
       expect(await old.getJob(jobId)).toMatchObject({ owner: DEFAULT_OWNER, assetId: a.id })

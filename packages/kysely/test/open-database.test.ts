@@ -106,6 +106,7 @@ describe('openDatabase', () => {
       const media = { formatName: 'wav', durationSec: 1, bitRate: null, streams: [] }
       await repository.createAsset({
         id,
+        owner: 'default',
         storageKey: `${id}/original.wav`,
         originalFilename: null,
         contentType: 'audio/wav',
@@ -143,6 +144,7 @@ describe('openDatabase', () => {
       expect(results.flat().map((r) => `${r.migrationName}:${r.status}`)).toEqual([
         'transcodekit-0001-initial:Success',
         'transcodekit-0002-owners:Success',
+        'transcodekit-0003-output-errors:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(

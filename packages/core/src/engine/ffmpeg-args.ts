@@ -223,7 +223,8 @@ function imagePlan(
   }
   const video = firstStream(media, 'video')
   if (!video) throw new UnsupportedMediaError(`preset ${preset.id} needs a video input`)
-  const duration = media.durationSec ?? video.durationSec ?? 0
+  // The video track's own length first: it may end long before a sound track.
+  const duration = video.durationSec ?? media.durationSec ?? 0
   // Output-side seek: the frames before it are decoded for the other outputs anyway.
   const at = Math.max(0, Math.min(duration * (image.atFraction ?? 0.1), duration - 0.1))
   return {

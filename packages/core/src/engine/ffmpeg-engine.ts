@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, createReadStream, createWriteStream } from 'node:fs'
+import { accessSync, constants, createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -13,7 +13,14 @@ import {
 } from '../errors.ts'
 import { assertValidKey } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
-import { ffmpegPath as defaultFfmpegPath } from '../media/ffmpeg-binaries.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
+import {
+  type BinaryChoice,
+  type BinaryVersion,
+  binaryVersion,
+  ffmpegBinary,
+  ffprobeBinary,
+} from '../media/ffmpeg-binaries.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import type {
   Engine,
@@ -22,6 +29,7 @@ import type {
   EngineRunOptions,
   EngineStatus,
 } from '../ports/engine.ts'
+import type { Logger } from '../ports/logger.ts'
 import type { Storage } from '../ports/storage.ts'
 import {
   demuxerName,
@@ -49,27 +57,91 @@ export interface FfmpegEngineOptions {
   killGraceMs?: number
   /** libx264 speed preset for H.264 outputs. @default 'veryfast' */
   x264Preset?: string
-  /** Reads the duration of finished outputs. @default probeMedia (ffprobe) */
+  /**
+   * The ffprobe binary of the default `probe`.
+   * @default ffprobePath(): `FFPROBE_PATH`, `PATH`, then the bundled one
+   */
+  ffprobePath?: string
+  /** Reads the duration of finished outputs. @default probeMedia with `ffprobePath` */
   probe?: Prober
+  /**
+   * Kill ffmpeg when its progress (output time, frames and bytes written, and on Linux bytes
+   * of input read) has not moved for this long: an input with a huge timestamp gap keeps it
+   * busy with all of them stuck. The job ends in `error` with code `STALLED`. `Infinity` turns
+   * the guard off.
+   * @default 120_000 (2 minutes)
+   */
+  stallTimeoutMs?: number
+  /**
+   * CPU time ffmpeg may use, in seconds (all its threads together). Watched, and on Linux
+   * also set as its `RLIMIT_CPU` (through util-linux's `prlimit`), so that the kernel stops it
+   * even if this process cannot. The job ends in `error` with code `CPU_LIMIT`.
+   * @default 21_600 (6 hours)
+   */
+  maxCpuSec?: number
+  /**
+   * Address space ffmpeg may map, in bytes: its `RLIMIT_AS` on Linux (through `prlimit`).
+   * Allocations past it fail and the job ends in `error` with code `MEMORY_LIMIT`. This counts
+   * reserved memory, not only resident: an H.264 720p job needs about 1 GiB on 2 cores, more
+   * with more cores (threads). Not enforced where `prlimit` is missing.
+   * @default 4_294_967_296 (4 GiB)
+   */
+  maxMemoryBytes?: number
+  /**
+   * Bytes the job's output files may take together while ffmpeg writes them. Watched, and on
+   * Linux each file is also capped by `RLIMIT_FSIZE`. The job ends in `error` with code
+   * `OUTPUT_TOO_LARGE`.
+   * @default 8_589_934_592 (8 GiB)
+   */
+  maxOutputBytes?: number
+  /**
+   * Where the engine says, once per process and binary, which ffmpeg and ffprobe run and
+   * their versions, with a warning for the bundled 2018 builds. A pino logger fits.
+   * @default consoleLogger()
+   */
+  logger?: Logger
 }
 
 interface ResolvedOptions {
   timeoutMs: number
   ffmpegPath: string | null
+  ffprobePath: string | null
   tmpDir: string
   killGraceMs: number
   x264Preset: string
   probe: Prober
+  stallTimeoutMs: number
+  maxCpuSec: number
+  maxMemoryBytes: number
+  maxOutputBytes: number
+  logger: Logger
 }
 
 function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
   const resolved: ResolvedOptions = {
     timeoutMs: options.timeoutMs ?? 6 * 60 * 60 * 1000,
     ffmpegPath: options.ffmpegPath ?? null,
+    ffprobePath: options.ffprobePath ?? null,
     tmpDir: resolve(options.tmpDir ?? join(tmpdir(), 'transcodekit')),
     killGraceMs: options.killGraceMs ?? 2000,
     x264Preset: options.x264Preset ?? 'veryfast',
-    probe: options.probe ?? probeMedia,
+    probe:
+      options.probe ??
+      (options.ffprobePath
+        ? (path, probeOptions) =>
+            probeMedia(path, { ffprobePath: options.ffprobePath, ...probeOptions })
+        : probeMedia),
+    stallTimeoutMs: options.stallTimeoutMs ?? 120_000,
+    maxCpuSec: options.maxCpuSec ?? 6 * 60 * 60,
+    maxMemoryBytes: options.maxMemoryBytes ?? 4 * 1024 ** 3,
+    maxOutputBytes: options.maxOutputBytes ?? 8 * 1024 ** 3,
+    logger: options.logger ?? consoleLogger(),
+  }
+  for (const name of ['stallTimeoutMs', 'maxCpuSec', 'maxMemoryBytes', 'maxOutputBytes'] as const) {
+    const value = resolved[name]
+    if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+      throw new ConfigurationError(`ffmpegEngine: option "${name}" must be a positive number`)
+    }
   }
   if (!Number.isFinite(resolved.timeoutMs) || resolved.timeoutMs <= 0) {
     throw new ConfigurationError('ffmpegEngine: option "timeoutMs" must be a positive number')
@@ -96,13 +168,31 @@ interface PlannedOutput {
   /** The file name of the main file (the key's last segment). */
   file: string
   container: string
+  /** For an image output: what it shows (`frame`, `waveform`). */
+  image: 'frame' | 'waveform' | null
   plan: FfmpegOutputPlan
 }
 
 interface ProcessResult {
   code: number | null
+  signal: NodeJS.Signals | null
   stderr: string
+  /** Set when a guard (stall, CPU, memory, output size) stopped ffmpeg. */
+  guard: GuardStop | null
+  /** The last signal this process sent, if it had to stop ffmpeg. */
+  killedBy: NodeJS.Signals | null
 }
+
+interface GuardStop {
+  code: 'STALLED' | 'CPU_LIMIT' | 'MEMORY_LIMIT' | 'OUTPUT_TOO_LARGE'
+  message: string
+}
+
+// What ffmpeg (and the libraries and encoders in it) print when an allocation fails.
+const OUT_OF_MEMORY =
+  /Cannot allocate memory|malloc of size \d+ failed|failed to map segment|out of memory/i
+// The 2018 builds say only that a frame buffer could not be had, as they do for corrupt AAC.
+const NO_BUFFER = /get_buffer\(\) failed/
 
 const STDERR_TAIL = 16 * 1024
 
@@ -129,15 +219,43 @@ const DECODE_PATTERNS = [
  * `AbortedError` when `signal` aborts, and with a `TranscodeKitError` when the job cannot
  * start or finish for reasons outside ffmpeg (`UNSUPPORTED_MEDIA`, `NOT_FOUND`,
  * `ENGINE_UNAVAILABLE`, `STORAGE_FAILED`). The service records both kinds as the job's error.
+ * A guard ends it in `error` with `STALLED`, `CPU_LIMIT`, `MEMORY_LIMIT` or `OUTPUT_TOO_LARGE`.
+ * An image output (a thumbnail) that cannot be made while the other outputs are fails alone:
+ * the job is `complete`, that output `error` with code `NO_FRAME`, and nothing of it stored.
  */
 export class FfmpegEngine implements Engine {
   readonly name = 'ffmpeg'
   readonly #options: ResolvedOptions
 
+  #binaries: Promise<{ ffmpeg: BinaryVersion; ffprobe: BinaryVersion }> | null = null
+
   constructor(options: FfmpegEngineOptions = {}) {
     this.#options = resolveOptions(options)
     // Work folders of jobs whose process died (a kill -9 leaves them): at start, then now and then.
     void watchLeftovers(this.#options.tmpDir)
+    void this.binaries().then(
+      (found) => announce(found, this.#options.logger),
+      (error: unknown) =>
+        this.#options.logger.error(
+          { error: errorMessage(error) },
+          'ffmpeg engine: no working ffmpeg or ffprobe; jobs will fail with ENGINE_UNAVAILABLE',
+        ),
+    )
+  }
+
+  /** Which ffmpeg and ffprobe this engine runs, with their versions (`-version`, first line). */
+  binaries(): Promise<{ ffmpeg: BinaryVersion; ffprobe: BinaryVersion }> {
+    this.#binaries ??= (async () => {
+      const ffmpeg: BinaryChoice = this.#options.ffmpegPath
+        ? { path: this.#options.ffmpegPath, source: 'option' }
+        : ffmpegBinary()
+      const ffprobe: BinaryChoice = this.#options.ffprobePath
+        ? { path: this.#options.ffprobePath, source: 'option' }
+        : ffprobeBinary()
+      const [a, b] = await Promise.all([binaryVersion(ffmpeg), binaryVersion(ffprobe)])
+      return { ffmpeg: a, ffprobe: b }
+    })()
+    return this.#binaries
   }
 
   async run(request: EngineJobRequest, options: EngineRunOptions): Promise<EngineStatus> {
@@ -172,9 +290,13 @@ export class FfmpegEngine implements Engine {
       if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
       for (const output of outputs) args.push(...output.plan.args)
 
-      const result = await this.#spawn(binary, args, request, stop, onStatus)
+      const result = await this.#spawn(binary, args, request, outputs, stop, onStatus)
       if (signal.aborted) throw new AbortedError('the job was canceled')
       if (limit.aborted) return this.#timeout(engineJobId, request)
+      if (result.guard) {
+        const how = result.killedBy === 'SIGKILL' ? ' (it ignored SIGTERM and was killed)' : ''
+        return failed(engineJobId, request, result.guard.code, `${result.guard.message}${how}`)
+      }
       const clean = (text: string) => scrub(text, work, input)
       if (result.code !== 0) {
         const decode =
@@ -191,20 +313,47 @@ export class FfmpegEngine implements Engine {
         )
       }
       const statuses: EngineOutputStatus[] = []
+      const made: PlannedOutput[] = []
       for (const output of outputs) {
         const checked = await this.#check(output, stop)
         if ('error' in checked) {
           if (signal.aborted) throw new AbortedError('the job was canceled')
+          // A still is a by-product: a video with no frame where it is taken (a single frame,
+          // a short video track under a long sound track) fails that output alone.
+          if (output.image && outputs.length > 1) {
+            statuses.push({
+              key: output.key,
+              state: 'error',
+              error: {
+                code: 'NO_FRAME',
+                message:
+                  output.image === 'frame'
+                    ? `no still for ${output.file}: the video has no frame where it is taken`
+                    : checked.message,
+              },
+            })
+            continue
+          }
           const reason = result.stderr.trim() ? `: ${clean(tail(result.stderr))}` : ''
           return failed(engineJobId, request, checked.error, `${checked.message}${reason}`)
         }
         statuses.push(checked.status)
+        made.push(output)
+      }
+      if (made.length === 0) {
+        const first = statuses[0]?.error
+        return failed(
+          engineJobId,
+          request,
+          'DECODE_FAILED',
+          first?.message ?? 'no output could be made',
+        )
       }
       if (stop.aborted) {
         if (signal.aborted) throw new AbortedError('the job was canceled')
         return this.#timeout(engineJobId, request)
       }
-      await this.#publish(request.storage, outputs, signal, limit)
+      await this.#publish(request.storage, made, signal, limit)
       return { engineJobId, state: 'complete', progress: 100, outputs: statuses }
     } catch (error) {
       if (signal.aborted) {
@@ -221,7 +370,7 @@ export class FfmpegEngine implements Engine {
 
   #binary(): string {
     try {
-      return this.#options.ffmpegPath ?? defaultFfmpegPath()
+      return this.#options.ffmpegPath ?? ffmpegBinary().path
     } catch (error) {
       throw new EngineError('ENGINE_UNAVAILABLE', 'no ffmpeg binary was found', { cause: error })
     }
@@ -275,6 +424,7 @@ export class FfmpegEngine implements Engine {
         dir,
         file,
         container: output.preset.container,
+        image: output.preset.image?.source ?? null,
         plan,
       })
     }
@@ -285,14 +435,18 @@ export class FfmpegEngine implements Engine {
     binary: string,
     args: string[],
     request: EngineJobRequest,
+    outputs: PlannedOutput[],
     stop: AbortSignal,
     onStatus: EngineRunOptions['onStatus'],
   ): Promise<ProcessResult> {
     const duration = request.input.media.durationSec
+    const limits = this.#options
     return new Promise((resolvePromise, reject) => {
       let child: ChildProcess
       try {
-        child = spawn(...dieWithParent(binary, args), { stdio: ['ignore', 'pipe', 'pipe'] })
+        child = spawn(...dieWithParent(binary, args, rlimits(limits)), {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       } catch (error) {
         reject(
           new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
@@ -307,17 +461,39 @@ export class FfmpegEngine implements Engine {
       let reported = 0
       let listenerError: unknown = null
       let killTimer: NodeJS.Timeout | undefined
+      let guard: GuardStop | null = null
+      let killedBy: NodeJS.Signals | null = null
+      let cpuSec = 0
+      // Highest address space seen (VmPeak), or null where `/proc` cannot tell.
+      let mappedBytes: number | null = null
+      // What moved last: output time, frames, bytes. A progress block that moves none is a stall.
+      let lastMark = ''
+      let lastMove = Date.now()
+      let lastRead = 0
+      let progressBlock = { outTime: '', frame: '', size: '' }
 
+      const exited = () => child.exitCode !== null || child.signalCode !== null
       const kill = () => {
-        if (child.exitCode !== null || child.signalCode !== null) return
+        if (exited() || killedBy) return
+        killedBy = 'SIGTERM'
         child.kill('SIGTERM')
-        killTimer = setTimeout(() => child.kill('SIGKILL'), this.#options.killGraceMs)
+        killTimer = setTimeout(() => {
+          if (exited()) return
+          // ffmpeg busy in a tight loop (a timestamp gap) ignores SIGTERM.
+          killedBy = 'SIGKILL'
+          child.kill('SIGKILL')
+        }, limits.killGraceMs)
+      }
+      const stopFor = (reason: GuardStop) => {
+        if (guard || stop.aborted || exited()) return
+        guard = reason
+        kill()
       }
       const onStop = () => kill()
       stop.addEventListener('abort', onStop, { once: true })
       const report = (progress: number) => {
         // Once stopped, what ffmpeg prints while it exits is not progress of the job.
-        if (stop.aborted) return
+        if (stop.aborted || guard) return
         try {
           onStatus({ engineJobId: request.jobId, state: 'progressing', progress })
         } catch (error) {
@@ -325,7 +501,46 @@ export class FfmpegEngine implements Engine {
           kill()
         }
       }
+
+      let checking = false
+      const watch = setInterval(
+        async () => {
+          if (checking || exited() || guard) return
+          checking = true
+          try {
+            // Reading its input is progress too: a still taken late in a long video, or a
+            // waveform, writes nothing until the end. Filling a timestamp gap reads nothing.
+            const read = child.pid ? await bytesRead(child.pid) : null
+            if (read !== null && read > lastRead) {
+              lastRead = read
+              lastMove = Date.now()
+            }
+            if (Date.now() - lastMove > limits.stallTimeoutMs) {
+              stopFor({
+                code: 'STALLED',
+                message: `ffmpeg made no progress for ${seconds(limits.stallTimeoutMs)} s`,
+              })
+              return
+            }
+            const cpu = child.pid ? await cpuSeconds(child.pid) : null
+            if (cpu !== null) cpuSec = cpu
+            const mapped = child.pid ? await peakMapped(child.pid) : null
+            if (mapped !== null) mappedBytes = Math.max(mappedBytes ?? 0, mapped)
+            if (cpuSec >= limits.maxCpuSec) {
+              stopFor(cpuLimit(limits.maxCpuSec))
+              return
+            }
+            const written = await outputBytes(outputs)
+            if (written > limits.maxOutputBytes) stopFor(sizeLimit(limits.maxOutputBytes))
+          } finally {
+            checking = false
+          }
+        },
+        Math.max(50, Math.min(500, limits.stallTimeoutMs / 4)),
+      )
+
       child.once('spawn', () => {
+        lastMove = Date.now()
         // Aborted while starting: the listener above may have run before there was a process.
         if (stop.aborted) kill()
         else report(0)
@@ -337,17 +552,28 @@ export class FfmpegEngine implements Engine {
         const lines = pending.split('\n')
         pending = lines.pop() ?? ''
         for (const line of lines) {
-          const [name, value] = line.trim().split('=', 2)
+          const [name, value = ''] = line.trim().split('=', 2)
+          if (name === 'frame') progressBlock.frame = value
+          if (name === 'total_size') progressBlock.size = value
           // `out_time_ms` is in microseconds too (an old ffmpeg misnomer); prefer `out_time_us`.
           if (name === 'out_time_us' || (name === 'out_time_ms' && outTimeUs === 0)) {
+            progressBlock.outTime = value
             const parsed = Number(value)
             if (Number.isFinite(parsed) && parsed > outTimeUs) outTimeUs = parsed
-          } else if (name === 'progress' && duration && duration > 0 && listenerError === null) {
-            // 100 is for `complete`: while running, stop just short of it.
-            const progress = Math.min(99, Math.floor((outTimeUs / 1e6 / duration) * 1000) / 10)
-            if (progress > reported) {
-              reported = progress
-              report(progress)
+          } else if (name === 'progress') {
+            const mark = `${progressBlock.outTime}/${progressBlock.frame}/${progressBlock.size}`
+            if (mark !== lastMark) {
+              lastMark = mark
+              lastMove = Date.now()
+            }
+            progressBlock = { outTime: '', frame: '', size: '' }
+            if (duration && duration > 0 && listenerError === null) {
+              // 100 is for `complete`: while running, stop just short of it.
+              const progress = Math.min(99, Math.floor((outTimeUs / 1e6 / duration) * 1000) / 10)
+              if (progress > reported) {
+                reported = progress
+                report(progress)
+              }
             }
           }
         }
@@ -356,9 +582,13 @@ export class FfmpegEngine implements Engine {
       child.stderr?.on('data', (chunk: string) => {
         stderr = (stderr + chunk).slice(-STDERR_TAIL)
       })
-      child.once('error', (error: NodeJS.ErrnoException) => {
+      const done = () => {
         stop.removeEventListener('abort', onStop)
         clearTimeout(killTimer)
+        clearInterval(watch)
+      }
+      child.once('error', (error: NodeJS.ErrnoException) => {
+        done()
         reject(
           new EngineError(
             'ENGINE_UNAVAILABLE',
@@ -367,11 +597,36 @@ export class FfmpegEngine implements Engine {
           ),
         )
       })
-      child.once('close', (code) => {
-        stop.removeEventListener('abort', onStop)
-        clearTimeout(killTimer)
-        if (listenerError !== null) reject(listenerError)
-        else resolvePromise({ code, stderr })
+      child.once('close', (code, signal) => {
+        done()
+        if (listenerError !== null) {
+          reject(listenerError)
+          return
+        }
+        let stopped: GuardStop | null = guard
+        // The kernel's limits, when this process did not see them coming.
+        if (!stopped && signal === 'SIGXFSZ') stopped = sizeLimit(limits.maxOutputBytes)
+        if (
+          !stopped &&
+          (signal === 'SIGXCPU' ||
+            (signal === 'SIGKILL' && !killedBy) ||
+            (code === 255 && !killedBy)) &&
+          cpuSec >= limits.maxCpuSec - 2
+        ) {
+          stopped = cpuLimit(limits.maxCpuSec)
+        }
+        if (
+          !stopped &&
+          code !== 0 &&
+          limits.maxMemoryBytes !== Infinity &&
+          nearMemoryLimit(stderr, mappedBytes, limits.maxMemoryBytes)
+        ) {
+          stopped = {
+            code: 'MEMORY_LIMIT',
+            message: `ffmpeg needed more than its memory limit of ${limits.maxMemoryBytes} bytes`,
+          }
+        }
+        resolvePromise({ code, signal, stderr, guard: stopped, killedBy })
       })
     })
   }
@@ -460,6 +715,38 @@ export function ffmpegEngine(options: FfmpegEngineOptions = {}): FfmpegEngine {
   return new FfmpegEngine(options)
 }
 
+const announced = new Set<string>()
+
+/** Logs once per process and pair of binaries which run, and warns about outdated ones. */
+function announce(found: { ffmpeg: BinaryVersion; ffprobe: BinaryVersion }, logger: Logger): void {
+  const key = `${found.ffmpeg.path}\0${found.ffprobe.path}`
+  if (announced.has(key)) return
+  announced.add(key)
+  logger.info(
+    {
+      ffmpeg: {
+        path: found.ffmpeg.path,
+        source: found.ffmpeg.source,
+        version: found.ffmpeg.version,
+      },
+      ffprobe: {
+        path: found.ffprobe.path,
+        source: found.ffprobe.source,
+        version: found.ffprobe.version,
+      },
+    },
+    'ffmpeg engine: binaries',
+  )
+  for (const binary of [found.ffmpeg, found.ffprobe]) {
+    if (!binary.outdated) continue
+    logger.warn(
+      { path: binary.path, version: binary.version },
+      `ffmpeg engine: ${binary.path} is an old build (2018) that decodes untrusted uploads; ` +
+        'install a current ffmpeg (apt-get install ffmpeg) or set FFMPEG_PATH and FFPROBE_PATH',
+    )
+  }
+}
+
 function failed(
   engineJobId: string,
   request: EngineJobRequest,
@@ -515,23 +802,73 @@ function errorMessage(error: unknown): string {
 }
 
 let setpriv: string | null | undefined
+let prlimit: string | null | undefined
 
 /**
- * The command that runs ffmpeg so that it dies with this process. On Linux, util-linux's
- * `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its parent dies (even by
- * SIGKILL) and then execs ffmpeg in place, same pid. Without it, the ffmpeg of a killed worker
- * runs on to the end of the job as an orphan: a broken progress pipe does not stop it.
- * Elsewhere, or when either binary is missing, ffmpeg is spawned as it is.
+ * The command that runs ffmpeg so that it dies with this process, under its resource limits.
+ * On Linux, util-linux's `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its
+ * parent dies (even by SIGKILL), and `prlimit` sets its rlimits; each execs the next in place,
+ * so the pid is ffmpeg's. Without `setpriv`, the ffmpeg of a killed worker runs on to the end
+ * of the job as an orphan: a broken progress pipe does not stop it. Elsewhere, or when a
+ * binary is missing, ffmpeg is spawned as it is (the watched limits still apply).
  */
-function dieWithParent(binary: string, args: string[]): [string, string[]] {
+function dieWithParent(binary: string, args: string[], limits: string[]): [string, string[]] {
   if (setpriv === undefined) {
-    setpriv =
-      process.platform === 'linux'
-        ? (['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null)
-        : null
+    setpriv = process.platform === 'linux' ? findExecutable('setpriv') : null
+    prlimit = process.platform === 'linux' ? findExecutable('prlimit') : null
   }
-  if (!setpriv || !isExecutable(binary)) return [binary, args]
-  return [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]]
+  if (!isExecutable(binary)) return [binary, args]
+  const command =
+    prlimit && limits.length > 0 ? [prlimit, ...limits, '--', binary, ...args] : [binary, ...args]
+  if (!setpriv) return [command[0] as string, command.slice(1)]
+  return [setpriv, ['--pdeathsig', 'KILL', '--', ...command]]
+}
+
+/** `prlimit` options for ffmpeg: CPU seconds, address space, file size, and no core dumps. */
+function rlimits(options: ResolvedOptions): string[] {
+  const limits = ['--core=0']
+  if (Number.isFinite(options.maxCpuSec)) {
+    // The watcher stops it at the limit; the kernel sends SIGXCPU a second later, then SIGKILL.
+    const soft = Math.ceil(options.maxCpuSec) + 1
+    const hard = soft + Math.max(2, Math.ceil(options.killGraceMs / 1000))
+    limits.push(rlimit('cpu', 'Max cpu time', soft, hard))
+  }
+  if (Number.isFinite(options.maxMemoryBytes)) {
+    const bytes = Math.floor(options.maxMemoryBytes)
+    limits.push(rlimit('as', 'Max address space', bytes, bytes))
+  }
+  if (Number.isFinite(options.maxOutputBytes)) {
+    const bytes = Math.floor(options.maxOutputBytes)
+    limits.push(rlimit('fsize', 'Max file size', bytes, bytes))
+  }
+  return limits
+}
+
+let ownLimits: string | null | undefined
+
+/**
+ * One `prlimit` option, its values lowered to this process's own hard limit: a process can
+ * lower its limits, never raise them, and `prlimit` would refuse to run ffmpeg at all.
+ */
+function rlimit(option: string, name: string, soft: number, hard: number): string {
+  if (ownLimits === undefined) {
+    try {
+      ownLimits = readFileSync('/proc/self/limits', 'utf8')
+    } catch {
+      ownLimits = null
+    }
+  }
+  const line = ownLimits?.split('\n').find((l) => l.startsWith(name))
+  const ceiling = Number(line?.slice(name.length).trim().split(/\s+/)[1])
+  if (Number.isFinite(ceiling)) {
+    hard = Math.min(hard, ceiling)
+    soft = Math.min(soft, hard)
+  }
+  return `--${option}=${soft}:${hard}`
+}
+
+function findExecutable(name: string): string | null {
+  return [`/usr/bin/${name}`, `/bin/${name}`].find((path) => isExecutable(path)) ?? null
 }
 
 function isExecutable(path: string): boolean {
@@ -541,4 +878,79 @@ function isExecutable(path: string): boolean {
   } catch {
     return false
   }
+}
+
+const CLOCK_TICKS = 100
+
+/** User plus system CPU time of a process, from `/proc` (Linux), or `null` elsewhere. */
+async function cpuSeconds(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Whether ffmpeg failed for its address-space limit: it says an allocation failed, and it was
+ * seen near the limit (a corrupt input can make a decoder say the same far below it).
+ */
+function nearMemoryLimit(stderr: string, mapped: number | null, limit: number): boolean {
+  const near = mapped !== null && mapped >= limit / 2
+  if (OUT_OF_MEMORY.test(stderr)) return mapped === null || near
+  return NO_BUFFER.test(stderr) && near
+}
+
+/** The peak address space of a process (`VmPeak`, Linux), in bytes, or `null`. */
+async function peakMapped(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const match = /^VmPeak:\s+(\d+) kB$/m.exec(status)
+    return match ? Number(match[1]) * 1024 : null
+  } catch {
+    return null
+  }
+}
+
+/** Bytes a process has read (`rchar` of `/proc/<pid>/io`, Linux), or `null`. */
+async function bytesRead(pid: number): Promise<number | null> {
+  if (process.platform !== 'linux') return null
+  try {
+    const io = await readFile(`/proc/${pid}/io`, 'utf8')
+    const match = /^rchar: (\d+)$/m.exec(io)
+    return match ? Number(match[1]) : null
+  } catch {
+    return null
+  }
+}
+
+/** What ffmpeg has written so far into the outputs' folders. */
+async function outputBytes(outputs: PlannedOutput[]): Promise<number> {
+  let total = 0
+  for (const output of outputs) {
+    for (const file of await readdir(output.dir).catch(() => [] as string[])) {
+      total += (await stat(join(output.dir, file)).catch(() => null))?.size ?? 0
+    }
+  }
+  return total
+}
+
+function cpuLimit(max: number): GuardStop {
+  return { code: 'CPU_LIMIT', message: `ffmpeg used more than its limit of ${max} s of CPU time` }
+}
+
+function sizeLimit(max: number): GuardStop {
+  return {
+    code: 'OUTPUT_TOO_LARGE',
+    message: `the outputs grew past the limit of ${max} bytes`,
+  }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10
 }

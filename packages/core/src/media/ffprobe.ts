@@ -13,6 +13,8 @@ export interface ProbeOptions {
   timeoutMs?: number
   /** Demuxers allowed; anything else is refused. @default ALLOWED_INPUT_FORMATS */
   formats?: readonly string[]
+  /** The ffprobe binary. @default ffprobePath(): `FFPROBE_PATH`, `PATH`, then the bundled one */
+  ffprobePath?: string
 }
 
 export type Prober = (path: string, options?: ProbeOptions) => Promise<MediaInfo>
@@ -38,7 +40,7 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
   let stdout: string
   try {
     ;({ stdout } = await execFileAsync(
-      ffprobePath(),
+      options.ffprobePath ?? ffprobePath(),
       [
         '-v',
         'error',

@@ -25,6 +25,8 @@ export interface EngineOutputStatus {
   state: JobState
   size?: number | null
   durationSec?: number | null
+  /** Why this output failed while the job completed (only with `state: 'error'`). */
+  error?: { code: string; message: string }
 }
 
 /** What an engine says about a job at one moment. */

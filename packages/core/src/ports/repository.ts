@@ -29,6 +29,8 @@ export interface JobPatch {
     state?: JobState
     size?: number | null
     durationSec?: number | null
+    errorCode?: string | null
+    errorMessage?: string | null
   }>
 }
 

@@ -103,6 +103,8 @@ export class MemoryRepository implements Repository {
         state: 'submitted',
         size: null,
         durationSec: null,
+        errorCode: null,
+        errorMessage: null,
       })),
       createdAt,
       updatedAt: new Date(createdAt),
@@ -165,6 +167,8 @@ export class MemoryRepository implements Repository {
       if (change.state !== undefined && !isTerminal(output.state)) output.state = change.state
       if (change.size !== undefined) output.size = change.size
       if (change.durationSec !== undefined) output.durationSec = change.durationSec
+      if (change.errorCode !== undefined) output.errorCode = change.errorCode
+      if (change.errorMessage !== undefined) output.errorMessage = change.errorMessage
     }
     const now = new Date()
     next.updatedAt = now.getTime() < current.updatedAt.getTime() ? new Date(current.updatedAt) : now

@@ -20,6 +20,7 @@ import {
 } from '../errors.ts'
 import { assertValidPrefix, assetPrefix, jobPrefix, originalKey, outputKey } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import {
@@ -32,6 +33,7 @@ import {
   type Page,
 } from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
+import type { Logger } from '../ports/logger.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
 import type {
   JobPatch,
@@ -43,6 +45,12 @@ import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import {
+  checkJobLimits,
+  type JobLimits,
+  type ResolvedJobLimits,
+  resolveJobLimits,
+} from './job-limits.ts'
 
 export interface TranscoderOptions {
   storage: Storage
@@ -69,6 +77,13 @@ export interface TranscoderOptions {
   worker?: false | { concurrency?: number }
   /** How often a remote engine is asked for a job's status, and watchers re-read a job. @default 2000 */
   pollIntervalMs?: number
+  /**
+   * What one job may cost, checked on the input's probe before a job is created and again
+   * before a worker starts it. @default see `JobLimits` (4 h, 4096×4096, 240 fps, 4 GiB)
+   */
+  limits?: JobLimits
+  /** Where a job that ends in `error` is reported, with its code. @default consoleLogger() */
+  logger?: Logger
 }
 
 /** Whose resources a call may see and change. */
@@ -130,6 +145,8 @@ export class TranscodeService {
   readonly #running = new Map<string, AbortController>()
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
+  readonly #limits: ResolvedJobLimits
+  readonly #logger: Logger
   #started: Promise<void> | null = null
   #closed = false
 
@@ -140,6 +157,8 @@ export class TranscodeService {
     this.#ownsQueue = !options.queue
     this.queue = options.queue ?? inProcessQueue()
     this.presets = options.presets ?? createPresetCatalog()
+    this.#limits = resolveJobLimits(options.limits)
+    this.#logger = options.logger ?? consoleLogger()
     const keyPrefix = options.keyPrefix ?? ''
     assertValidPrefix(keyPrefix)
     this.#options = {
@@ -278,6 +297,7 @@ export class TranscodeService {
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
     const asset = await this.getAsset(assetId, options)
     const presets = this.resolvePresets(asset, options.presets)
+    checkJobLimits(asset.media, presets, this.#limits)
     const idempotencyKey = options.idempotencyKey ?? null
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new InvalidRequestError(
@@ -574,6 +594,11 @@ export class TranscodeService {
         status = await this.engine.getStatus(job.engineJobId, { signal })
       } else {
         const request = this.#engineRequest(asset, job)
+        checkJobLimits(
+          asset.media,
+          request.outputs.map((o) => o.preset),
+          this.#limits,
+        )
         status = await this.engine.run(request, {
           signal,
           onStatus: (update) => {
@@ -664,7 +689,13 @@ export class TranscodeService {
       if (output.state === 'complete' && (size === undefined || size === null)) {
         size = (await this.storage.head(output.key))?.size ?? null
       }
-      outputs.push({ name, state: output.state, size, durationSec: output.durationSec })
+      outputs.push({
+        name,
+        state: output.state,
+        size,
+        durationSec: output.durationSec,
+        ...(output.error && { errorCode: output.error.code, errorMessage: output.error.message }),
+      })
     }
     if (isTerminal(status.state)) {
       for (const output of job.outputs) {
@@ -687,6 +718,12 @@ export class TranscodeService {
     if (job && fingerprint(job) !== before) {
       this.#lastSeen.set(id, fingerprint(job))
       if (isTerminal(job.state)) this.#lastSeen.delete(id)
+      if (job.state === 'error' && patch.state === 'error') {
+        this.#logger.warn(
+          { jobId: job.id, code: job.errorCode, message: job.errorMessage },
+          'transcode job failed',
+        )
+      }
       this.#emit({ type: 'job.updated', job })
     }
     return job

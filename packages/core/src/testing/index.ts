@@ -1,3 +1,4 @@
+export * from './bomb-fixtures.ts'
 export * from './engine-suite.ts'
 export * from './media-fixtures.ts'
 export * from './repository-suite.ts'

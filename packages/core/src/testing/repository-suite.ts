@@ -144,6 +144,8 @@ export function repositoryConformance(
             state: 'submitted',
             size: null,
             durationSec: null,
+            errorCode: null,
+            errorMessage: null,
           })),
           createdAt: input.createdAt,
           updatedAt: expect.any(Date),
@@ -323,6 +325,34 @@ export function repositoryConformance(
         expect(two.outputs).toHaveLength(2)
         expect(two.state).toBe('progressing')
         expect(await repository.getJob(job.id)).toEqual(two)
+      }))
+
+    it("records an output's own error while its job completes", () =>
+      withRepository(async (repository) => {
+        const asset = await createAsset(repository)
+        const { job } = await repository.createJob(makeJob(asset.id))
+        const [first, second] = job.outputs.map((o) => o.name) as [string, string]
+        const ended = (await repository.updateJob(job.id, {
+          state: 'complete',
+          progress: 100,
+          outputs: [
+            { name: first, state: 'complete', size: 10, durationSec: 1 },
+            { name: second, state: 'error', errorCode: 'NO_FRAME', errorMessage: 'no frame' },
+          ],
+        }))!
+        expect(ended.state).toBe('complete')
+        expect(ended.errorCode).toBeNull()
+        expect(ended.outputs.find((o) => o.name === first)).toMatchObject({
+          state: 'complete',
+          errorCode: null,
+          errorMessage: null,
+        })
+        expect(ended.outputs.find((o) => o.name === second)).toMatchObject({
+          state: 'error',
+          errorCode: 'NO_FRAME',
+          errorMessage: 'no frame',
+        })
+        expect(await repository.getJob(job.id)).toEqual(ended)
       }))
 
     it('lists jobs newest first, filtered by asset and by state', () =>

@@ -174,9 +174,11 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         operationId: 'retryJob',
         tags: ['transcodekit'],
         summary: 'Run a failed or canceled job again, as a new job',
-        description: 'Retrying the same job twice answers the same new job.',
+        description:
+          'Retrying the same job twice answers the same new job. 422 when the input exceeds ' +
+          "the server's job limits (they may have changed since the job was made).",
         params: IdParamsSchema,
-        response: { 201: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409, 429) },
+        response: { 201: ref(JobSchema), ...errorResponses(400, 401, 403, 404, 409, 422, 429) },
       },
     },
     async (request, reply) => {
