@@ -1,8 +1,12 @@
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { openAsBlob } from 'node:fs'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { bundledBinaries, resolveJobLimits } from '@transcodekit/core'
 import { makeTone } from '@transcodekit/core/testing'
 import { openDatabase } from '@transcodekit/kysely'
@@ -10,6 +14,7 @@ import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.ts'
 import {
+  BIN,
   followJob,
   type RunningProcess,
   type RunningServer,
@@ -102,6 +107,50 @@ describe('loadConfig: job limits, ffmpeg guards, upload idle timeout, log level'
     // Spaces around a value are ignored, and an empty variable is an unset one.
     expect(problems({ MAX_DURATION_SEC: ' 12 ' })).toEqual([])
     expect(problems({ MAX_DURATION_SEC: '' })).toEqual([])
+  })
+})
+
+describe('the documentation of the limits', () => {
+  const variables = [
+    'UPLOAD_IDLE_TIMEOUT_MS',
+    'MAX_DURATION_SEC',
+    'MAX_FRAME_PIXELS',
+    'MAX_FRAME_RATE',
+    'MAX_OUTPUT_BYTES',
+    'FFMPEG_TIMEOUT_SEC',
+    'FFMPEG_STALL_TIMEOUT_SEC',
+    'FFMPEG_MAX_CPU_SEC',
+    'FFMPEG_MAX_MEMORY_BYTES',
+    'FFMPEG_MAX_OUTPUT_BYTES',
+  ]
+
+  it('`serve --help` and both READMEs name every variable, with the job limit defaults of core', async () => {
+    const { stdout: help } = await promisify(execFile)(process.execPath, [BIN, 'serve', '--help'])
+    const readmes = await Promise.all(
+      ['../README.md', '../../../examples/server/README.md'].map((path) =>
+        readFile(new URL(path, import.meta.url), 'utf8'),
+      ),
+    )
+    const defaults = resolveJobLimits()
+    const jobLimits: Record<string, number> = {
+      MAX_DURATION_SEC: defaults.maxDurationSec,
+      MAX_FRAME_PIXELS: defaults.maxFramePixels,
+      MAX_FRAME_RATE: defaults.maxFrameRate,
+      MAX_OUTPUT_BYTES: defaults.maxOutputBytes,
+    }
+    for (const name of variables) {
+      const helpLine = help.split('\n').find((line) => line.trim().startsWith(`${name} `))
+      expect(helpLine, name).toBeDefined()
+      const rows = readmes.map((readme) =>
+        readme.split('\n').find((line) => line.startsWith(`| \`${name}\``)),
+      )
+      expect(rows.every(Boolean), name).toBe(true)
+      if (name in jobLimits) {
+        const value = String(jobLimits[name])
+        expect(helpLine).toContain(value)
+        for (const row of rows) expect(row).toContain(`\`${value}\``)
+      }
+    }
   })
 })
 
@@ -198,6 +247,48 @@ describe('transcodekit serve with limits from the environment', () => {
     expect(await server.stop('SIGTERM')).toBe(0)
     server = null
   }, 120_000)
+
+  it('cuts an upload body that stalls past UPLOAD_IDLE_TIMEOUT_MS, keeping nothing', async () => {
+    const data = join(dataDir, 'idle')
+    // 1 s instead of the plugin's 30 s: the connection must be cut well before 30 s.
+    server = await startServer({
+      DATA_DIR: data,
+      DATABASE_URL: 'memory://',
+      UPLOAD_IDLE_TIMEOUT_MS: '1000',
+    })
+    const { port } = new URL(server.url)
+    const socket = connect(Number(port), '127.0.0.1')
+    await once(socket, 'connect')
+    const boundary = 'x-stall'
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n`
+    socket.write(
+      `POST /api/uploads?presets=wav HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: 1000000\r\n\r\n` +
+        head,
+    )
+    // Some of the file, then nothing more.
+    socket.write(
+      await readFile(await makeTone(join(dataDir, 'stall.mp3'), { seconds: 1, format: 'mp3' })),
+    )
+    socket.resume()
+    const closed = once(socket, 'close')
+    const cut = await Promise.race([
+      closed.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000)),
+    ])
+    socket.destroy()
+    expect(cut, 'the stalled upload was cut before the default 30 s').toBe(true)
+    // The spool is removed once the upload is cut.
+    const deadline = Date.now() + 10_000
+    while ((await filesIn(join(data, 'tmp', 'uploads'))).length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    expect(await filesIn(join(data, 'tmp', 'uploads'))).toEqual([])
+    expect(await filesIn(join(data, 'files'))).toEqual([])
+    expect((await (await fetch(`${server.url}/api/assets`)).json()).items).toEqual([])
+    expect(await server.stop('SIGTERM')).toBe(0)
+    server = null
+  }, 90_000)
 })
 
 describe('transcodekit worker', () => {
