@@ -37,7 +37,8 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            DATA_DIR/db); memory:// keeps nothing
   DATABASE_SCHEMA          transcodekit      QUEUE_SCHEMA     pgboss
   PGLITE_SHARED_BUFFERS    16MB              API_PREFIX       /api
-  MAX_UPLOAD_BYTES         2147483648        LOG_LEVEL        info
+  MAX_UPLOAD_BYTES         2147483648        LOG_LEVEL        info (JSON lines, pino)
+  UPLOAD_IDLE_TIMEOUT_MS   30000: an upload body silent this long is cut  (0: off)
   WORKER                   true (false: API only, jobs run by \`transcodekit worker\`)
   WORKER_CONCURRENCY       1
   FFMPEG_PATH, FFPROBE_PATH  binaries (else on PATH, else the bundled ones)
@@ -47,7 +48,21 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            mediaconvert (MEDIACONVERT_ROLE, MEDIACONVERT_ENDPOINT,
                            MEDIACONVERT_QUEUE); both need STORAGE=s3
   FILE_URL_SECRET          32+ bytes signing the file URLs (default: one kept in DATA_DIR)
-  SNS_TOPIC_ARNS, AWS_REGION`
+  SNS_TOPIC_ARNS, AWS_REGION
+
+Job limits, from the probe before a job starts, for every engine (0: no limit); past one,
+the upload or retry answers 422 with its code:
+  MAX_DURATION_SEC         14400 (4 h)                     TRANSCODEKIT_MEDIA_TOO_LONG
+  MAX_FRAME_PIXELS         16777216 (4096×4096)            TRANSCODEKIT_FRAME_TOO_LARGE
+  MAX_FRAME_RATE           240                             TRANSCODEKIT_FRAME_RATE_TOO_HIGH
+  MAX_OUTPUT_BYTES         4294967296 (4 GiB, estimated)   TRANSCODEKIT_OUTPUT_TOO_LARGE
+ffmpeg guards while it runs (ENGINE=ffmpeg; 0: off, but for the timeout); past one, the
+job ends in error with its code:
+  FFMPEG_TIMEOUT_SEC       21600 (6 h) wall clock          TIMEOUT
+  FFMPEG_STALL_TIMEOUT_SEC 120 with no progress            STALLED
+  FFMPEG_MAX_CPU_SEC       21600 CPU seconds               CPU_LIMIT
+  FFMPEG_MAX_MEMORY_BYTES  4294967296 address space        MEMORY_LIMIT
+  FFMPEG_MAX_OUTPUT_BYTES  8589934592 written              OUTPUT_TOO_LARGE`
 
 const COMMANDS: Command[] = [
   {

@@ -3,7 +3,10 @@ import { join, resolve } from 'node:path'
 import {
   createTranscoder,
   type Engine,
+  type FfmpegEngineOptions,
   ffmpegEngine,
+  type JobLimits,
+  type Logger,
   localStorage,
   memoryRepository,
   type NotificationVerifier,
@@ -85,7 +88,36 @@ export interface ServerConfig {
   jobActionsPerMinute: number
   /** Jobs one owner may have waiting or running (`MAX_JOBS_PER_OWNER`); 0: no cap. */
   maxJobsPerOwner: number
+  /**
+   * What one job may cost, decided from the probe before it starts, for every engine
+   * (`MAX_DURATION_SEC`, `MAX_FRAME_PIXELS`, `MAX_FRAME_RATE`, `MAX_OUTPUT_BYTES`; `0`: no
+   * limit, `Infinity` here). Only the variables set are here: the others keep core's defaults.
+   */
+  jobLimits: JobLimits
+  /**
+   * The ffmpeg engine's guards while ffmpeg runs (`FFMPEG_TIMEOUT_SEC`,
+   * `FFMPEG_STALL_TIMEOUT_SEC`, `FFMPEG_MAX_CPU_SEC`, `FFMPEG_MAX_MEMORY_BYTES`,
+   * `FFMPEG_MAX_OUTPUT_BYTES`; `0`: off, except the timeout). Only the variables set are here:
+   * the others keep the engine's defaults.
+   */
+  ffmpegGuards: FfmpegGuards
+  /**
+   * How long an upload's body may send nothing before it is cut (`UPLOAD_IDLE_TIMEOUT_MS`;
+   * `0`: off); `undefined`: the Fastify plugin's default.
+   */
+  uploadIdleTimeoutMs: number | undefined
+  /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
+  logLevel: LogLevel
 }
+
+/** The ffmpeg engine options `serve` and `worker` take from the environment. */
+export type FfmpegGuards = Pick<
+  FfmpegEngineOptions,
+  'timeoutMs' | 'stallTimeoutMs' | 'maxCpuSec' | 'maxMemoryBytes' | 'maxOutputBytes'
+>
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
 
 /** Whether `host` is an address of this machine only (a loopback name or address). */
 export function isLoopback(host: string): boolean {
@@ -146,6 +178,15 @@ export function loadConfig(
     if (['0', 'false', 'no', 'off'].includes(raw)) return false
     problems.push(`${name} must be true or false (got ${JSON.stringify(raw)})`)
     return fallback
+  }
+  // A limit in the environment: unset keeps the library's default (undefined), `0` lifts it
+  // (Infinity) where `offIsZero`, and `scale` converts the variable's unit to the option's.
+  const limit = (name: string, options: { max?: number; offIsZero?: boolean; scale?: number }) => {
+    const { max = 1e12, offIsZero = true, scale = 1 } = options
+    if (text(name) === null) return undefined
+    const value = integer(name, Number.NaN, offIsZero ? 0 : 1, max)
+    if (Number.isNaN(value)) return undefined
+    return value === 0 && offIsZero ? Number.POSITIVE_INFINITY : value * scale
   }
   const required = (name: string, why: string) => {
     const value = text(name)
@@ -270,12 +311,36 @@ export function loadConfig(
     uploadsPerMinute: integer('RATE_LIMIT_UPLOADS', 30, 0, 1_000_000),
     jobActionsPerMinute: integer('RATE_LIMIT_JOB_ACTIONS', 60, 0, 1_000_000),
     maxJobsPerOwner: integer('MAX_JOBS_PER_OWNER', 10, 0, 1_000_000),
+    jobLimits: defined({
+      maxDurationSec: limit('MAX_DURATION_SEC', {}),
+      maxFramePixels: limit('MAX_FRAME_PIXELS', {}),
+      maxFrameRate: limit('MAX_FRAME_RATE', { max: 1_000_000 }),
+      maxOutputBytes: limit('MAX_OUTPUT_BYTES', { max: Number.MAX_SAFE_INTEGER }),
+    }),
+    ffmpegGuards: defined({
+      timeoutMs: limit('FFMPEG_TIMEOUT_SEC', { offIsZero: false, scale: 1000 }),
+      stallTimeoutMs: limit('FFMPEG_STALL_TIMEOUT_SEC', { scale: 1000 }),
+      maxCpuSec: limit('FFMPEG_MAX_CPU_SEC', {}),
+      maxMemoryBytes: limit('FFMPEG_MAX_MEMORY_BYTES', { max: Number.MAX_SAFE_INTEGER }),
+      maxOutputBytes: limit('FFMPEG_MAX_OUTPUT_BYTES', { max: Number.MAX_SAFE_INTEGER }),
+    }),
+    // 0 is the plugin's own "off".
+    uploadIdleTimeoutMs:
+      text('UPLOAD_IDLE_TIMEOUT_MS') === null
+        ? undefined
+        : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
+    logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/** `object` without its `undefined` properties: those keep the library's defaults. */
+function defined<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T
 }
 
 export interface Services {
@@ -296,6 +361,11 @@ export async function createServices(
     worker?: boolean
     /** Use the embedded database of a server on the same data folder (a separate worker). */
     attach?: boolean
+    /**
+     * Where the engine and the service log (the binaries in use, failed jobs): the process's
+     * pino logger, so that they are JSON lines like the rest. @default core's consoleLogger()
+     */
+    logger?: Logger
   } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
@@ -363,8 +433,10 @@ export async function createServices(
       })
     } else {
       engine = ffmpegEngine({
+        ...config.ffmpegGuards,
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
         tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
+        logger: options.logger,
       })
     }
 
@@ -376,6 +448,8 @@ export async function createServices(
       queue,
       tmpDir: join(config.dataDir, 'tmp', 'uploads'),
       maxInputBytes: config.maxUploadBytes,
+      limits: config.jobLimits,
+      logger: options.logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
     })
     closers.push(() => service.close())

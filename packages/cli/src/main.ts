@@ -1,3 +1,4 @@
+import { pino } from 'pino'
 import { ConfigError, createServices, isLoopback, loadConfig } from './config.ts'
 import { gracefulShutdown } from './graceful-shutdown.ts'
 import { buildServer } from './server-app.ts'
@@ -29,8 +30,11 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
     throw error
   }
 
-  const services = await createServices(config)
-  const app = await buildServer(config, services)
+  // One logger for the app and the services: the ffmpeg binaries in use, the warning about an
+  // old build and failed jobs are JSON lines among the requests'.
+  const logger = pino({ level: config.logLevel })
+  const services = await createServices(config, { logger })
+  const app = await buildServer(config, services, { loggerInstance: logger })
 
   const shutdown = gracefulShutdown(
     {

@@ -6,6 +6,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import transcodekit, { RateLimitedError } from '@transcodekit/fastify'
 import Fastify, {
+  type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyServerOptions,
   type RouteOptions,
@@ -26,10 +27,20 @@ const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
 export async function buildServer(
   config: ServerConfig,
   services: Services,
-  options: { logger?: FastifyServerOptions['logger'] } = {},
+  options: {
+    /** Fastify's logger options. @default { level: config.logLevel } */
+    logger?: FastifyServerOptions['logger']
+    /**
+     * A pino logger for the app, instead of `logger`: the one the services log to, so the
+     * process writes one stream of JSON lines.
+     */
+    loggerInstance?: FastifyBaseLogger
+  } = {},
 ): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger ?? { level: process.env.LOG_LEVEL ?? 'info' },
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : { logger: options.logger ?? { level: config.logLevel } }),
     // Uploads are streamed by the transcodekit route; other bodies stay small.
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',
@@ -61,6 +72,7 @@ export async function buildServer(
     limits: { fileSize: config.maxUploadBytes },
     notifications: services.notifications ?? undefined,
     fileUrlSecret: config.fileUrlSecret ?? (await keptSecret(config.dataDir)),
+    uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
   })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -3,23 +3,9 @@
 // them share the database: the PostgreSQL server at DATABASE_URL (from any machine), or the
 // embedded one of the server on the same DATA_DIR. The API process (`WORKER=false`) enqueues,
 // pg-boss hands each job to one worker at a time.
+import { pino } from 'pino'
 import { ConfigError, createServices, loadConfig } from './config.ts'
-import { gracefulShutdown, type ShutdownLogger } from './graceful-shutdown.ts'
-
-/** JSON lines, as the server's pino logger writes them. */
-const log: ShutdownLogger = {
-  info: (fields, msg) => console.log(line('info', fields, msg)),
-  error: (fields, msg) => console.error(line('error', fields, msg)),
-}
-
-function line(level: string, fields: Record<string, unknown>, msg: string): string {
-  const { err, ...rest } = fields
-  const error =
-    err === undefined
-      ? {}
-      : { err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }
-  return JSON.stringify({ level, time: Date.now(), pid: process.pid, ...rest, ...error, msg })
-}
+import { gracefulShutdown } from './graceful-shutdown.ts'
 
 export interface WorkerOptions {
   /** Where the configuration is read from. @default process.env */
@@ -50,9 +36,11 @@ export async function runWorker(options: WorkerOptions = {}): Promise<void> {
     process.exit(1)
   }
 
+  // JSON lines, as the server writes them; the engine and the service log here too.
+  const log = pino({ level: config.logLevel })
   let services: Awaited<ReturnType<typeof createServices>>
   try {
-    services = await createServices(config, { worker: true, attach: true })
+    services = await createServices(config, { worker: true, attach: true, logger: log })
   } catch (error) {
     log.error({}, String(error instanceof Error ? error.message : error))
     process.exit(1)

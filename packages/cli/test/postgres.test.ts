@@ -17,6 +17,12 @@ import { followJob, type RunningProcess, startServer, startWorker } from './serv
  */
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
+/**
+ * The first line of a fake ffmpeg: it answers `-version` as ffmpeg does, since the engine runs
+ * `<ffmpeg> -version` at start (to log which binaries run), and only then does its own thing.
+ */
+const ANSWERS_VERSION = 'if [ "$1" = -version ]; then echo "ffmpeg version 7.1-fake"; exit 0; fi\n'
+
 let dir: string
 let mp3: string
 const running: RunningProcess[] = []
@@ -89,7 +95,8 @@ describe('the example server on PostgreSQL', () => {
     // The API process gets an "ffmpeg" that only records being called: it must never be.
     const spy = join(dir, 'ffmpeg-spy.sh')
     const called = join(dir, 'ffmpeg-called')
-    await writeFile(spy, `#!/bin/sh\necho "$@" >> '${called}'\nexit 1\n`)
+    // (`-version` answers: the engine asks every binary its version at start, and logs it.)
+    await writeFile(spy, `#!/bin/sh\n${ANSWERS_VERSION}echo "$@" >> '${called}'\nexit 1\n`)
     await chmod(spy, 0o755)
     const server = (await started(
       startServer({ ...env, WORKER: 'false', FFMPEG_PATH: spy }),
@@ -127,7 +134,7 @@ describe('the example server on PostgreSQL', () => {
     // The first worker's "ffmpeg" writes its pid, then hangs: a transcode still running.
     const hung = join(dir, 'ffmpeg-hangs.sh')
     const pidFile = join(dir, 'hung-ffmpeg.pid')
-    await writeFile(hung, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 120\n`)
+    await writeFile(hung, `#!/bin/sh\n${ANSWERS_VERSION}echo $$ > '${pidFile}'\nexec sleep 120\n`)
     await chmod(hung, 0o755)
     const server = (await started(startServer({ ...env, WORKER: 'false' }))) as RunningProcess & {
       url: string

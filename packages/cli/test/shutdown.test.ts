@@ -129,7 +129,8 @@ describe('transcodekit worker', () => {
       .map((line) => JSON.parse(line))
     expect(lines).toContainEqual(
       expect.objectContaining({
-        level: 'error',
+        // pino's level number, as in the server's log.
+        level: 50,
         msg: 'uncaught error: shutting down',
         err: expect.objectContaining({ message: 'boom from the test' }),
       }),
