@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
-import { ffmpegBinary, ffprobeBinary } from '../src/media/ffmpeg-binaries.ts'
+import { binaryVersion, ffmpegBinary, ffprobeBinary } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
 import type { Logger } from '../src/ports/logger.ts'
 import { makeVideo } from '../src/testing/media-fixtures.ts'
@@ -143,5 +143,18 @@ describe('which ffmpeg and ffprobe run', () => {
     expect(found.ffmpeg).toMatchObject({ source: 'option', outdated: false })
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(logger.lines.filter(([level]) => level === 'warn')).toEqual([])
+  })
+
+  it('knows the bundled 2018 builds by their version line wherever they were found from', async () => {
+    process.env.PATH = join(dir, 'nothing-here')
+    for (const bundled of [ffmpegBinary(), ffprobeBinary()]) {
+      // The same files named through FFMPEG_PATH/FFPROBE_PATH are no less outdated.
+      expect(await binaryVersion({ path: bundled.path, source: 'env' })).toMatchObject({
+        outdated: true,
+      })
+    }
+    expect(await binaryVersion({ path: '/usr/bin/ffprobe', source: 'path' })).toMatchObject({
+      outdated: false,
+    })
   })
 })

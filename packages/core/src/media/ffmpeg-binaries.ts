@@ -140,6 +140,6 @@ export async function binaryVersion(choice: BinaryChoice): Promise<BinaryVersion
   return {
     ...choice,
     version,
-    outdated: choice.source === 'bundled' || /Copyright \(c\) 2000-201\d/.test(version),
+    outdated: choice.source === 'bundled' || /Copyright \(c\) 20\d\d-201\d/.test(version),
   }
 }
