@@ -142,6 +142,23 @@ export class ConfigError extends Error {
  */
 export const DEFAULT_DATA_DIR = '.transcodekit'
 
+/**
+ * `loadConfig` for a command: a bad environment is printed, every bad variable named, and
+ * the process exits 1.
+ */
+export function loadConfigOrExit(
+  env: Record<string, string | undefined>,
+  defaults: { dataDir?: string | undefined },
+): ServerConfig {
+  try {
+    return loadConfig(env, defaults)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(error.message)
+    process.exit(1)
+  }
+}
+
 /** Reads and checks the environment; throws a `ConfigError` naming every bad variable. */
 export function loadConfig(
   env: Record<string, string | undefined> = process.env,

@@ -1,5 +1,5 @@
 import { pino } from 'pino'
-import { ConfigError, createServices, isLoopback, loadConfig } from './config.ts'
+import { createServices, isLoopback, loadConfigOrExit } from './config.ts'
 import { gracefulShutdown } from './graceful-shutdown.ts'
 import { buildServer } from './server-app.ts'
 
@@ -19,16 +19,7 @@ export interface ServeOptions {
  * is printed, every bad variable named, and the process exits 1.
  */
 export async function serve(options: ServeOptions = {}): Promise<void> {
-  let config: ReturnType<typeof loadConfig>
-  try {
-    config = loadConfig(options.env ?? process.env, { dataDir: options.defaultDataDir })
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message)
-      process.exit(1)
-    }
-    throw error
-  }
+  const config = loadConfigOrExit(options.env ?? process.env, { dataDir: options.defaultDataDir })
 
   // One logger for the app and the services: the ffmpeg binaries in use, the warning about an
   // old build and failed jobs are JSON lines among the requests'.

@@ -4,7 +4,7 @@
 // embedded one of the server on the same DATA_DIR. The API process (`WORKER=false`) enqueues,
 // pg-boss hands each job to one worker at a time.
 import { pino } from 'pino'
-import { ConfigError, createServices, loadConfig } from './config.ts'
+import { createServices, loadConfigOrExit } from './config.ts'
 import { gracefulShutdown } from './graceful-shutdown.ts'
 
 export interface WorkerOptions {
@@ -16,16 +16,7 @@ export interface WorkerOptions {
 
 /** Runs jobs in this process until a signal stops it. */
 export async function runWorker(options: WorkerOptions = {}): Promise<void> {
-  let config: ReturnType<typeof loadConfig>
-  try {
-    config = loadConfig(options.env ?? process.env, { dataDir: options.defaultDataDir })
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message)
-      process.exit(1)
-    }
-    throw error
-  }
+  const config = loadConfigOrExit(options.env ?? process.env, { dataDir: options.defaultDataDir })
   // memory:// belongs to one process; the embedded database is the one the server on this
   // DATA_DIR runs, which the worker attaches to.
   if (config.databaseUrl === 'memory://') {

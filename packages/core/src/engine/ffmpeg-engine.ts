@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { accessSync, constants, createReadStream, createWriteStream, readFileSync } from 'node:fs'
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -14,6 +14,7 @@ import {
 import { assertValidKey } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { isExecutable } from '../media/executable.ts'
 import {
   type BinaryChoice,
   type BinaryVersion,
@@ -869,15 +870,6 @@ function rlimit(option: string, name: string, soft: number, hard: number): strin
 
 function findExecutable(name: string): string | null {
   return [`/usr/bin/${name}`, `/bin/${name}`].find((path) => isExecutable(path)) ?? null
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
 }
 
 const CLOCK_TICKS = 100

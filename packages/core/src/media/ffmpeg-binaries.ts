@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
-import { accessSync, constants, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { delimiter, dirname, join } from 'node:path'
 import { promisify } from 'node:util'
+import { isExecutable } from './executable.ts'
 
 const require = createRequire(import.meta.url)
 const execFileAsync = promisify(execFile)
@@ -14,15 +15,6 @@ const execFileAsync = promisify(execFile)
 export interface BinaryChoice {
   path: string
   source: 'option' | 'env' | 'path' | 'bundled'
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
 }
 
 function onPath(name: string): string | null {
