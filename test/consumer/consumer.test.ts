@@ -439,6 +439,12 @@ describe('consumer: the packed packages, installed with npm outside the workspac
       const list = JSON.parse(presets.stdout) as Array<{ id: string; aliases?: string[] }>
       const ids = list.flatMap((preset) => [preset.id, ...(preset.aliases ?? [])])
       expect(ids).toEqual(expect.arrayContaining(['wav', 'flac', 'aac-256k', ...SEED_PRESETS]))
+      const facts = await npx(major, ['probe', seed, '--json'])
+      expect(facts.code, facts.stderr).toBe(0)
+      expect(JSON.parse(facts.stdout)).toMatchObject({
+        formatName: 'mp3',
+        streams: [{ type: 'audio', codec: 'mp3', sampleRate: 44_100 }],
+      })
     }, 60_000)
 
     it(`on Node ${major}: npx transcodekit transcode writes the seed job's three outputs, checked with ffprobe`, async () => {
@@ -466,6 +472,15 @@ describe('consumer: the packed packages, installed with npm outside the workspac
         flac: join(out, 'seed-flac.flac'),
         'aac-256k': join(out, 'seed-aac-256k.m4a'),
       })
+
+      // A failure exits non-zero with its error code (core's error class, recognised across the
+      // installed packages), and writes nothing.
+      const text = join(work, `letter-${major}.mp3`)
+      await writeFile(text, 'Dear reader, this is not an mp3.\n'.repeat(100))
+      const failed = await npx(major, ['transcode', text, '--preset', 'wav', '--out', out])
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toMatch(/^transcodekit: error UNSUPPORTED_MEDIA: /m)
+      expect((await readdir(out)).length).toBe(3)
     }, 120_000)
 
     it(`on Node ${major}: npx transcodekit serve (embedded defaults) answers the seed's job over HTTP, and exits 0 on SIGTERM`, async () => {
@@ -536,6 +551,21 @@ describe('consumer: the packed packages, installed with npm outside the workspac
           await writeFile(files[o.presetId]!, Buffer.from(await download.arrayBuffer()))
         }
         await expectSeedOutputs(files)
+        // The ffmpeg policy as an npm user meets it: the ffmpeg on PATH before the bundled one.
+        const announced = output
+          .split('\n')
+          .find((line) => line.includes('ffmpeg engine: binaries'))
+        expect(announced, output.slice(-3000)).toBeDefined()
+        const onPath = (await run('sh', ['-c', 'command -v ffmpeg || true'])).stdout.trim()
+        // A pino JSON line, or the CLI's plain `transcodekit: <message> <fields as JSON>`.
+        const fields = JSON.parse(
+          announced!.startsWith('{')
+            ? announced!
+            : announced!.slice(announced!.indexOf('{', announced!.indexOf('binaries'))),
+        ) as { ffmpeg: { source: string; path: string } }
+        expect(fields.ffmpeg).toMatchObject(
+          onPath ? { source: 'path', path: onPath } : { source: 'bundled' },
+        )
 
         // npx (npm exec) does not pass a lone SIGTERM on to what it runs: the signal goes to the
         // server's own Node process, and npx ends with that process's exit code.
