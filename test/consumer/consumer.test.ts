@@ -576,10 +576,15 @@ describe('consumer: the packed packages, installed with npm outside the workspac
         expect(existsSync(`/proc/${server.pid}`)).toBe(false)
         expect(output).toContain('shutting down')
       } finally {
-        if (npxProcess.exitCode === null && npxProcess.signalCode === null) {
+        // Whatever is left of the group (npx, sh, the server, its embedded database), even
+        // when npx itself has ended.
+        const running = npxProcess.exitCode === null && npxProcess.signalCode === null
+        try {
           process.kill(-npxProcess.pid!, 'SIGKILL')
-          await exit
+        } catch {
+          // ESRCH: nothing left.
         }
+        if (running) await exit.catch(() => {})
       }
     }, 180_000)
   }
