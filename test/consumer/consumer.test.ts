@@ -1,13 +1,23 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, openAsBlob } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  writeFile,
+} from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { followJob } from '../../packages/cli/test/server-process.ts'
 import { makeTone, probe } from '../../packages/core/src/testing/index.ts'
 import { type PackedPackage, packPackages } from '../../scripts/pack-packages.ts'
 
@@ -195,6 +205,7 @@ describe('consumer: the packed packages, installed with npm outside the workspac
     expect(names).toEqual(
       expect.arrayContaining([
         '@transcodekit/aws',
+        '@transcodekit/cli',
         '@transcodekit/core',
         '@transcodekit/fastify',
         '@transcodekit/kysely',
@@ -383,6 +394,200 @@ describe('consumer: the packed packages, installed with npm outside the workspac
       }
     }, 180_000)
   }
+
+  // The CLI as an npm user runs it: `npx transcodekit …` in the app, which finds the bin of the
+  // tarball-installed @transcodekit/cli (npm_config_yes=false: npx never installs a package of
+  // that name from the registry instead).
+  // The bin's `#!/usr/bin/env node` runs on the Node first on PATH: the Node under test.
+  const npx = (major: number, args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      execFile(
+        'npx',
+        ['transcodekit', ...args],
+        {
+          cwd: appDir,
+          env: {
+            ...scrubbed(process.env),
+            ...nodeOnPath(nodes.get(major)!),
+            npm_config_yes: 'false',
+          },
+          maxBuffer: 16 * 1024 * 1024,
+        },
+        (error, stdout, stderr) => {
+          const code = error ? (error as { code?: unknown }).code : 0
+          done({ code: typeof code === 'number' ? code : null, stdout, stderr })
+        },
+      )
+    })
+
+  let servedJob: string | null = null
+
+  it('installs the `transcodekit` bin of the CLI tarball, built', async () => {
+    const bin = await realpath(join(appDir, 'node_modules/.bin/transcodekit'))
+    expect(bin).toBe(join(await realpath(appDir), 'node_modules/@transcodekit/cli/dist/bin.js'))
+  })
+
+  for (const major of NODE_MAJORS) {
+    it(`on Node ${major}: npx transcodekit --help and presets --json, from the tarball`, async () => {
+      const help = await timed(`npx --help on Node ${major}`, () => npx(major, ['--help']))
+      expect(help.code, help.stderr).toBe(0)
+      for (const name of ['transcode', 'presets', 'probe', 'serve', 'worker', 'migrate']) {
+        expect(help.stdout).toContain(`  ${name} `)
+      }
+      const presets = await npx(major, ['presets', '--json'])
+      expect(presets.code, presets.stderr).toBe(0)
+      const list = JSON.parse(presets.stdout) as Array<{ id: string; aliases?: string[] }>
+      const ids = list.flatMap((preset) => [preset.id, ...(preset.aliases ?? [])])
+      expect(ids).toEqual(expect.arrayContaining(['wav', 'flac', 'aac-256k', ...SEED_PRESETS]))
+      const facts = await npx(major, ['probe', seed, '--json'])
+      expect(facts.code, facts.stderr).toBe(0)
+      expect(JSON.parse(facts.stdout)).toMatchObject({
+        formatName: 'mp3',
+        streams: [{ type: 'audio', codec: 'mp3', sampleRate: 44_100 }],
+      })
+    }, 60_000)
+
+    it(`on Node ${major}: npx transcodekit transcode writes the seed job's three outputs, checked with ffprobe`, async () => {
+      const out = join(work, `cli-out-${major}`)
+      const { code, stdout, stderr } = await timed(`npx transcode on Node ${major}`, () =>
+        npx(major, [
+          'transcode',
+          seed,
+          ...SEED_PRESETS.flatMap((preset) => ['--preset', preset]),
+          '--out',
+          out,
+        ]),
+      )
+      expect(code, stderr).toBe(0)
+      // Piped: plain progress lines, then one line per output.
+      expect(stdout).toMatch(/^transcoding 100%$/m)
+      expect(stdout).toContain(`wav: ${join(out, 'seed-wav.wav')}`)
+      expect((await readdir(out)).sort()).toEqual([
+        'seed-aac-256k.m4a',
+        'seed-flac.flac',
+        'seed-wav.wav',
+      ])
+      await expectSeedOutputs({
+        wav: join(out, 'seed-wav.wav'),
+        flac: join(out, 'seed-flac.flac'),
+        'aac-256k': join(out, 'seed-aac-256k.m4a'),
+      })
+
+      // A failure exits non-zero with its error code (core's error class, recognised across the
+      // installed packages), and writes nothing.
+      const text = join(work, `letter-${major}.mp3`)
+      await writeFile(text, 'Dear reader, this is not an mp3.\n'.repeat(100))
+      const failed = await npx(major, ['transcode', text, '--preset', 'wav', '--out', out])
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toMatch(/^transcodekit: error UNSUPPORTED_MEDIA: /m)
+      expect((await readdir(out)).length).toBe(3)
+    }, 120_000)
+
+    it(`on Node ${major}: npx transcodekit serve (embedded defaults) answers the seed's job over HTTP, and exits 0 on SIGTERM`, async () => {
+      // One data folder for both Node versions: the first run starts from nothing (PGlite's
+      // initdb, the migrations), the next one restarts on what the first left, its jobs kept.
+      const dataDir = join(work, 'serve-data')
+      const port = await freePort()
+      const started = performance.now()
+      // Its own process group, so that the cleanup reaches the whole tree (npx, sh, node).
+      const npxProcess = spawn('npx', ['transcodekit', 'serve'], {
+        cwd: appDir,
+        // Nothing but a port and a data folder: the embedded database, local files.
+        env: {
+          ...scrubbed(process.env),
+          ...nodeOnPath(nodes.get(major)!),
+          npm_config_yes: 'false',
+          PORT: String(port),
+          DATA_DIR: dataDir,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      })
+      let output = ''
+      npxProcess.stdout!.on('data', (chunk) => {
+        output += chunk
+      })
+      npxProcess.stderr!.on('data', (chunk) => {
+        output += chunk
+      })
+      const exit = new Promise<number | null>((done) =>
+        npxProcess.once('exit', (code) => done(code)),
+      )
+      try {
+        const base = await Promise.race([
+          exit.then((code): never => {
+            throw new Error(`npx transcodekit serve exited (${code}):\n${output}`)
+          }),
+          waitForOutput(() => output, new RegExp(`transcodekit: (http://[^/\\s]+:${port})/`)),
+        ])
+        timings[`npx serve start on Node ${major}`] = Math.round(performance.now() - started) / 1000
+        // Zero-setup defaults: the database is PGlite in DATA_DIR.
+        expect(existsSync(dataDir)).toBe(true)
+        if (servedJob) {
+          const before = await fetch(`${base}/api/jobs/${servedJob}`)
+          expect(before.status).toBe(200)
+          expect(((await before.json()) as { state: string }).state).toBe('complete')
+        }
+
+        const form = new FormData()
+        for (const preset of SEED_PRESETS) form.append('presets', preset)
+        form.append('file', await openAsBlob(seed, { type: 'audio/mpeg' }), 'seed.mp3')
+        const created = await fetch(`${base}/api/uploads`, { method: 'POST', body: form })
+        expect(created.status, await created.clone().text()).toBe(201)
+        const { job } = (await created.json()) as { job: { id: string } }
+        const done = await timed(`npx serve job on Node ${major}`, () =>
+          followJob(base, job.id, 90_000),
+        )
+        expect(done.state, done.errorMessage ?? '').toBe('complete')
+        servedJob = job.id
+        expect(done.outputs.map((o) => o.presetId).sort()).toEqual(['aac-256k', 'flac', 'wav'])
+        const files: Record<string, string> = {}
+        for (const o of done.outputs) {
+          expect(o.state).toBe('complete')
+          // Through the URL the API gives.
+          const download = await fetch(new URL(o.url!, base))
+          expect(download.status).toBe(200)
+          files[o.presetId] = join(work, `served-${major}-${o.presetId}`)
+          await writeFile(files[o.presetId]!, Buffer.from(await download.arrayBuffer()))
+        }
+        await expectSeedOutputs(files)
+        // The ffmpeg policy as an npm user meets it: the ffmpeg on PATH before the bundled one.
+        const announced = output
+          .split('\n')
+          .find((line) => line.includes('ffmpeg engine: binaries'))
+        expect(announced, output.slice(-3000)).toBeDefined()
+        const onPath = (await run('sh', ['-c', 'command -v ffmpeg || true'])).stdout.trim()
+        // A pino JSON line, or the CLI's plain `transcodekit: <message> <fields as JSON>`.
+        const fields = JSON.parse(
+          announced!.startsWith('{')
+            ? announced!
+            : announced!.slice(announced!.indexOf('{', announced!.indexOf('binaries'))),
+        ) as { ffmpeg: { source: string; path: string } }
+        expect(fields.ffmpeg).toMatchObject(
+          onPath ? { source: 'path', path: onPath } : { source: 'bundled' },
+        )
+
+        // npx (npm exec) does not pass a lone SIGTERM on to what it runs: the signal goes to the
+        // server's own Node process, and npx ends with that process's exit code.
+        const server = await serverProcess(npxProcess.pid!)
+        expect(server.cmdline).toContain('serve')
+        process.kill(server.pid, 'SIGTERM')
+        expect(await exit, output.slice(-3000)).toBe(0)
+        expect(existsSync(`/proc/${server.pid}`)).toBe(false)
+        expect(output).toContain('shutting down')
+      } finally {
+        // Whatever is left of the group (npx, sh, the server, its embedded database), even
+        // when npx itself has ended.
+        const running = npxProcess.exitCode === null && npxProcess.signalCode === null
+        try {
+          process.kill(-npxProcess.pid!, 'SIGKILL')
+        } catch {
+          // ESRCH: nothing left.
+        }
+        if (running) await exit.catch(() => {})
+      }
+    }, 180_000)
+  }
 })
 
 /** The part of `pg` the test uses. */
@@ -410,5 +615,83 @@ async function listening(url: string): Promise<void> {
     }
     if (Date.now() > deadline) throw failure
     await new Promise((done) => setTimeout(done, 100))
+  }
+}
+
+/** PATH with the folder of `node` first: `npx` and every `#!/usr/bin/env node` run on it. */
+function nodeOnPath(node: string): { PATH: string } {
+  return { PATH: `${join(node, '..')}:${process.env.PATH}` }
+}
+
+/** Variables the CLI reads that this test run may have set. */
+const SCRUBBED = ['DATABASE_URL', 'PORT', 'HOST', 'DATA_DIR', 'FFMPEG_PATH', 'FFPROBE_PATH']
+
+/**
+ * The environment without this test run's settings that the CLI would read (a database, a port,
+ * binaries): what an npm user who sets nothing has.
+ */
+function scrubbed(env: NodeJS.ProcessEnv): Record<string, string> {
+  const kept: Record<string, string> = {}
+  for (const [key, value] of Object.entries(env)) {
+    if (value !== undefined && !SCRUBBED.includes(key)) {
+      kept[key] = value
+    }
+  }
+  return kept
+}
+
+/** Waits until `output()` matches `pattern`; its first group. */
+async function waitForOutput(output: () => string, pattern: RegExp): Promise<string> {
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const found = pattern.exec(output())
+    if (found) return found[1]!
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within 60 s:\n${output()}`)
+    await new Promise((done) => setTimeout(done, 100))
+  }
+}
+
+/**
+ * The server's own process under `npx` (npx → sh → node): the first Node process below it,
+ * breadth first (the server's own children, such as the embedded database, are deeper).
+ */
+async function serverProcess(root: number): Promise<{ pid: number; cmdline: string }> {
+  const children = new Map<number, number[]>()
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null)
+    if (!stat) continue
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so split after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)])
+  }
+  const queue = [...(children.get(root) ?? [])]
+  while (queue.length > 0) {
+    const pid = queue.shift()!
+    const exe = await readlink(`/proc/${pid}/exe`).catch(() => '')
+    if (exe.endsWith('/node')) {
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ')
+      return { pid, cmdline }
+    }
+    queue.push(...(children.get(pid) ?? []))
+  }
+  throw new Error(`no Node process under npx (pid ${root})`)
+}
+
+/** The seed job's outputs (5 s of audio): wav pcm_s16le, flac, aac in mp4, all 44.1 kHz. */
+async function expectSeedOutputs(files: Record<string, string>): Promise<void> {
+  const expected = {
+    wav: { format: 'wav', codec: 'pcm_s16le' },
+    flac: { format: 'flac', codec: 'flac' },
+    'aac-256k': { format: 'mov,mp4,m4a,3gp,3g2,mj2', codec: 'aac' },
+  }
+  expect(Object.keys(files).sort()).toEqual(Object.keys(expected).sort())
+  for (const [preset, want] of Object.entries(expected)) {
+    const info = await probe(files[preset]!)
+    expect(info.format.format_name, preset).toBe(want.format)
+    const audio = info.streams.find((s) => s.codec_type === 'audio')!
+    expect(audio.codec_name, preset).toBe(want.codec)
+    expect(audio.sample_rate, preset).toBe('44100')
+    expect(Math.abs(Number(info.format.duration) - 5), preset).toBeLessThan(0.1)
   }
 }
