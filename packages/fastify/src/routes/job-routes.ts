@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import type { Job } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
-import { assertRoomForJob, authorize, mayDownload, ownerOf } from '../access-control.ts'
+import { authorize, mayDownload, ownerOf, reserveRoomForJob } from '../access-control.ts'
 import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import {
@@ -183,8 +183,8 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
     },
     async (request, reply) => {
       const failed = await ownJob(request, request.params.id, 'retry')
-      await assertRoomForJob(settings, request)
-      const job = await service.retry(failed.id, { owner: failed.owner })
+      const release = await reserveRoomForJob(settings, request, `retry:${failed.id}`)
+      const job = await service.retry(failed.id, { owner: failed.owner }).finally(release)
       reply.status(201).header('location', `${prefix}/jobs/${job.id}`)
       return view(request, job)
     },
