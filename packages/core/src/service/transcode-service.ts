@@ -224,7 +224,11 @@ export class TranscodeService {
       const head = await readHead(spool, 4096)
       const rejection = sniffRejection(head)
       if (rejection) throw new UnsupportedMediaError(rejection)
-      const media = await this.#options.probe(spool, { signal: options.signal })
+      const media = await this.#options.probe(spool, {
+        signal: options.signal,
+        // A frame the limits refuse anyway is never decoded, not even by the probe.
+        maxFramePixels: this.#limits.maxFramePixels,
+      })
       const { contentType, extension } = describeMedia(media)
       const id = randomUUID()
       const key = originalKey(this.#options.keyPrefix, id, extension)
