@@ -1,9 +1,12 @@
+import { execFile } from 'node:child_process'
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
+import { ffmpegPath } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
 import { memoryRepository } from '../src/repository/memory-repository.ts'
 import { createTranscoder } from '../src/service/transcode-service.ts'
@@ -14,11 +17,37 @@ import { meterChildren } from './process-meter.ts'
 const MiB = 1024 ** 2
 let dir: string
 let huge: string
+let growing: string
+
+/**
+ * A MOV of PNG frames whose first frame is 16×16 and the next three 12000×12000 (gray): the
+ * probe sees the first, ffmpeg would decode the others at 144 MB each.
+ */
+async function makeGrowingFramesVideo(path: string): Promise<string> {
+  const run = (args: string[]) =>
+    promisify(execFile)(ffmpegPath(), ['-v', 'error', '-nostdin', '-y', ...args])
+  const frame = (size: number, file: string) =>
+    run([
+      '-f',
+      'lavfi',
+      '-i',
+      `color=c=black:s=${size}x${size},format=gray`,
+      '-frames:v',
+      '1',
+      file,
+    ])
+  await frame(16, join(dir, 'frame-1.png'))
+  await frame(12_000, join(dir, 'frame-2.png'))
+  for (const n of [3, 4]) await copyFile(join(dir, 'frame-2.png'), join(dir, `frame-${n}.png`))
+  await run(['-framerate', '1', '-i', join(dir, 'frame-%d.png'), '-c:v', 'copy', '-f', 'mov', path])
+  return path
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tk-probe-limits-'))
   // One 16000×16000 gray PNG frame: about 40 KB of file, 256 MB once decoded.
   huge = await makeHugeFramesVideo(join(dir, 'huge.mov'), { frames: 1 })
+  growing = await makeGrowingFramesVideo(join(dir, 'growing.mov'))
 }, 120_000)
 
 afterAll(async () => {
@@ -50,6 +79,33 @@ describe('the probe of an upload', () => {
       const peaks = await meter.stop()
       expect(peaks.rssBytes).toBeLessThan(150 * MiB)
       await expect(service.transcode(asset.id)).rejects.toMatchObject({ code: 'FRAME_TOO_LARGE' })
+    } finally {
+      await service.close()
+    }
+  })
+
+  it('bounds the frames the probe did not see: ffmpeg decodes none over maxFramePixels', async () => {
+    const service = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files-growing') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'ffmpeg-growing') }),
+      repository: memoryRepository(),
+      tmpDir: join(dir, 'uploads-growing'),
+      worker: false,
+      limits: { maxFramePixels: 1920 * 1080 },
+    })
+    try {
+      const asset = await service.ingest(createReadStream(growing))
+      expect(asset.media.streams).toMatchObject([{ type: 'video', width: 16, height: 16 }])
+      const job = await service.transcode(asset.id, { presets: ['mp4-480p'] })
+      const meter = meterChildren(20)
+      await service.runJob(job.id)
+      const peaks = await meter.stop()
+      expect(peaks.processes).toBeGreaterThan(0)
+      // One decoded 12000×12000 frame alone is 144 MB.
+      expect(peaks.rssBytes).toBeLessThan(140 * MiB)
+      const ended = await service.getJob(job.id)
+      expect(ended.state).toBe('error')
+      expect(ended.errorMessage).toContain('max pixel count')
     } finally {
       await service.close()
     }

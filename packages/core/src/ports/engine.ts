@@ -14,7 +14,16 @@ export interface EngineOutputRequest {
 export interface EngineJobRequest {
   /** Our job id; remote engines use it as their idempotency token where they have one. */
   jobId: string
-  input: { key: string; media: MediaInfo }
+  input: {
+    key: string
+    media: MediaInfo
+    /**
+     * Frames of more pixels are not decoded: the job's `maxFramePixels`, for the frames the
+     * probe did not see (a stream may change its size after its first frame). A local engine
+     * applies it. @default Infinity
+     */
+    maxFramePixels?: number
+  }
   outputs: EngineOutputRequest[]
   /** The storage the input is read from and the outputs are written to. */
   storage: Storage

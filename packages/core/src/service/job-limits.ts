@@ -26,7 +26,9 @@ export interface JobLimits {
    */
   maxDurationSec?: number
   /**
-   * Most pixels in one video frame (width × height). Refused with `FRAME_TOO_LARGE`.
+   * Most pixels in one video frame (width × height). Refused with `FRAME_TOO_LARGE`. Neither
+   * the probe nor ffmpeg decodes a larger frame: one that only comes after the first (a
+   * stream may change its size) ends the job in `error` with `DECODE_FAILED`.
    * @default 16_777_216 (4096 × 4096: every 4K picture, landscape, portrait or square)
    */
   maxFramePixels?: number

@@ -659,7 +659,11 @@ export class TranscodeService {
   #engineRequest(asset: Asset, job: Job): EngineJobRequest {
     return {
       jobId: job.id,
-      input: { key: asset.storageKey, media: asset.media },
+      input: {
+        key: asset.storageKey,
+        media: asset.media,
+        maxFramePixels: this.#limits.maxFramePixels,
+      },
       storage: this.storage,
       outputs: job.outputs.map((output) => ({
         name: output.name,
