@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createReadStream } from 'node:fs'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -18,6 +18,26 @@ const MiB = 1024 ** 2
 let dir: string
 let huge: string
 let growing: string
+let lying: string
+
+/**
+ * An MKV of an hour of silence (8 kHz mono FLAC, about 25 KB) whose Segment Duration element
+ * says 10 s: ffprobe believes the container.
+ */
+async function makeLyingDurationAudio(path: string): Promise<string> {
+  const honest = join(dir, 'honest.mkv')
+  await promisify(execFile)(ffmpegPath(), [
+    ...['-v', 'error', '-nostdin', '-y', '-f', 'lavfi', '-i', 'anullsrc=r=8000:cl=mono'],
+    ...['-t', '3600', '-c:a', 'flac', '-frame_size', '65535', honest],
+  ])
+  const bytes = await readFile(honest)
+  // Duration (ID 0x4489), 8 bytes: a double in milliseconds (the default timestamp scale).
+  const at = bytes.indexOf(Buffer.from([0x44, 0x89, 0x88]))
+  expect(bytes.readDoubleBE(at + 3)).toBe(3_600_000)
+  bytes.writeDoubleBE(10_000, at + 3)
+  await writeFile(path, bytes)
+  return path
+}
 
 /**
  * A MOV of PNG frames whose first frame is 16×16 and the next three 12000×12000 (gray): the
@@ -48,6 +68,7 @@ beforeAll(async () => {
   // One 16000×16000 gray PNG frame: about 40 KB of file, 256 MB once decoded.
   huge = await makeHugeFramesVideo(join(dir, 'huge.mov'), { frames: 1 })
   growing = await makeGrowingFramesVideo(join(dir, 'growing.mov'))
+  lying = await makeLyingDurationAudio(join(dir, 'lying.mkv'))
 }, 120_000)
 
 afterAll(async () => {
@@ -60,8 +81,8 @@ describe('the probe of an upload', () => {
     const media = await probeMedia(huge, { maxFramePixels: 4096 * 4096 })
     const peaks = await meter.stop()
     expect(media.streams).toMatchObject([{ type: 'video', width: 16_000, height: 16_000 }])
-    expect(peaks.processes).toBeGreaterThan(0)
-    // ffprobe itself is about 55 MB here; decoding the frame takes 256 MB more.
+    // ffprobe itself is about 55 MB here; decoding the frame takes 256 MB more (and seconds,
+    // so the meter sees it; without decoding, ffprobe may end before the meter's first look).
     expect(peaks.rssBytes).toBeLessThan(150 * MiB)
   })
 
@@ -100,12 +121,38 @@ describe('the probe of an upload', () => {
       const meter = meterChildren(20)
       await service.runJob(job.id)
       const peaks = await meter.stop()
-      expect(peaks.processes).toBeGreaterThan(0)
-      // One decoded 12000×12000 frame alone is 144 MB.
+      // One decoded 12000×12000 frame alone is 144 MB (ffmpeg, refusing the first large frame,
+      // may also end before the meter sees it).
       expect(peaks.rssBytes).toBeLessThan(140 * MiB)
       const ended = await service.getJob(job.id)
       expect(ended.state).toBe('error')
       expect(ended.errorMessage).toContain('max pixel count')
+    } finally {
+      await service.close()
+    }
+  })
+
+  it('reads no more of an input than maxDurationSec, whatever its container declares', async () => {
+    const service = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files-lying') }),
+      // The output cap stops ffmpeg at 100 MB where nothing else would (an hour of WAV is 635 MB).
+      engine: ffmpegEngine({ tmpDir: join(dir, 'ffmpeg-lying'), maxOutputBytes: 100 * MiB }),
+      repository: memoryRepository(),
+      tmpDir: join(dir, 'uploads-lying'),
+      worker: false,
+      limits: { maxDurationSec: 60 },
+    })
+    try {
+      const asset = await service.ingest(createReadStream(lying))
+      expect(asset.media.durationSec).toBe(10)
+      const job = await service.transcode(asset.id, { presets: ['wav'] })
+      await service.runJob(job.id)
+      const ended = await service.getJob(job.id)
+      expect(ended.state).toBe('complete')
+      const [wav] = ended.outputs
+      // 60 s of 44.1 kHz stereo 16-bit is 10.6 MB.
+      expect(wav!.durationSec).toBeLessThanOrEqual(61)
+      expect(wav!.size).toBeLessThan(11 * MiB)
     } finally {
       await service.close()
     }

@@ -284,7 +284,12 @@ export class FfmpegEngine implements Engine {
         '-progress',
         'pipe:1',
         '-n',
-        ...ffmpegInputArgs(input, request.input.media, request.input.maxFramePixels),
+        ...ffmpegInputArgs(
+          input,
+          request.input.media,
+          request.input.maxFramePixels,
+          request.input.maxDurationSec,
+        ),
       ]
       const graph = outputs.flatMap((output) => output.plan.filterComplex)
       if (graph.length > 0) args.push('-filter_complex', graph.join(';'))

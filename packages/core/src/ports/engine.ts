@@ -23,6 +23,12 @@ export interface EngineJobRequest {
      * applies it. @default Infinity
      */
     maxFramePixels?: number
+    /**
+     * Seconds of the input read at most: the job's `maxDurationSec`, for an input longer than
+     * its probe said (a container's duration is only what it declares). A local engine
+     * applies it. @default Infinity
+     */
+    maxDurationSec?: number
   }
   outputs: EngineOutputRequest[]
   /** The storage the input is read from and the outputs are written to. */

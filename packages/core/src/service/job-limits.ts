@@ -21,7 +21,8 @@ export interface JobLimits {
   /**
    * Longest input, in seconds (the container's duration, else the longest stream's). An
    * input whose duration is unknown is not refused here; the engine's guards bound it.
-   * Refused with `MEDIA_TOO_LONG`.
+   * Refused with `MEDIA_TOO_LONG`. ffmpeg reads no more of an input than this, so one longer
+   * than its container declares gives outputs cut at this length.
    * @default 14_400 (4 hours)
    */
   maxDurationSec?: number

@@ -663,6 +663,7 @@ export class TranscodeService {
         key: asset.storageKey,
         media: asset.media,
         maxFramePixels: this.#limits.maxFramePixels,
+        maxDurationSec: this.#limits.maxDurationSec,
       },
       storage: this.storage,
       outputs: job.outputs.map((output) => ({
