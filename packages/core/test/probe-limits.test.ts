@@ -157,4 +157,26 @@ describe('the probe of an upload', () => {
       await service.close()
     }
   })
+
+  it("stops writing at the job's maxOutputBytes, not only at the engine's own cap", async () => {
+    const service = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files-bytes') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'ffmpeg-bytes'), maxOutputBytes: 100 * MiB }),
+      repository: memoryRepository(),
+      tmpDir: join(dir, 'uploads-bytes'),
+      worker: false,
+      // The 10 s it declares make 1.9 MB of WAV; the hour it holds, 635 MB.
+      limits: { maxOutputBytes: 20 * MiB },
+    })
+    try {
+      const asset = await service.ingest(createReadStream(lying))
+      const job = await service.transcode(asset.id, { presets: ['wav'] })
+      await service.runJob(job.id)
+      const ended = await service.getJob(job.id)
+      expect(ended).toMatchObject({ state: 'error', errorCode: 'OUTPUT_TOO_LARGE' })
+      expect(ended.errorMessage).toContain(`limit of ${20 * MiB} bytes`)
+    } finally {
+      await service.close()
+    }
+  })
 })

@@ -445,7 +445,14 @@ export class FfmpegEngine implements Engine {
     onStatus: EngineRunOptions['onStatus'],
   ): Promise<ProcessResult> {
     const duration = request.input.media.durationSec
-    const limits = this.#options
+    const limits = {
+      ...this.#options,
+      // The job's own limit where it is lower: its estimate trusted the probe.
+      maxOutputBytes: Math.min(
+        this.#options.maxOutputBytes,
+        request.maxOutputBytes ?? Number.POSITIVE_INFINITY,
+      ),
+    }
     return new Promise((resolvePromise, reject) => {
       let child: ChildProcess
       try {

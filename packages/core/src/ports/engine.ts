@@ -31,6 +31,12 @@ export interface EngineJobRequest {
     maxDurationSec?: number
   }
   outputs: EngineOutputRequest[]
+  /**
+   * Bytes the outputs may take together: the job's `maxOutputBytes`, checked before on an
+   * estimate from the probe, held while an engine writes (an input may be longer or larger
+   * than its probe said). A local engine applies it, under its own cap. @default Infinity
+   */
+  maxOutputBytes?: number
   /** The storage the input is read from and the outputs are written to. */
   storage: Storage
 }

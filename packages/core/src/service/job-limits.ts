@@ -38,7 +38,8 @@ export interface JobLimits {
   /**
    * Largest estimated size of all the job's outputs together, in bytes: each preset's bit
    * rates (PCM and FLAC at their uncompressed rate) over the input's duration, plus a margin.
-   * Refused with `OUTPUT_TOO_LARGE`.
+   * Refused with `OUTPUT_TOO_LARGE`; the ffmpeg engine also stops a job whose outputs really
+   * grow past it (the job ends in `error` with the same code).
    * @default 4_294_967_296 (4 GiB)
    */
   maxOutputBytes?: number

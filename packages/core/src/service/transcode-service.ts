@@ -665,6 +665,7 @@ export class TranscodeService {
         maxFramePixels: this.#limits.maxFramePixels,
         maxDurationSec: this.#limits.maxDurationSec,
       },
+      maxOutputBytes: this.#limits.maxOutputBytes,
       storage: this.storage,
       outputs: job.outputs.map((output) => ({
         name: output.name,
