@@ -103,29 +103,63 @@ export function documentSecurity(security: { name: string; scheme: Record<string
 }
 
 /**
- * Refuses a new job of the request's owner when it has `maxActiveJobsPerOwner` waiting or
- * running already (429 `TRANSCODEKIT_TOO_MANY_JOBS`). Counts no further than the cap.
+ * Jobs this process is about to make, per plugin instance and owner: how many requests hold
+ * each (an idempotency key, or one request's own token). See `reserveRoomForJob`.
  */
-export async function assertRoomForJob(
+const reserved = new WeakMap<ResolvedOptions, Map<Owner, Map<unknown, number>>>()
+
+/**
+ * Refuses a new job of the request's owner when it has `maxActiveJobsPerOwner` waiting or
+ * running already (429 `TRANSCODEKIT_TOO_MANY_JOBS`). Counts no further than the cap. Jobs
+ * this process is still making for the owner (an upload streaming its body, a retry) count
+ * too, so that concurrent requests cannot all pass the check before any of their jobs exists;
+ * requests with one idempotency key make one job and count once. Call the returned function
+ * once the job is made, or the request failed.
+ */
+export async function reserveRoomForJob(
   settings: ResolvedOptions,
   request: FastifyRequest,
-): Promise<void> {
+  idempotencyKey: string | null = null,
+): Promise<() => void> {
   const limit = settings.maxActiveJobsPerOwner
-  if (limit === Number.POSITIVE_INFINITY) return
+  if (limit === Number.POSITIVE_INFINITY) return () => {}
   const owner = ownerOf(request)
-  let active = 0
-  for (const state of ['submitted', 'progressing'] as const) {
-    let cursor: string | null = null
-    do {
-      const page: Page<Job> = await settings.service.listJobs({
-        owner,
-        state,
-        limit: Math.min(100, limit - active),
-        cursor,
-      })
-      active += page.items.length
-      if (active >= limit) throw new TooManyJobsError(limit)
-      cursor = page.nextCursor
-    } while (cursor)
+  const byOwner = reserved.get(settings) ?? new Map<Owner, Map<unknown, number>>()
+  reserved.set(settings, byOwner)
+  const pending = byOwner.get(owner) ?? new Map<unknown, number>()
+  byOwner.set(owner, pending)
+  const token = idempotencyKey ?? Symbol('job')
+  const others = pending.size - (pending.has(token) ? 1 : 0)
+  pending.set(token, (pending.get(token) ?? 0) + 1)
+  let held = true
+  const release = () => {
+    if (!held) return
+    held = false
+    const left = (pending.get(token) ?? 1) - 1
+    if (left > 0) pending.set(token, left)
+    else pending.delete(token)
+    if (pending.size === 0) byOwner.delete(owner)
   }
+  try {
+    let active = others
+    if (active >= limit) throw new TooManyJobsError(limit)
+    for (const state of ['submitted', 'progressing'] as const) {
+      let cursor: string | null = null
+      do {
+        const page: Page<Job> = await settings.service.listJobs({
+          owner,
+          state,
+          limit: Math.min(100, limit - active),
+          cursor,
+        })
+        active += page.items.length
+        if (active >= limit) throw new TooManyJobsError(limit)
+        cursor = page.nextCursor
+      } while (cursor)
+    }
+  } catch (error) {
+    release()
+    throw error
+  }
+  return release
 }

@@ -139,6 +139,13 @@ export interface TranscodekitPluginOptions {
    * @default 30_000 (30 s)
    */
   uploadIdleTimeoutMs?: number
+  /**
+   * Event streams (`GET {prefix}/jobs/{id}/events`) one owner may have open at once; past it,
+   * 429 `TRANSCODEKIT_RATE_LIMITED`. Each open stream re-reads its job every poll interval
+   * while the job waits or runs, so without a bound one owner's streams slow every request.
+   * @default 32
+   */
+  maxEventStreamsPerOwner?: number
 }
 
 export interface ResolvedOptions {
@@ -154,6 +161,7 @@ export interface ResolvedOptions {
   maxActiveJobsPerOwner: number
   fileUrls: FileUrlSigner
   uploadIdleTimeoutMs: number
+  maxEventStreamsPerOwner: number
   /**
    * The largest `Content-Length` `POST /uploads` accepts: the file limit plus what the
    * form's other parts may take (see `maxUploadBodyBytes`).
@@ -240,6 +248,12 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     Number.isSafeInteger(uploadIdleTimeoutMs) && uploadIdleTimeoutMs >= 0,
     'transcodekit: `uploadIdleTimeoutMs` must be an integer of 0 (off) or more',
   )
+  const maxEventStreamsPerOwner = options.maxEventStreamsPerOwner ?? 32
+  assert.ok(
+    maxEventStreamsPerOwner === Number.POSITIVE_INFINITY ||
+      (Number.isSafeInteger(maxEventStreamsPerOwner) && maxEventStreamsPerOwner > 0),
+    'transcodekit: `maxEventStreamsPerOwner` must be a positive integer or Infinity',
+  )
   return {
     service: options.service,
     prefix,
@@ -253,6 +267,7 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
     maxActiveJobsPerOwner,
     fileUrls: new FileUrlSigner(options.fileUrlSecret),
     uploadIdleTimeoutMs,
+    maxEventStreamsPerOwner,
     maxUploadBodyBytes: maxUploadBodyBytes(limits),
   }
 }

@@ -51,6 +51,7 @@ export interface TestAppOptions {
   /** Adds the app's own routes before it starts. */
   setup?: (app: FastifyInstance) => void
   uploadIdleTimeoutMs?: number
+  maxEventStreamsPerOwner?: number
   /** Folder to make the app's folder in (a small file system). @default os tmpdir */
   parentDir?: string
 }
@@ -86,6 +87,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     maxActiveJobsPerOwner: options.maxActiveJobsPerOwner,
     fileUrlSecret: options.fileUrlSecret,
     uploadIdleTimeoutMs: options.uploadIdleTimeoutMs,
+    maxEventStreamsPerOwner: options.maxEventStreamsPerOwner,
   })
   options.setup?.(app)
   await app.ready()

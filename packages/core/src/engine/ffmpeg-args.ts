@@ -38,10 +38,24 @@ export function demuxerName(formatName: string): string {
 
 /**
  * The input half of the command line: only the `file` and `pipe` protocols, the demuxer
- * forced from the probe, the file given with an explicit `file:` protocol.
+ * forced from the probe, the file given with an explicit `file:` protocol, no frame of more
+ * than `maxFramePixels` decoded (ffmpeg takes an int: past it, its own bound), and no more
+ * than `maxDurationSec` of it read, whatever its container declared.
  */
-export function ffmpegInputArgs(path: string, media: MediaInfo): string[] {
+export function ffmpegInputArgs(
+  path: string,
+  media: MediaInfo,
+  maxFramePixels = Number.POSITIVE_INFINITY,
+  maxDurationSec = Number.POSITIVE_INFINITY,
+): string[] {
+  const pixels =
+    maxFramePixels < 2 ** 31 - 1
+      ? ['-max_pixels', String(Math.max(1, Math.floor(maxFramePixels)))]
+      : []
+  const duration = Number.isFinite(maxDurationSec) ? ['-t', String(maxDurationSec)] : []
   return [
+    ...pixels,
+    ...duration,
     '-protocol_whitelist',
     'file,pipe',
     '-f',

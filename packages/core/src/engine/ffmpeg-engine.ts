@@ -285,7 +285,12 @@ export class FfmpegEngine implements Engine {
         '-progress',
         'pipe:1',
         '-n',
-        ...ffmpegInputArgs(input, request.input.media),
+        ...ffmpegInputArgs(
+          input,
+          request.input.media,
+          request.input.maxFramePixels,
+          request.input.maxDurationSec,
+        ),
       ]
       const graph = outputs.flatMap((output) => output.plan.filterComplex)
       if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
@@ -441,7 +446,14 @@ export class FfmpegEngine implements Engine {
     onStatus: EngineRunOptions['onStatus'],
   ): Promise<ProcessResult> {
     const duration = request.input.media.durationSec
-    const limits = this.#options
+    const limits = {
+      ...this.#options,
+      // The job's own limit where it is lower: its estimate trusted the probe.
+      maxOutputBytes: Math.min(
+        this.#options.maxOutputBytes,
+        request.maxOutputBytes ?? Number.POSITIVE_INFINITY,
+      ),
+    }
     return new Promise((resolvePromise, reject) => {
       let child: ChildProcess
       try {

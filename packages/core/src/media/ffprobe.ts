@@ -15,7 +15,16 @@ export interface ProbeOptions {
   formats?: readonly string[]
   /** The ffprobe binary. @default ffprobePath(): `FFPROBE_PATH`, `PATH`, then the bundled one */
   ffprobePath?: string
+  /**
+   * Frames of more pixels than this are not decoded by the probe (ffprobe decodes a frame of
+   * each stream to learn its format, and a few KB of PNG can be a 1 GB frame); their size is
+   * still reported, for the job limits to refuse. @default Infinity (ffprobe's own bound)
+   */
+  maxFramePixels?: number
 }
+
+// ffprobe's words for a frame it did not decode because of `-max_pixels`.
+const OVER_MAX_PIXELS = /Picture size (\d+)x(\d+) exceeds specified max pixel count/
 
 export type Prober = (path: string, options?: ProbeOptions) => Promise<MediaInfo>
 
@@ -37,11 +46,17 @@ function frameRate(value: unknown): number | undefined {
  */
 export async function probeMedia(path: string, options: ProbeOptions = {}): Promise<MediaInfo> {
   const formats = (options.formats ?? ALLOWED_INPUT_FORMATS).join(',')
+  const maxPixels = options.maxFramePixels ?? Number.POSITIVE_INFINITY
+  // ffprobe takes an int: past it, its own bound (INT_MAX) is the same as none.
+  const pixelArgs =
+    maxPixels < 2 ** 31 - 1 ? ['-max_pixels', String(Math.max(1, Math.floor(maxPixels)))] : []
   let stdout: string
+  let stderr: string
   try {
-    ;({ stdout } = await execFileAsync(
+    ;({ stdout, stderr } = await execFileAsync(
       options.ffprobePath ?? ffprobePath(),
       [
+        ...pixelArgs,
         '-v',
         'error',
         '-protocol_whitelist',
@@ -66,6 +81,7 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
     format?: Record<string, unknown>
     streams?: Array<Record<string, unknown>>
   }
+  const overMaxPixels = OVER_MAX_PIXELS.exec(stderr)
   const formatName = typeof raw.format?.format_name === 'string' ? raw.format.format_name : ''
   const streams: MediaStream[] = (raw.streams ?? []).flatMap((s) => {
     const type = s.codec_type
@@ -90,6 +106,11 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
     if (type === 'video') {
       stream.width = Number(s.width)
       stream.height = Number(s.height)
+      // Not decoded for its size: that size, so that the limits refuse it rather than see 0.
+      if (!(stream.width > 0 && stream.height > 0) && overMaxPixels) {
+        stream.width = Number(overMaxPixels[1])
+        stream.height = Number(overMaxPixels[2])
+      }
       const rate = frameRate(s.avg_frame_rate) ?? frameRate(s.r_frame_rate)
       if (rate) stream.frameRate = rate
     }

@@ -14,8 +14,29 @@ export interface EngineOutputRequest {
 export interface EngineJobRequest {
   /** Our job id; remote engines use it as their idempotency token where they have one. */
   jobId: string
-  input: { key: string; media: MediaInfo }
+  input: {
+    key: string
+    media: MediaInfo
+    /**
+     * Frames of more pixels are not decoded: the job's `maxFramePixels`, for the frames the
+     * probe did not see (a stream may change its size after its first frame). A local engine
+     * applies it. @default Infinity
+     */
+    maxFramePixels?: number
+    /**
+     * Seconds of the input read at most: the job's `maxDurationSec`, for an input longer than
+     * its probe said (a container's duration is only what it declares). A local engine
+     * applies it. @default Infinity
+     */
+    maxDurationSec?: number
+  }
   outputs: EngineOutputRequest[]
+  /**
+   * Bytes the outputs may take together: the job's `maxOutputBytes`, checked before on an
+   * estimate from the probe, held while an engine writes (an input may be longer or larger
+   * than its probe said). A local engine applies it, under its own cap. @default Infinity
+   */
+  maxOutputBytes?: number
   /** The storage the input is read from and the outputs are written to. */
   storage: Storage
 }

@@ -21,12 +21,15 @@ export interface JobLimits {
   /**
    * Longest input, in seconds (the container's duration, else the longest stream's). An
    * input whose duration is unknown is not refused here; the engine's guards bound it.
-   * Refused with `MEDIA_TOO_LONG`.
+   * Refused with `MEDIA_TOO_LONG`. ffmpeg reads no more of an input than this, so one longer
+   * than its container declares gives outputs cut at this length.
    * @default 14_400 (4 hours)
    */
   maxDurationSec?: number
   /**
-   * Most pixels in one video frame (width × height). Refused with `FRAME_TOO_LARGE`.
+   * Most pixels in one video frame (width × height). Refused with `FRAME_TOO_LARGE`. Neither
+   * the probe nor ffmpeg decodes a larger frame: one that only comes after the first (a
+   * stream may change its size) ends the job in `error` with `DECODE_FAILED`.
    * @default 16_777_216 (4096 × 4096: every 4K picture, landscape, portrait or square)
    */
   maxFramePixels?: number
@@ -35,7 +38,8 @@ export interface JobLimits {
   /**
    * Largest estimated size of all the job's outputs together, in bytes: each preset's bit
    * rates (PCM and FLAC at their uncompressed rate) over the input's duration, plus a margin.
-   * Refused with `OUTPUT_TOO_LARGE`.
+   * Refused with `OUTPUT_TOO_LARGE`; the ffmpeg engine also stops a job whose outputs really
+   * grow past it (the job ends in `error` with the same code).
    * @default 4_294_967_296 (4 GiB)
    */
   maxOutputBytes?: number

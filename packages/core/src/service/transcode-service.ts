@@ -224,7 +224,11 @@ export class TranscodeService {
       const head = await readHead(spool, 4096)
       const rejection = sniffRejection(head)
       if (rejection) throw new UnsupportedMediaError(rejection)
-      const media = await this.#options.probe(spool, { signal: options.signal })
+      const media = await this.#options.probe(spool, {
+        signal: options.signal,
+        // A frame the limits refuse anyway is never decoded, not even by the probe.
+        maxFramePixels: this.#limits.maxFramePixels,
+      })
       const { contentType, extension } = describeMedia(media)
       const id = randomUUID()
       const key = originalKey(this.#options.keyPrefix, id, extension)
@@ -655,7 +659,13 @@ export class TranscodeService {
   #engineRequest(asset: Asset, job: Job): EngineJobRequest {
     return {
       jobId: job.id,
-      input: { key: asset.storageKey, media: asset.media },
+      input: {
+        key: asset.storageKey,
+        media: asset.media,
+        maxFramePixels: this.#limits.maxFramePixels,
+        maxDurationSec: this.#limits.maxDurationSec,
+      },
+      maxOutputBytes: this.#limits.maxOutputBytes,
       storage: this.storage,
       outputs: job.outputs.map((output) => ({
         name: output.name,

@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
 import type { Job } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
-import { assertRoomForJob, authorize, mayDownload, ownerOf } from '../access-control.ts'
+import { authorize, mayDownload, ownerOf, reserveRoomForJob } from '../access-control.ts'
+import { RateLimitedError } from '../http-errors.ts'
 import { jobView } from '../job-view.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import {
@@ -34,6 +35,8 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
   }
   // Open event streams end when the app closes, so that closing does not wait for jobs.
   const streams = new Set<AbortController>()
+  /** Open event streams per owner, for `maxEventStreamsPerOwner`. */
+  const openStreams = new Map<string, number>()
   app.addHook('preClose', async () => {
     for (const controller of streams) controller.abort()
   })
@@ -103,7 +106,7 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
             description: 'The event stream',
             content: { 'text/event-stream': { schema: Type.String() } },
           },
-          ...errorResponses(400, 401, 403, 404),
+          ...errorResponses(400, 401, 403, 404, 429),
         },
       },
     },
@@ -112,6 +115,13 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
       // A missing job (or another owner's) is a plain 404, before any stream starts.
       const owned = await ownJob(request, id, 'read')
       const download = await mayDownload(settings, request, owned)
+      const open = openStreams.get(owned.owner) ?? 0
+      if (open >= settings.maxEventStreamsPerOwner) {
+        throw RateLimitedError(
+          `at most ${settings.maxEventStreamsPerOwner} event streams open at once: close one, or read the job`,
+        )
+      }
+      openStreams.set(owned.owner, open + 1)
       const controller = new AbortController()
       streams.add(controller)
       const stream = new PassThrough()
@@ -133,6 +143,9 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         } catch (error) {
           request.log.warn({ err: error }, 'transcodekit: job event stream failed')
         } finally {
+          const left = (openStreams.get(owned.owner) ?? 1) - 1
+          if (left > 0) openStreams.set(owned.owner, left)
+          else openStreams.delete(owned.owner)
           clearInterval(heartbeat)
           streams.delete(controller)
           stream.end()
@@ -183,8 +196,8 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
     },
     async (request, reply) => {
       const failed = await ownJob(request, request.params.id, 'retry')
-      await assertRoomForJob(settings, request)
-      const job = await service.retry(failed.id, { owner: failed.owner })
+      const release = await reserveRoomForJob(settings, request, `retry:${failed.id}`)
+      const job = await service.retry(failed.id, { owner: failed.owner }).finally(release)
       reply.status(201).header('location', `${prefix}/jobs/${job.id}`)
       return view(request, job)
     },

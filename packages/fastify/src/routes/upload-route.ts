@@ -6,7 +6,7 @@ import {
   AbortedError as CoreAbortedError,
   TooLargeError as CoreTooLargeError,
 } from '@transcodekit/core'
-import { assertRoomForJob, authorize, ownerOf } from '../access-control.ts'
+import { authorize, ownerOf, reserveRoomForJob } from '../access-control.ts'
 import {
   FieldTooLargeError,
   InvalidRequestError,
@@ -132,7 +132,9 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       const retried =
         idempotencyKey !== null &&
         (await service.repository.getJobByIdempotencyKey(idempotencyKey, owner)) !== null
-      if (!retried) await assertRoomForJob(settings, request)
+      const release = retried
+        ? () => {}
+        : await reserveRoomForJob(settings, request, idempotencyKey)
       const controller = new AbortController()
       const onClose = () => {
         if (!request.raw.complete) controller.abort(new CoreAbortedError('the client went away'))
@@ -178,6 +180,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
         }
         throw error
       } finally {
+        release()
         request.raw.removeListener('close', onClose)
         idle.clear()
       }
