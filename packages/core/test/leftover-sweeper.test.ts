@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -163,5 +163,37 @@ describe('leftover sweeper', () => {
   it('refuses bad options by name', async () => {
     await expect(sweepLeftovers(folder, { staleMs: -1 })).rejects.toThrow(/staleMs/)
     expect(() => watchLeftovers(join(folder, 'x'), { intervalMs: 0 })).toThrow(/intervalMs/)
+  })
+})
+
+// A real failure to remove: a read-only file system (a tmpfs remounted read-only; needs root).
+const mountProbe = mkdtempSync(join(tmpdir(), 'transcodekit-mount-probe-'))
+const canMount =
+  process.platform === 'linux' &&
+  spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountProbe], { timeout: 10_000 })
+    .status === 0 &&
+  spawnSync('umount', [mountProbe]).status === 0
+rmSync(mountProbe, { recursive: true, force: true })
+
+describe.skipIf(!canMount)('leftover sweeper on a read-only file system', () => {
+  it('logs an entry it cannot remove, with its folder and name, and keeps sweeping', async () => {
+    const disk = join(folder, 'disk')
+    await mkdir(disk)
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', disk]).status).toBe(0)
+    try {
+      await mkdir(join(disk, 'job-AbC123'))
+      await writeFile(join(disk, 'job-AbC123', 'part.wav'), 'x')
+      await age(join(disk, 'job-AbC123'), 2 * 24 * 3600 * 1000)
+      expect(spawnSync('mount', ['-o', 'remount,ro', disk]).status).toBe(0)
+      const lines: unknown[][] = []
+      const log = (...args: unknown[]) => lines.push(args)
+      const removed = await sweepLeftovers(disk, { logger: { info: log, warn: log, error: log } })
+      expect(removed).toEqual([])
+      expect(lines).toHaveLength(1)
+      expect(lines[0]![0]).toMatchObject({ folder: disk, entry: 'job-AbC123' })
+      expect(String((lines[0]![0] as { error: string }).error)).toMatch(/read-only/i)
+    } finally {
+      spawnSync('umount', [disk])
+    }
   })
 })

@@ -233,7 +233,7 @@ export class FfmpegEngine implements Engine {
   constructor(options: FfmpegEngineOptions = {}) {
     this.#options = resolveOptions(options)
     // Work folders of jobs whose process died (a kill -9 leaves them): at start, then now and then.
-    void watchLeftovers(this.#options.tmpDir)
+    void watchLeftovers(this.#options.tmpDir, { logger: this.#options.logger })
     void this.binaries().then(
       (found) => announce(found, this.#options.logger),
       (error: unknown) =>

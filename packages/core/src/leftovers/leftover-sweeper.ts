@@ -4,6 +4,8 @@ import { lstat, readdir, readFile, rm } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ConfigurationError } from '../errors.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
+import type { Logger } from '../ports/logger.ts'
 
 /*
  * Temp files (upload spools, ffmpeg work folders, local storage's in-flight writes) carry the
@@ -129,17 +131,21 @@ export interface LeftoverSweepOptions {
    * @default upload spools (`<uuid>.upload`), work folders (`job-XXXXXX`) and `<uuid>`
    */
   untagged?: RegExp
+  /** Where an entry that could not be read or removed is reported. @default consoleLogger() */
+  logger?: Logger
 }
 
 interface ResolvedSweepOptions {
   staleMs: number
   untagged: RegExp
+  logger: Logger
 }
 
 function resolveOptions(options: LeftoverSweepOptions): ResolvedSweepOptions {
   const resolved = {
     staleMs: options.staleMs ?? DAY_MS,
     untagged: options.untagged ?? UNTAGGED,
+    logger: options.logger ?? consoleLogger(),
   }
   if (!Number.isFinite(resolved.staleMs) || resolved.staleMs < 0) {
     throw new ConfigurationError('sweepLeftovers: option "staleMs" must be 0 or more')
@@ -154,13 +160,13 @@ function resolveOptions(options: LeftoverSweepOptions): ResolvedSweepOptions {
  * Removes the entries of `folder` that belong to no live process: tagged by a process of
  * this machine (and pid namespace) that is gone, or untouched for `staleMs` when their owner
  * cannot be checked. Resolves with the names removed. Rejects only for bad options: an entry
- * it fails to read or remove is left for the next sweep.
+ * it fails to read or remove is logged and left for the next sweep.
  */
 export async function sweepLeftovers(
   folder: string,
   options: LeftoverSweepOptions = {},
 ): Promise<string[]> {
-  const { staleMs, untagged } = resolveOptions(options)
+  const { staleMs, untagged, logger } = resolveOptions(options)
   const removed: string[] = []
   let names: string[]
   try {
@@ -186,7 +192,16 @@ export async function sweepLeftovers(
         await rm(join(folder, name), { recursive: true, force: true })
         removed.push(name)
       }
-    } catch {}
+    } catch (error) {
+      // Gone meanwhile (its owner finished it): nothing to say. Anything else stays for the
+      // next sweep, and is said.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+        logger.warn(
+          { folder, entry: name, error: error instanceof Error ? error.message : String(error) },
+          'transcodekit: could not sweep a leftover entry; the next sweep tries again',
+        )
+      }
+    }
   }
   return removed
 }

@@ -180,7 +180,7 @@ export class TranscodeService {
     }
     this.#events.setMaxListeners(0)
     // Upload spools of processes that died mid-upload: at start, then now and then.
-    void watchLeftovers(this.#options.tmpDir)
+    void watchLeftovers(this.#options.tmpDir, { logger: this.#logger })
     if (options.worker !== false) {
       const concurrency = options.worker?.concurrency ?? 1
       this.#started = this.queue.work((message, context) => this.runJob(message.jobId, context), {
@@ -256,7 +256,14 @@ export class TranscodeService {
       stored = null
       return asset
     } catch (error) {
-      if (stored) await this.storage.delete(stored).catch(() => {})
+      if (stored) {
+        await this.storage.delete(stored).catch((cleanup: unknown) => {
+          this.#logger.error(
+            { key: stored, error: errorText(cleanup) },
+            'transcodekit: could not remove the original of a failed ingest',
+          )
+        })
+      }
       const full = outOfSpace(error, 'the upload')
       if (full) throw full
       if (options.signal?.aborted && !(error instanceof TranscodeKitError)) {
@@ -388,7 +395,12 @@ export class TranscodeService {
       }
       return { asset, job }
     } catch (error) {
-      await this.deleteAsset(asset.id).catch(() => {})
+      await this.deleteAsset(asset.id).catch((cleanup: unknown) => {
+        this.#logger.error(
+          { assetId: asset.id, error: errorText(cleanup) },
+          'transcodekit: could not remove the asset of a failed upload',
+        )
+      })
       throw error
     }
   }
@@ -410,7 +422,14 @@ export class TranscodeService {
     do {
       const page: Page<Job> = await this.repository.listJobs({ assetId: id, limit: 100, cursor })
       for (const job of page.items) {
-        if (!isTerminal(job.state)) await this.cancel(job.id).catch(() => {})
+        if (!isTerminal(job.state)) {
+          await this.cancel(job.id).catch((cleanup: unknown) => {
+            this.#logger.warn(
+              { jobId: job.id, assetId: id, error: errorText(cleanup) },
+              'transcodekit: could not cancel a job of an asset being deleted',
+            )
+          })
+        }
       }
       cursor = page.nextCursor
     } while (cursor)
@@ -647,7 +666,12 @@ export class TranscodeService {
         })
         await this.storage
           .deletePrefix(jobPrefix(this.#options.keyPrefix, current.assetId, id))
-          .catch(() => {})
+          .catch((cleanup: unknown) => {
+            this.#logger.error(
+              { jobId: id, assetId: current.assetId, error: errorText(cleanup) },
+              'transcodekit: could not remove the outputs of a refused job',
+            )
+          })
         return
       }
       throw error
@@ -797,4 +821,8 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }

@@ -173,7 +173,12 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
       } catch (error) {
         // Refused after the file was taken in (a part after it): what this request made goes.
         if (result && result.asset.createdAt.getTime() >= started) {
-          await service.deleteAsset(result.asset.id, { owner }).catch(() => {})
+          await service.deleteAsset(result.asset.id, { owner }).catch((cleanup: unknown) => {
+            request.log.error(
+              { assetId: result?.asset.id, err: cleanup },
+              'transcodekit: could not remove the asset of a refused upload',
+            )
+          })
         }
         if (idle.fired) {
           throw UploadTimeoutError(`the upload sent nothing for ${idleMs} ms and was cut`)
