@@ -21,7 +21,6 @@
  *   SIZE_MIB=1024 ROUNDS=5 node bench/upload-bench.ts   # the issue's 1 GiB
  *   ONLY=pipe,memory node bench/upload-bench.ts # a subset (the baselines are always run)
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
@@ -36,6 +35,7 @@ import {
   ratios,
   roundsFromEnv,
 } from './support/bench-rounds.ts'
+import { type ChildServer, startChild, stopChild } from './support/child-server.ts'
 
 const MIB = 1024 * 1024
 const SIZE = Number(process.env.SIZE_MIB ?? 256) * MIB
@@ -91,35 +91,6 @@ async function resetPeak(pid: number): Promise<void> {
 async function children(pid: number): Promise<number[]> {
   const list = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')
   return list.split(/\s+/).filter(Boolean).map(Number)
-}
-
-interface Started {
-  child: ChildProcess
-  port: number
-}
-
-async function start(args: string[], env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let output = ''
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (data: Buffer) => {
-      output += data
-      const match = /http:\/\/127\.0\.0\.1:(\d+)/.exec(output)
-      if (match) resolve(Number(match[1]))
-    })
-    child.once('exit', (code) => reject(new Error(`${args.at(-1)} exited with ${code}: ${output}`)))
-  })
-  child.stdout!.resume()
-  return { child, port }
-}
-
-async function stop({ child }: Started): Promise<void> {
-  if (child.exitCode !== null) return
-  child.kill('SIGTERM')
-  await once(child, 'exit')
 }
 
 interface Answer {
@@ -184,7 +155,7 @@ interface Sample {
 
 function contender(
   name: string,
-  server: Started,
+  server: ChildServer,
   databasePid: number | undefined,
   path: string,
   check: (answer: Answer) => Promise<void>,
@@ -224,7 +195,7 @@ function serverCheck(port: number) {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'tk-upload-bench-'))
-const started: Started[] = []
+const started: ChildServer[] = []
 try {
   const script = scriptCommand('start')
   const serverEnv = {
@@ -243,7 +214,7 @@ try {
   for (const mode of ['pipe', 'busboy']) {
     const folder = join(dir, mode)
     await mkdir(folder)
-    const bare = await start([BARE, mode, folder], {})
+    const bare = await startChild([BARE, mode, folder], {})
     started.push(bare)
     contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
   }
@@ -252,7 +223,7 @@ try {
     ['embedded', ''],
   ] as const) {
     if (wanted && !wanted.includes(key)) continue
-    const server = await start([...script.flags, MAIN], {
+    const server = await startChild([...script.flags, MAIN], {
       ...serverEnv,
       DATA_DIR: join(dir, `data-${key}`),
       DATABASE_URL: url,
@@ -302,6 +273,6 @@ try {
     `server peak RSS ${ok ? 'under' : 'OVER'} ${LIMIT_MIB} MiB in every round (goal: ratio to pipe <= 1.25)`,
   )
 } finally {
-  for (const server of started) await stop(server)
+  for (const server of started) await stopChild(server)
   await rm(dir, { recursive: true, force: true })
 }
