@@ -71,7 +71,7 @@ function target(
 ): Contender<Sample> & { run(round: number, seconds?: number): Promise<Sample> } {
   return {
     name,
-    async run(_round, seconds = SECONDS) {
+    async run(_round: number, seconds: number = SECONDS) {
       const result = await autocannon({
         url: `http://127.0.0.1:${server.port}${path}`,
         connections: CONNECTIONS,
