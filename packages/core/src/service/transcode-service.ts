@@ -119,6 +119,10 @@ export interface JobEvent {
   job: Job
 }
 
+/** How long a job still untaken may be waiting for its first hand-over before a duplicate
+ * `transcode()` call hands it over again. */
+const RESEND_GRACE_MS = 60_000
+
 const DEFAULT_PRESETS = { audio: ['aac-256k', 'waveform'], video: ['mp4-720p', 'thumbnail'] }
 
 /**
@@ -145,6 +149,8 @@ export class TranscodeService {
   readonly #running = new Map<string, AbortController>()
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
+  /** Jobs created here whose queue message failed to send. */
+  readonly #unsent = new Set<string>()
   readonly #limits: ResolvedJobLimits
   readonly #logger: Logger
   #started: Promise<void> | null = null
@@ -351,13 +357,29 @@ export class TranscodeService {
     })
     if (created) {
       this.#emit({ type: 'job.created', job })
-      await this.queue.send({ jobId: job.id })
+      try {
+        await this.queue.send({ jobId: job.id })
+      } catch (error) {
+        // A retry of this request hands it over again, without waiting for the grace.
+        this.#unsent.add(job.id)
+        throw error
+      }
       return job
     }
     if (storedHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '')
-    // The process that created it may have died before handing it over: hand it over again
-    // (the queue and the worker both ignore a job that is already taken or has ended).
-    if (job.state === 'submitted' && job.attempts === 0) await this.queue.send({ jobId: job.id })
+    // A duplicate (a CMS event sent twice, a retried request) of a job already handed over
+    // sends nothing: a resend would cost as much as the create. Only a job whose hand-over
+    // failed here, or that is still untaken after a grace (its creator may have died between
+    // the row and the send, and `resume()` runs only at a start), is handed over again; the
+    // queue and the worker both ignore a job that is already taken or has ended.
+    if (
+      job.state === 'submitted' &&
+      job.attempts === 0 &&
+      (this.#unsent.has(job.id) || Date.now() - job.createdAt.getTime() >= RESEND_GRACE_MS)
+    ) {
+      await this.queue.send({ jobId: job.id })
+      this.#unsent.delete(job.id)
+    }
     return job
   }
 
