@@ -1,12 +1,14 @@
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
+  ConfigurationError,
   createTranscoder,
   ffmpegEngine,
+  ffprobePath,
   IdempotencyConflictError,
   inProcessQueue,
   type JobEvent,
@@ -342,6 +344,54 @@ describe('TranscodeService', () => {
       vi.useRealTimers()
       await submitter.close()
     }
+  })
+
+  it('never runs more probes at once than probeConcurrency, however many uploads arrive', async () => {
+    // The real ffprobe behind a script that logs each start and end, and holds each probe
+    // open a while so that the uploads overlap.
+    const log = join(dir, 'probes.log')
+    const wrapper = join(dir, 'ffprobe-logged.sh')
+    await writeFile(
+      wrapper,
+      `#!/bin/sh\necho start >> '${log}'\nsleep 0.3\n'${ffprobePath()}' "$@"\nrc=$?\necho end >> '${log}'\nexit $rc\n`,
+    )
+    await chmod(wrapper, 0o755)
+    const bounded = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+      repository: memoryRepository(),
+      worker: false,
+      tmpDir: join(dir, 'spool'),
+      probe: (path, options) => probeMedia(path, { ...options, ffprobePath: wrapper }),
+      probeConcurrency: 2,
+    })
+    try {
+      const input = join(dir, 'short.mp3')
+      await makeTone(input, { seconds: 1, format: 'mp3' })
+      const assets = await Promise.all(
+        Array.from({ length: 6 }, () => bounded.ingest(createReadStream(input))),
+      )
+      expect(assets.every((a) => a.media.durationSec !== null)).toBe(true)
+      const events = (await readFile(log, 'utf8')).trim().split('\n')
+      expect(events.filter((e) => e === 'start')).toHaveLength(6)
+      let running = 0
+      let most = 0
+      for (const event of events) {
+        running += event === 'start' ? 1 : -1
+        most = Math.max(most, running)
+      }
+      expect(most).toBe(2)
+    } finally {
+      await bounded.close()
+    }
+    expect(() =>
+      createTranscoder({
+        storage: localStorage({ root: join(dir, 'files') }),
+        engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+        repository: memoryRepository(),
+        probeConcurrency: 0,
+      }),
+    ).toThrow(ConfigurationError)
   })
 
   it('answers a retried upload with the first job and keeps one asset', async () => {

@@ -2,12 +2,13 @@ import { createHash, randomUUID } from 'node:crypto'
 import { EventEmitter, on } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
   AbortedError,
+  ConfigurationError,
   IdempotencyConflictError,
   IncompatiblePresetError,
   InvalidRequestError,
@@ -45,6 +46,7 @@ import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import {
   checkJobLimits,
   type JobLimits,
@@ -70,6 +72,12 @@ export interface TranscoderOptions {
   maxInputBytes?: number
   /** Reads media facts from a local file. @default probeMedia (ffprobe) */
   probe?: Prober
+  /**
+   * Most probes of uploads running at once in this process; the others wait their turn, so
+   * a burst of uploads does not start more ffprobe processes than there are cores.
+   * @default os.availableParallelism()
+   */
+  probeConcurrency?: number
   /**
    * Run jobs in this process: `false` makes a process that only submits (an API server in
    * front of separate workers). @default { concurrency: 1 }
@@ -151,6 +159,7 @@ export class TranscodeService {
   readonly #lastSeen = new Map<string, string>()
   /** Jobs created here whose queue message failed to send. */
   readonly #unsent = new Set<string>()
+  readonly #probes: ConcurrencyLimiter
   readonly #limits: ResolvedJobLimits
   readonly #logger: Logger
   #started: Promise<void> | null = null
@@ -165,6 +174,13 @@ export class TranscodeService {
     this.presets = options.presets ?? createPresetCatalog()
     this.#limits = resolveJobLimits(options.limits)
     this.#logger = options.logger ?? consoleLogger()
+    const probeConcurrency = options.probeConcurrency ?? availableParallelism()
+    if (!Number.isInteger(probeConcurrency) || probeConcurrency < 1) {
+      throw new ConfigurationError(
+        'createTranscoder: option "probeConcurrency" must be an integer ≥ 1',
+      )
+    }
+    this.#probes = new ConcurrencyLimiter(probeConcurrency)
     const keyPrefix = options.keyPrefix ?? ''
     assertValidPrefix(keyPrefix)
     this.#options = {
@@ -230,11 +246,15 @@ export class TranscodeService {
       const head = await readHead(spool, 4096)
       const rejection = sniffRejection(head)
       if (rejection) throw new UnsupportedMediaError(rejection)
-      const media = await this.#options.probe(spool, {
-        signal: options.signal,
-        // A frame the limits refuse anyway is never decoded, not even by the probe.
-        maxFramePixels: this.#limits.maxFramePixels,
-      })
+      const media = await this.#probes.run(
+        () =>
+          this.#options.probe(spool, {
+            signal: options.signal,
+            // A frame the limits refuse anyway is never decoded, not even by the probe.
+            maxFramePixels: this.#limits.maxFramePixels,
+          }),
+        options.signal,
+      )
       const { contentType, extension } = describeMedia(media)
       const id = randomUUID()
       const key = originalKey(this.#options.keyPrefix, id, extension)
