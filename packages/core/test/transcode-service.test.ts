@@ -1,17 +1,23 @@
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
+  ConfigurationError,
   createTranscoder,
   ffmpegEngine,
+  ffprobePath,
   IdempotencyConflictError,
+  inProcessQueue,
   type JobEvent,
   localStorage,
   memoryRepository,
   probeMedia,
+  type Queue,
+  type QueueHandler,
+  type QueueMessage,
   type TranscodeService,
   UnknownPresetError,
   UnsupportedMediaError,
@@ -40,6 +46,26 @@ function makeService(): TranscodeService {
     tmpDir: join(dir, 'spool'),
     pollIntervalMs: 50,
   })
+}
+
+/** The in-process queue, with a record of every message handed to it (and a send to fail). */
+function countingQueue(): Queue & { sent: string[]; failNext: boolean } {
+  const inner = inProcessQueue()
+  const queue = {
+    sent: [] as string[],
+    failNext: false,
+    async send(message: QueueMessage): Promise<void> {
+      queue.sent.push(message.jobId)
+      if (queue.failNext) {
+        queue.failNext = false
+        throw new Error('the queue is unreachable')
+      }
+      await inner.send(message)
+    },
+    work: (handler: QueueHandler) => inner.work(handler),
+    close: () => inner.close(),
+  }
+  return queue
 }
 
 /** A TCP listener that counts the connections made to it. */
@@ -270,6 +296,102 @@ describe('TranscodeService', () => {
     ).rejects.toBeInstanceOf(IdempotencyConflictError)
     expect((await service.listJobs({ assetId: asset.id })).items).toHaveLength(1)
     await jobEnd(service, jobs[0]!.id)
+  })
+
+  it('does not send a queue message again for a duplicate of a job already queued', async () => {
+    const queue = countingQueue()
+    const submitter = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+      repository: memoryRepository(),
+      queue,
+      worker: false,
+      tmpDir: join(dir, 'spool'),
+    })
+    try {
+      const input = join(dir, 'short.mp3')
+      await makeTone(input, { seconds: 1, format: 'mp3' })
+      const asset = await submitter.ingest(createReadStream(input))
+      const first = await submitter.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'e1' })
+      const duplicates = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          submitter.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'e1' }),
+        ),
+      )
+      expect(duplicates.map((j) => j.id)).toEqual(Array(5).fill(first.id))
+      expect(queue.sent).toEqual([first.id])
+
+      // Still untaken long after: its creator may have died before the send, so a duplicate
+      // hands it over again.
+      vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000 })
+      await submitter.transcode(asset.id, { presets: ['flac'], idempotencyKey: 'e1' })
+      expect(queue.sent).toEqual([first.id, first.id])
+      vi.useRealTimers()
+
+      // A send that failed is retried by the retried request, without waiting.
+      queue.failNext = true
+      await expect(
+        submitter.transcode(asset.id, { presets: ['wav'], idempotencyKey: 'e2' }),
+      ).rejects.toThrow('the queue is unreachable')
+      const retried = await submitter.transcode(asset.id, {
+        presets: ['wav'],
+        idempotencyKey: 'e2',
+      })
+      expect(queue.sent).toEqual([first.id, first.id, retried.id, retried.id])
+      await submitter.transcode(asset.id, { presets: ['wav'], idempotencyKey: 'e2' })
+      expect(queue.sent).toHaveLength(4)
+    } finally {
+      vi.useRealTimers()
+      await submitter.close()
+    }
+  })
+
+  it('never runs more probes at once than probeConcurrency, however many uploads arrive', async () => {
+    // The real ffprobe behind a script that logs each start and end, and holds each probe
+    // open a while so that the uploads overlap.
+    const log = join(dir, 'probes.log')
+    const wrapper = join(dir, 'ffprobe-logged.sh')
+    await writeFile(
+      wrapper,
+      `#!/bin/sh\necho start >> '${log}'\nsleep 0.3\n'${ffprobePath()}' "$@"\nrc=$?\necho end >> '${log}'\nexit $rc\n`,
+    )
+    await chmod(wrapper, 0o755)
+    const bounded = createTranscoder({
+      storage: localStorage({ root: join(dir, 'files') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+      repository: memoryRepository(),
+      worker: false,
+      tmpDir: join(dir, 'spool'),
+      probe: (path, options) => probeMedia(path, { ...options, ffprobePath: wrapper }),
+      probeConcurrency: 2,
+    })
+    try {
+      const input = join(dir, 'short.mp3')
+      await makeTone(input, { seconds: 1, format: 'mp3' })
+      const assets = await Promise.all(
+        Array.from({ length: 6 }, () => bounded.ingest(createReadStream(input))),
+      )
+      expect(assets.every((a) => a.media.durationSec !== null)).toBe(true)
+      const events = (await readFile(log, 'utf8')).trim().split('\n')
+      expect(events.filter((e) => e === 'start')).toHaveLength(6)
+      let running = 0
+      let most = 0
+      for (const event of events) {
+        running += event === 'start' ? 1 : -1
+        most = Math.max(most, running)
+      }
+      expect(most).toBe(2)
+    } finally {
+      await bounded.close()
+    }
+    expect(() =>
+      createTranscoder({
+        storage: localStorage({ root: join(dir, 'files') }),
+        engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+        repository: memoryRepository(),
+        probeConcurrency: 0,
+      }),
+    ).toThrow(ConfigurationError)
   })
 
   it('answers a retried upload with the first job and keeps one asset', async () => {

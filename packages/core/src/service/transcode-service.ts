@@ -2,12 +2,13 @@ import { createHash, randomUUID } from 'node:crypto'
 import { EventEmitter, on } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { mkdir, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import {
   AbortedError,
+  ConfigurationError,
   IdempotencyConflictError,
   IncompatiblePresetError,
   InvalidRequestError,
@@ -45,6 +46,7 @@ import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import {
   checkJobLimits,
   type JobLimits,
@@ -70,6 +72,12 @@ export interface TranscoderOptions {
   maxInputBytes?: number
   /** Reads media facts from a local file. @default probeMedia (ffprobe) */
   probe?: Prober
+  /**
+   * Most probes of uploads running at once in this process; the others wait their turn, so
+   * a burst of uploads does not start more ffprobe processes than there are cores.
+   * @default os.availableParallelism()
+   */
+  probeConcurrency?: number
   /**
    * Run jobs in this process: `false` makes a process that only submits (an API server in
    * front of separate workers). @default { concurrency: 1 }
@@ -119,6 +127,10 @@ export interface JobEvent {
   job: Job
 }
 
+/** How long a job still untaken may be waiting for its first hand-over before a duplicate
+ * `transcode()` call hands it over again. */
+const RESEND_GRACE_MS = 60_000
+
 const DEFAULT_PRESETS = { audio: ['aac-256k', 'waveform'], video: ['mp4-720p', 'thumbnail'] }
 
 /**
@@ -145,6 +157,9 @@ export class TranscodeService {
   readonly #running = new Map<string, AbortController>()
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
+  /** Jobs created here whose queue message failed to send. */
+  readonly #unsent = new Set<string>()
+  readonly #probes: ConcurrencyLimiter
   readonly #limits: ResolvedJobLimits
   readonly #logger: Logger
   #started: Promise<void> | null = null
@@ -159,6 +174,13 @@ export class TranscodeService {
     this.presets = options.presets ?? createPresetCatalog()
     this.#limits = resolveJobLimits(options.limits)
     this.#logger = options.logger ?? consoleLogger()
+    const probeConcurrency = options.probeConcurrency ?? availableParallelism()
+    if (!Number.isInteger(probeConcurrency) || probeConcurrency < 1) {
+      throw new ConfigurationError(
+        'createTranscoder: option "probeConcurrency" must be an integer ≥ 1',
+      )
+    }
+    this.#probes = new ConcurrencyLimiter(probeConcurrency)
     const keyPrefix = options.keyPrefix ?? ''
     assertValidPrefix(keyPrefix)
     this.#options = {
@@ -224,11 +246,15 @@ export class TranscodeService {
       const head = await readHead(spool, 4096)
       const rejection = sniffRejection(head)
       if (rejection) throw new UnsupportedMediaError(rejection)
-      const media = await this.#options.probe(spool, {
-        signal: options.signal,
-        // A frame the limits refuse anyway is never decoded, not even by the probe.
-        maxFramePixels: this.#limits.maxFramePixels,
-      })
+      const media = await this.#probes.run(
+        () =>
+          this.#options.probe(spool, {
+            signal: options.signal,
+            // A frame the limits refuse anyway is never decoded, not even by the probe.
+            maxFramePixels: this.#limits.maxFramePixels,
+          }),
+        options.signal,
+      )
       const { contentType, extension } = describeMedia(media)
       const id = randomUUID()
       const key = originalKey(this.#options.keyPrefix, id, extension)
@@ -351,13 +377,29 @@ export class TranscodeService {
     })
     if (created) {
       this.#emit({ type: 'job.created', job })
-      await this.queue.send({ jobId: job.id })
+      try {
+        await this.queue.send({ jobId: job.id })
+      } catch (error) {
+        // A retry of this request hands it over again, without waiting for the grace.
+        this.#unsent.add(job.id)
+        throw error
+      }
       return job
     }
     if (storedHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '')
-    // The process that created it may have died before handing it over: hand it over again
-    // (the queue and the worker both ignore a job that is already taken or has ended).
-    if (job.state === 'submitted' && job.attempts === 0) await this.queue.send({ jobId: job.id })
+    // A duplicate (a CMS event sent twice, a retried request) of a job already handed over
+    // sends nothing: a resend would cost as much as the create. Only a job whose hand-over
+    // failed here, or that is still untaken after a grace (its creator may have died between
+    // the row and the send, and `resume()` runs only at a start), is handed over again; the
+    // queue and the worker both ignore a job that is already taken or has ended.
+    if (
+      job.state === 'submitted' &&
+      job.attempts === 0 &&
+      (this.#unsent.has(job.id) || Date.now() - job.createdAt.getTime() >= RESEND_GRACE_MS)
+    ) {
+      await this.queue.send({ jobId: job.id })
+      this.#unsent.delete(job.id)
+    }
     return job
   }
 
