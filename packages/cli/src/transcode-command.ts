@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { access, mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { basename, extname, join, resolve } from 'node:path'
 import {
   createPresetCatalog,
@@ -11,7 +11,7 @@ import {
   type Preset,
   presetNeeds,
   probeMedia,
-  sniffRejection,
+  sniffFileRejection,
   UnsupportedMediaError,
 } from '@transcodekit/core'
 import { OutputExistsError } from './cli-errors.ts'
@@ -57,7 +57,7 @@ export async function transcodeCommand(options: TranscodeCommandOptions): Promis
   const input = resolve(options.file)
   const info = await stat(input).catch(() => null)
   if (!info?.isFile()) throw new NotFoundError('file', options.file)
-  const rejection = sniffRejection(await readHead(input, 4096))
+  const rejection = await sniffFileRejection(input)
   if (rejection) throw new UnsupportedMediaError(rejection)
   const media = await probeMedia(input, options.signal ? { signal: options.signal } : {})
   checkPresets(media, presets)
@@ -138,17 +138,6 @@ function safeStem(path: string): string {
     .replace(/^[^A-Za-z0-9]+/, '')
     .slice(0, 80)
   return stem === '' ? 'output' : stem
-}
-
-async function readHead(path: string, bytes: number): Promise<Uint8Array> {
-  const handle = await open(path, 'r')
-  try {
-    const buffer = Buffer.alloc(bytes)
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
-    return buffer.subarray(0, bytesRead)
-  } finally {
-    await handle.close()
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { open } from 'node:fs/promises'
 import type { MediaInfo } from '../model.ts'
 
 /**
@@ -105,4 +106,16 @@ export function describeMedia(media: MediaInfo): { contentType: string; extensio
     }
   }
   return { contentType: 'application/octet-stream', extension: 'bin' }
+}
+
+/** `sniffRejection` of a file's first 4 KiB. */
+export async function sniffFileRejection(path: string): Promise<string | null> {
+  const handle = await open(path, 'r')
+  try {
+    const head = Buffer.alloc(4096)
+    const { bytesRead } = await handle.read(head, 0, head.length, 0)
+    return sniffRejection(head.subarray(0, bytesRead))
+  } finally {
+    await handle.close()
+  }
 }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { EventEmitter, on } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
@@ -23,7 +23,7 @@ import { assertValidPrefix, assetPrefix, jobPrefix, originalKey, outputKey } fro
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
-import { describeMedia, sniffRejection } from '../media/sniff.ts'
+import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
 import {
   type Asset,
   DEFAULT_OWNER,
@@ -243,8 +243,7 @@ export class TranscodeService {
       await pipeline(body, meter, createWriteStream(spool, { flags: 'wx' }), {
         signal: options.signal,
       })
-      const head = await readHead(spool, 4096)
-      const rejection = sniffRejection(head)
+      const rejection = await sniffFileRejection(spool)
       if (rejection) throw new UnsupportedMediaError(rejection)
       const media = await this.#probes.run(
         () =>
@@ -837,17 +836,6 @@ function fingerprint(job: Job): string {
 
 function clampProgress(value: number): number {
   return Math.min(100, Math.max(0, Math.round(value * 10) / 10))
-}
-
-async function readHead(path: string, bytes: number): Promise<Uint8Array> {
-  const handle = await open(path, 'r')
-  try {
-    const buffer = Buffer.alloc(bytes)
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
-    return buffer.subarray(0, bytesRead)
-  } finally {
-    await handle.close()
-  }
 }
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
