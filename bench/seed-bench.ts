@@ -18,7 +18,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { scriptCommand } from '../packages/cli/test/server-process.ts'
-import { ffmpegInputArgs, ffmpegOutputArgs } from '../packages/core/src/engine/ffmpeg-args.ts'
+import {
+  ffmpegCommandArgs,
+  ffmpegInputArgs,
+  ffmpegOutputArgs,
+} from '../packages/core/src/engine/ffmpeg-args.ts'
 import { isTerminal, type JobState, probeMedia } from '../packages/core/src/index.ts'
 import { ffmpegPath } from '../packages/core/src/media/ffmpeg-binaries.ts'
 import { createPresetCatalog } from '../packages/core/src/presets/preset-catalog.ts'
@@ -43,7 +47,7 @@ try {
   const source = await makeTone(join(dir, 'seed.mp3'), { seconds: SECONDS, format: 'mp3' })
   const bytes = await readFile(source)
 
-  // The engine's command line for this input and these presets (as ffmpeg-engine.ts builds it).
+  // The engine's command line for this input and these presets (the engine's own builders).
   const media = await probeMedia(source)
   const presets = createPresetCatalog().resolveAll(SEED_PRESETS)
   const rawArgs = async (round: number) => {
@@ -59,21 +63,7 @@ try {
         })
       }),
     )
-    const args = [
-      '-hide_banner',
-      '-nostdin',
-      '-nostats',
-      '-v',
-      'error',
-      '-progress',
-      'pipe:1',
-      '-n',
-      ...ffmpegInputArgs(source, media),
-    ]
-    const graph = outputs.flatMap((output) => output.filterComplex)
-    if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
-    for (const output of outputs) args.push(...output.args)
-    return { work, args }
+    return { work, args: ffmpegCommandArgs(ffmpegInputArgs(source, media), outputs) }
   }
 
   const script = scriptCommand('start')

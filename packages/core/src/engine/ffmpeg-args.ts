@@ -292,3 +292,16 @@ export function ffmpegOutputArgs(preset: Preset, context: FfmpegOutputContext): 
   args.push('-sn', '-dn', ...containerArgs(preset, context), context.path)
   return { filterComplex: [], args }
 }
+
+/**
+ * The whole command line of one job: quiet, progress on stdout, never overwriting, the
+ * input, one filter graph for every output that needs one, then each output.
+ */
+export function ffmpegCommandArgs(inputArgs: string[], outputs: FfmpegOutputPlan[]): string[] {
+  const args = ['-hide_banner', '-nostdin', '-nostats', '-v', 'error', '-progress', 'pipe:1', '-n']
+  args.push(...inputArgs)
+  const graph = outputs.flatMap((output) => output.filterComplex)
+  if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
+  for (const output of outputs) args.push(...output.args)
+  return args
+}

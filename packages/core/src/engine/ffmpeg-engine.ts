@@ -35,6 +35,7 @@ import type { Storage } from '../ports/storage.ts'
 import {
   demuxerName,
   type FfmpegOutputPlan,
+  ffmpegCommandArgs,
   ffmpegInputArgs,
   ffmpegOutputArgs,
 } from './ffmpeg-args.ts'
@@ -276,25 +277,15 @@ export class FfmpegEngine implements Engine {
       demuxerName(request.input.media.formatName)
       const outputs = await this.#plan(request, work)
       const input = await this.#input(request, work, stop)
-      const args = [
-        '-hide_banner',
-        '-nostdin',
-        '-nostats',
-        '-v',
-        'error',
-        '-progress',
-        'pipe:1',
-        '-n',
-        ...ffmpegInputArgs(
+      const args = ffmpegCommandArgs(
+        ffmpegInputArgs(
           input,
           request.input.media,
           request.input.maxFramePixels,
           request.input.maxDurationSec,
         ),
-      ]
-      const graph = outputs.flatMap((output) => output.plan.filterComplex)
-      if (graph.length > 0) args.push('-filter_complex', graph.join(';'))
-      for (const output of outputs) args.push(...output.plan.args)
+        outputs.map((output) => output.plan),
+      )
 
       const result = await this.#spawn(binary, args, request, outputs, stop, onStatus)
       if (signal.aborted) throw new AbortedError('the job was canceled')
