@@ -13,22 +13,13 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node bench/cms-bench.ts
  *   ROUNDS=5 EVENTS=1000   (the defaults)
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-// Relative imports: the workspace root depends on none of the packages.
-import { createTranscoder, ffmpegEngine, localStorage } from '../packages/core/src/index.ts'
 import { makeTone } from '../packages/core/src/testing/media-fixtures.ts'
-import {
-  kyselyRepository,
-  migrateToLatest,
-  openDatabase,
-  pgBossQueue,
-} from '../packages/kysely/src/index.ts'
+import { migrateToLatest } from '../packages/kysely/src/index.ts'
 import { createLifecycleAdapter, type LifecycleEvent } from '../packages/strapi/src/index.ts'
 import {
   type Contender,
@@ -38,31 +29,18 @@ import {
   roundsFromEnv,
 } from './support/bench-rounds.ts'
 
+import { openBenchService } from './support/pg-boss-service.ts'
+
 const kyselyRequire = createRequire(new URL('../packages/kysely/package.json', import.meta.url))
 const { PgBoss }: typeof import('pg-boss') = await import(
   pathToFileURL(kyselyRequire.resolve('pg-boss')).href
 )
 
-const url = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test'
 const ROUNDS = roundsFromEnv(5)
 const EVENTS = Number(process.env.EVENTS ?? 1000)
-const suffix = randomBytes(4).toString('hex')
-const schema = `tk_cms_${suffix}`
-const bossSchema = `tk_cms_boss_${suffix}`
-const aloneSchema = `tk_cms_alone_${suffix}`
-const queueName = 'transcode'
-
-const dir = await mkdtemp(join(tmpdir(), 'tk-cms-bench-'))
-const { db, close } = await openDatabase({ url, maxConnections: 10 })
-const queue = pgBossQueue({ connectionString: url, schema: bossSchema, queueName })
-const service = createTranscoder({
-  storage: localStorage({ root: join(dir, 'storage') }),
-  engine: ffmpegEngine({ tmpDir: join(dir, 'tmp') }),
-  repository: kyselyRepository({ db, schema }),
-  queue,
-  worker: false,
-  tmpDir: join(dir, 'spool'),
-})
+const { url, db, schema, bossSchema, queueName, queue, dir, service, close } =
+  await openBenchService('tk_cms', 'transcode')
+const aloneSchema = schema.replace('tk_cms_', 'tk_cms_alone_')
 const alone = new PgBoss({ connectionString: url, schema: aloneSchema, schedule: false })
 alone.on('error', (error: unknown) => console.error('pg-boss alone:', error))
 
@@ -207,14 +185,9 @@ try {
   )
   console.log('goal: >= 500 events/s with 0 duplicates')
 } finally {
-  await service.close()
-  await queue.close()
   await alone.stop({ graceful: false, wait: true }).catch(() => {})
-  for (const name of [schema, bossSchema, aloneSchema]) {
-    await db.schema.dropSchema(name).ifExists().cascade().execute()
-  }
+  await db.schema.dropSchema(aloneSchema).ifExists().cascade().execute()
   await close()
-  await rm(dir, { recursive: true, force: true })
 }
 if (failed) {
   console.log('FAILED: a burst did not make exactly one job per event')

@@ -5,44 +5,21 @@
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node bench/queue-bench.ts
 //
 // Prints jobs per second, duplicates (must be 0), and the ratio to the baseline.
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 // Relative imports: the workspace root depends on none of the packages.
-import {
-  createTranscoder,
-  DEFAULT_OWNER,
-  ffmpegEngine,
-  localStorage,
-} from '../packages/core/src/index.ts'
+import { DEFAULT_OWNER } from '../packages/core/src/index.ts'
 import { makeTone } from '../packages/core/src/testing/media-fixtures.ts'
-import {
-  kyselyRepository,
-  migrateToLatest,
-  openDatabase,
-  pgBossQueue,
-} from '../packages/kysely/src/index.ts'
+import { migrateToLatest } from '../packages/kysely/src/index.ts'
 
-const url = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+import { openBenchService } from './support/pg-boss-service.ts'
+
 const COUNT = 1000
-const suffix = randomBytes(4).toString('hex')
-const schema = `tk_bench_${suffix}`
-const bossSchema = `tk_bench_boss_${suffix}`
-const queueName = 'bench'
-
-const dir = await mkdtemp(join(tmpdir(), 'tk-bench-'))
-const { db, close } = await openDatabase({ url, maxConnections: 10 })
-const queue = pgBossQueue({ connectionString: url, schema: bossSchema, queueName })
-const service = createTranscoder({
-  storage: localStorage({ root: join(dir, 'storage') }),
-  engine: ffmpegEngine({ tmpDir: join(dir, 'tmp') }),
-  repository: kyselyRepository({ db, schema }),
-  queue,
-  worker: false,
-  tmpDir: join(dir, 'spool'),
-})
+const { url, db, schema, bossSchema, queueName, dir, service, close } = await openBenchService(
+  'tk_bench',
+  'bench',
+)
 
 async function count(pattern: string): Promise<{ rows: number; keys: number }> {
   const result = await db
@@ -168,10 +145,5 @@ try {
     console.log('FAILED: duplicates found')
   }
 } finally {
-  await service.close()
-  await queue.close()
-  await db.schema.dropSchema(schema).ifExists().cascade().execute()
-  await db.schema.dropSchema(bossSchema).ifExists().cascade().execute()
   await close()
-  await rm(dir, { recursive: true, force: true })
 }
