@@ -5,31 +5,15 @@ import { filesUnder, makeTone } from '@transcodekit/core/testing'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { apiKeyOwner, parseApiKeys } from '../src/api-keys.ts'
-import {
-  ConfigError,
-  createServices,
-  isLoopback,
-  loadConfig,
-  type Services,
-} from '../src/config.ts'
+import { createServices, isLoopback, loadConfig, type Services } from '../src/config.ts'
 import { buildServer } from '../src/server-app.ts'
-import { startServer } from './server-process.ts'
+import { configProblems, startServer } from './server-process.ts'
 
 const ALICE_KEY = 'alice-key-0123456789abcdef'
 const BOB_KEY = 'bob-key-0123456789abcdef:x'
 const API_KEYS = `${ALICE_KEY}:alice, ${BOB_KEY}:bob`
 const ALICE = { authorization: `Bearer ${ALICE_KEY}` }
 const BOB = { authorization: `Bearer ${BOB_KEY}` }
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems
-    throw error
-  }
-  return []
-}
 
 describe('API_KEYS, AUTH and HOST', () => {
   it('reads key:owner pairs (the owner after the last colon), and several keys per owner', () => {
@@ -44,7 +28,7 @@ describe('API_KEYS, AUTH and HOST', () => {
 
   it('names bad pairs by position, never printing a key', () => {
     const secret = 'short-secret'
-    const problems = problemsOf({
+    const problems = configProblems({
       API_KEYS: `${secret}:alice,no-owner-here-0123456789,${ALICE_KEY}:bad owner,${ALICE_KEY}:a,${ALICE_KEY}:b`,
     })
     expect(problems).toEqual([
@@ -55,7 +39,9 @@ describe('API_KEYS, AUTH and HOST', () => {
     ])
     expect(problems.join('\n')).not.toContain(secret)
     expect(problems.join('\n')).not.toContain(ALICE_KEY)
-    expect(problemsOf({ API_KEYS: ' , ' })).toEqual(['API_KEYS is set but holds no key:owner pair'])
+    expect(configProblems({ API_KEYS: ' , ' })).toEqual([
+      'API_KEYS is set but holds no key:owner pair',
+    ])
   })
 
   it('listens on this machine only without keys, unless AUTH=none says otherwise on purpose', () => {
@@ -66,14 +52,14 @@ describe('API_KEYS, AUTH and HOST', () => {
     }
     for (const host of ['0.0.0.0', '::', '192.168.1.10', 'media.example.com']) {
       expect(isLoopback(host), host).toBe(false)
-      expect(problemsOf({ HOST: host })).toEqual([
+      expect(configProblems({ HOST: host })).toEqual([
         `HOST=${host} would open the API to the network with no access control: set API_KEYS (key:owner pairs), or AUTH=none to do so on purpose`,
       ])
       expect(loadConfig({ HOST: host, AUTH: 'none' }).host).toBe(host)
       expect(loadConfig({ HOST: host, API_KEYS }).apiKeys?.size).toBe(2)
     }
-    expect(problemsOf({ AUTH: 'off' })).toEqual(['AUTH must be none or unset (got "off")'])
-    expect(problemsOf({ AUTH: 'none', API_KEYS })).toEqual([
+    expect(configProblems({ AUTH: 'off' })).toEqual(['AUTH must be none or unset (got "off")'])
+    expect(configProblems({ AUTH: 'none', API_KEYS })).toEqual([
       'API_KEYS and AUTH=none contradict each other: set one of them',
     ])
   })
@@ -87,7 +73,7 @@ describe('API_KEYS, AUTH and HOST', () => {
     expect(
       loadConfig({ RATE_LIMIT_UPLOADS: '0', RATE_LIMIT_JOB_ACTIONS: '5', MAX_JOBS_PER_OWNER: '2' }),
     ).toMatchObject({ uploadsPerMinute: 0, jobActionsPerMinute: 5, maxJobsPerOwner: 2 })
-    expect(problemsOf({ RATE_LIMIT_UPLOADS: '-1', MAX_JOBS_PER_OWNER: 'many' })).toHaveLength(2)
+    expect(configProblems({ RATE_LIMIT_UPLOADS: '-1', MAX_JOBS_PER_OWNER: 'many' })).toHaveLength(2)
   })
 
   it('finds the owner of a bearer key, and no one for anything else', () => {

@@ -12,25 +12,16 @@ import { makeTone } from '@transcodekit/core/testing'
 import { openDatabase } from '@transcodekit/kysely'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../src/config.ts'
+import { loadConfig } from '../src/config.ts'
 import {
   BIN,
+  configProblems,
   followJob,
   type RunningProcess,
   type RunningServer,
   startServer,
   startWorker,
 } from './server-process.ts'
-
-function problems(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems
-    throw error
-  }
-  return []
-}
 
 describe('loadConfig: job limits, ffmpeg guards, upload idle timeout, log level', () => {
   it('leaves every limit to the library when nothing is set', () => {
@@ -94,7 +85,7 @@ describe('loadConfig: job limits, ffmpeg guards, upload idle timeout, log level'
       UPLOAD_IDLE_TIMEOUT_MS: '-5',
       LOG_LEVEL: 'loud',
     }
-    const found = problems(bad)
+    const found = configProblems(bad)
     for (const [name, value] of Object.entries(bad)) {
       const problem = found.find((text) => text.startsWith(`${name} `))
       expect(problem, name).toBeDefined()
@@ -105,8 +96,8 @@ describe('loadConfig: job limits, ffmpeg guards, upload idle timeout, log level'
     expect(found.find((text) => text.startsWith('FFMPEG_TIMEOUT_SEC'))).toContain('from 1 to')
     expect(found.find((text) => text.startsWith('LOG_LEVEL'))).toContain('info')
     // Spaces around a value are ignored, and an empty variable is an unset one.
-    expect(problems({ MAX_DURATION_SEC: ' 12 ' })).toEqual([])
-    expect(problems({ MAX_DURATION_SEC: '' })).toEqual([])
+    expect(configProblems({ MAX_DURATION_SEC: ' 12 ' })).toEqual([])
+    expect(configProblems({ MAX_DURATION_SEC: '' })).toEqual([])
   })
 })
 

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ConfigError, loadConfig } from '../src/config.ts'
 
 /** The `transcodekit` bin, from the sources. */
 export const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
@@ -203,4 +204,15 @@ export async function followJob(
   }
   if (!current) throw new Error(`no event for job ${jobId} within ${timeoutMs} ms`)
   return current
+}
+
+/** The problems `loadConfig` names for this environment (none: `[]`). */
+export function configProblems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems
+    throw error
+  }
+  return []
 }
