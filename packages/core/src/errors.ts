@@ -252,3 +252,14 @@ export class OutputTooLargeError extends MediaLimitError {
     )
   }
 }
+
+/**
+ * A webhook URL that may not be called: not http(s), with credentials in it, or naming (or
+ * resolving to) a private, loopback, link-local or otherwise non-public address while the app
+ * does not allow those (`allowPrivateAddresses`).
+ */
+export class WebhookUrlError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WEBHOOK_URL_REFUSED', message, options)
+  }
+}
