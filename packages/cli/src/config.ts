@@ -16,6 +16,7 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import { parseApiKeys } from './api-keys.ts'
+import { readWebhookConfig, type WebhookConfig } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -108,6 +109,8 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number | undefined
   /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
   logLevel: LogLevel
+  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
+  webhook: WebhookConfig | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -347,6 +350,12 @@ export function loadConfig(
         ? undefined
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    webhook: readWebhookConfig(
+      text('WEBHOOK_URL'),
+      text('WEBHOOK_SECRET'),
+      boolean('WEBHOOK_ALLOW_PRIVATE', false),
+      problems,
+    ),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')

@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { authorize, ownerOf } from '../access-control.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, ref } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 import {
   DeliveryParamsSchema,
   DeliveryQuerySchema,
