@@ -16,7 +16,7 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import { parseApiKeys } from './api-keys.ts'
-import { readWebhookConfig, type WebhookConfig } from './webhook-config.ts'
+import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -353,7 +353,10 @@ export function loadConfig(
     webhook: readWebhookConfig(
       text('WEBHOOK_URL'),
       text('WEBHOOK_SECRET'),
-      boolean('WEBHOOK_ALLOW_PRIVATE', false),
+      {
+        allowPrivateAddresses: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+        retryDelayMs: integer('WEBHOOK_RETRY_DELAY_MS', 30_000, 1000, 86_400_000),
+      },
       problems,
     ),
   }
@@ -477,6 +480,7 @@ export async function createServices(
       limits: config.jobLimits,
       logger: options.logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
+      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
     })
     closers.push(() => service.close())
     const notifications =

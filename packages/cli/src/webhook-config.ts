@@ -8,6 +8,8 @@ export interface WebhookConfig {
   secret: string
   /** `WEBHOOK_ALLOW_PRIVATE=true`: a receiver on a private or loopback address (development). */
   allowPrivateAddresses: boolean
+  /** `WEBHOOK_RETRY_DELAY_MS`: the wait before the second attempt, doubled for each further one. */
+  retryDelayMs: number
 }
 
 /**
@@ -18,7 +20,7 @@ export interface WebhookConfig {
 export function readWebhookConfig(
   url: string | null,
   secret: string | null,
-  allowPrivateAddresses: boolean,
+  settings: Pick<WebhookConfig, 'allowPrivateAddresses' | 'retryDelayMs'>,
   problems: string[],
 ): WebhookConfig | null {
   if (url === null && secret === null) return null
@@ -30,7 +32,7 @@ export function readWebhookConfig(
     problems.push('WEBHOOK_SECRET is required when WEBHOOK_URL is set (whsec_ and base64)')
     return null
   }
-  const config = { url, secret, allowPrivateAddresses }
+  const config = { url, secret, ...settings }
   try {
     resolveWebhookOptions(webhookOptions(config))
   } catch (error) {
@@ -55,5 +57,7 @@ export function webhookOptions(config: WebhookConfig): WebhookOptions {
   return {
     endpoints: [{ id: 'env', url: config.url, secret: config.secret }],
     allowPrivateAddresses: config.allowPrivateAddresses,
+    retryDelayMs: config.retryDelayMs,
+    retryDelayMaxMs: Math.max(config.retryDelayMs, 3_600_000),
   }
 }

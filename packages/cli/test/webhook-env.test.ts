@@ -18,6 +18,7 @@ describe('loadConfig: WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_ALLOW_PRIVATE', () =>
       url: 'https://hooks.example.com/tk',
       secret: SECRET,
       allowPrivateAddresses: false,
+      retryDelayMs: 30_000,
     })
   })
 
