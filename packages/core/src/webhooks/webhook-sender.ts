@@ -41,8 +41,8 @@ export async function sendWebhook(
   const timeout = AbortSignal.timeout(limits.timeoutMs)
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout
   try {
-    const target = await resolveWebhookTarget(request.url, limits)
-    combined.throwIfAborted()
+    // dns.lookup takes no signal: the attempt's deadline races it.
+    const target = await abortable(resolveWebhookTarget(request.url, limits), combined)
     const signature = new Webhook(request.secret).sign(request.id, request.at, request.payload)
     const status = await post(request, signature, target, limits, combined)
     return { status, error: null }
@@ -117,6 +117,15 @@ function drain(response: IncomingMessage, max: number): Promise<void> {
     response.once('end', resolve)
     response.once('close', resolve)
     response.once('error', reject)
+  })
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
   })
 }
 

@@ -175,3 +175,70 @@ describe('sendWebhook', () => {
     }
   })
 })
+
+describe('sendWebhook deadlines', () => {
+  it('ends an attempt whose DNS answer never comes at the total timeout', async () => {
+    const never: AddressResolver = () => new Promise(() => {})
+    const outcome = await sendWebhook(
+      {
+        url: new URL('http://slow.test/hook'),
+        secret: SECRET,
+        id: 'msg_2',
+        payload: '{}',
+        at: new Date(),
+      },
+      {
+        allowPrivateAddresses: false,
+        connectTimeoutMs: 50,
+        timeoutMs: 100,
+        maxResponseBytes: 10,
+        resolve: never,
+      },
+    )
+    expect(outcome).toEqual({ status: null, error: 'timed out after 100 ms' })
+  })
+
+  it('reads a bounded part of a large answer and closes the connection', async () => {
+    let chunksSent = 0
+    const server = createServer((_req, res) => {
+      res.writeHead(200)
+      // Far more than the bound; the sender stops reading and hangs up.
+      const chunk = Buffer.alloc(64 * 1024, 120)
+      let sent = 0
+      const pump = () => {
+        while (sent < 64 && res.write(chunk)) chunksSent = ++sent
+        if (sent < 64) res.once('drain', pump)
+        else res.end()
+      }
+      pump()
+    })
+    const hungUp = new Promise<number>((resolve) => {
+      server.once('request', (_req, res) => res.once('close', () => resolve(chunksSent)))
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    const { port } = server.address() as AddressInfo
+    try {
+      const outcome = await sendWebhook(
+        {
+          url: new URL(`http://127.0.0.1:${port}/`),
+          secret: SECRET,
+          id: 'msg_3',
+          payload: '{}',
+          at: new Date(),
+        },
+        {
+          allowPrivateAddresses: true,
+          connectTimeoutMs: 2000,
+          timeoutMs: 10_000,
+          maxResponseBytes: 1024,
+        },
+      )
+      expect(outcome).toEqual({ status: 200, error: null })
+      // Hung up long before the 4 MiB were sent.
+      expect(await hungUp).toBeLessThan(64)
+    } finally {
+      server.closeAllConnections()
+      await new Promise((done) => server.close(done))
+    }
+  })
+})
