@@ -31,6 +31,7 @@ export const REQUEST_ERROR_CODES = [
   'FRAME_TOO_LARGE',
   'FRAME_RATE_TOO_HIGH',
   'OUTPUT_TOO_LARGE',
+  'WEBHOOK_URL_REFUSED',
 ] as const
 export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number]
 
