@@ -88,7 +88,7 @@ function post(
       const connected = request.url.protocol === 'https:' ? 'secureConnect' : 'connect'
       socket.once(connected, () => clearTimeout(connectTimer))
     })
-    req.once('error', (error) => {
+    req.on('error', (error) => {
       clearTimeout(connectTimer)
       reject(error)
     })
@@ -116,7 +116,7 @@ function drain(response: IncomingMessage, max: number): Promise<void> {
     })
     response.once('end', resolve)
     response.once('close', resolve)
-    response.once('error', reject)
+    response.on('error', reject)
   })
 }
 
