@@ -133,6 +133,14 @@ export class WebhookDispatcher {
       at,
     })
     if (!recorded) return
+    try {
+      this.#options.onAttempt(recorded)
+    } catch (error) {
+      this.#logger.error(
+        { deliveryId: recorded.id, error: text(error) },
+        'transcodekit: the webhooks onAttempt callback threw',
+      )
+    }
     if (recorded.state === 'failed') {
       this.#logger.warn(
         {

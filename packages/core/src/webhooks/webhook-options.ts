@@ -2,7 +2,12 @@ import { createHash } from 'node:crypto'
 import { ConfigurationError, WebhookUrlError } from '../errors.ts'
 import type { Owner } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
-import type { WebhookDeliveryStore, WebhookEventType, WebhookQueue } from '../ports/webhooks.ts'
+import type {
+  WebhookDelivery,
+  WebhookDeliveryStore,
+  WebhookEventType,
+  WebhookQueue,
+} from '../ports/webhooks.ts'
 import { type AddressResolver, checkWebhookUrl } from './address-guard.ts'
 import { WEBHOOK_EVENT_TYPES } from './webhook-events.ts'
 
@@ -60,6 +65,11 @@ export interface WebhookOptions {
   resolve?: AddressResolver
   /** Where failures are reported. @default the service's logger */
   logger?: Logger
+  /**
+   * Told about every attempt once it is recorded, with the delivery as it is then (`state`,
+   * `lastStatus`, `lastError`): for metrics. What it throws is logged. @default nothing
+   */
+  onAttempt?: (delivery: WebhookDelivery) => void
 }
 
 export interface ResolvedEndpoint {
@@ -81,6 +91,7 @@ export interface ResolvedWebhookOptions {
   maxResponseBytes: number
   workerConcurrency: number | null
   resolve: AddressResolver | undefined
+  onAttempt: (delivery: WebhookDelivery) => void
 }
 
 const ENDPOINT_ID = /^[A-Za-z0-9_.-]{1,64}$/
@@ -112,6 +123,7 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     maxResponseBytes: options.maxResponseBytes ?? 65_536,
     workerConcurrency: worker === false ? null : (worker.concurrency ?? 4),
     resolve: options.resolve,
+    onAttempt: options.onAttempt ?? (() => {}),
   }
   check(isInt(resolved.maxAttempts, 1), 'maxAttempts', 'an integer ≥ 1')
   check(isInt(resolved.retryDelayMs, 0), 'retryDelayMs', 'an integer ≥ 0')

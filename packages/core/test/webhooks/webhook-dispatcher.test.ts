@@ -76,7 +76,12 @@ describe('WebhookDispatcher', () => {
     const secret = webhookSecret()
     const hooks = await receiver(secret)
     const store = memoryWebhookStore()
-    const webhooks = await dispatcher({ store, endpoints: [{ url: hooks.url, secret }] })
+    const attempts: string[] = []
+    const webhooks = await dispatcher({
+      store,
+      endpoints: [{ url: hooks.url, secret }],
+      onAttempt: (d) => attempts.push(`${d.state}:${d.lastStatus}`),
+    })
     const done = job()
     await webhooks.publish(jobWebhookEvent(done))
     await webhooks.publish(jobWebhookEvent(done))
@@ -97,6 +102,7 @@ describe('WebhookDispatcher', () => {
     })
     expect(await store.list()).toMatchObject({ items: [{ id: got.id }] })
     expect(hooks.rejected).toBe(0)
+    expect(attempts).toEqual(['delivered:204'])
   })
 
   it('keeps trying while the receiver is down, and delivers the same webhook id when it returns', async () => {
