@@ -1,6 +1,9 @@
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config.ts'
-import { configProblems } from './server-process.ts'
+import { BIN, configProblems } from './server-process.ts'
 
 const SECRET = `whsec_${Buffer.alloc(32, 1).toString('base64')}`
 
@@ -60,5 +63,31 @@ describe('loadConfig: WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_ALLOW_PRIVATE', () =>
         WEBHOOK_ALLOW_PRIVATE: 'maybe',
       }),
     ).toEqual([expect.stringMatching(/^WEBHOOK_ALLOW_PRIVATE must be true or false/)])
+  })
+
+  it('`serve --help` and both READMEs name every webhook variable', async () => {
+    const { stdout: help } = await promisify(execFile)(process.execPath, [BIN, 'serve', '--help'])
+    const readmes = await Promise.all(
+      ['../README.md', '../../../examples/server/README.md'].map((path) =>
+        readFile(new URL(path, import.meta.url), 'utf8'),
+      ),
+    )
+    for (const name of [
+      'WEBHOOK_URL',
+      'WEBHOOK_SECRET',
+      'WEBHOOK_ALLOW_PRIVATE',
+      'WEBHOOK_RETRY_DELAY_MS',
+    ]) {
+      expect(
+        help.split('\n').some((line) => line.trim().startsWith(`${name} `)),
+        name,
+      ).toBe(true)
+      for (const readme of readmes) {
+        expect(
+          readme.split('\n').some((line) => line.startsWith(`| \`${name}\``)),
+          name,
+        ).toBe(true)
+      }
+    }
   })
 })
