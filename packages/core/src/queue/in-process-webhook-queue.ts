@@ -1,4 +1,5 @@
 import { AbortedError, ConfigurationError, InvalidStateError } from '../errors.ts'
+import { errorText } from '../logging/error-text.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { WebhookQueue, WebhookSendOptions, WebhookTask } from '../ports/webhooks.ts'
 
@@ -119,7 +120,7 @@ export class InProcessWebhookQueue implements WebhookQueue {
           return
         }
         this.#known.delete(key)
-        const reason = error instanceof Error ? error.message : String(error)
+        const reason = errorText(error)
         if (this.#logger) {
           this.#logger.error(
             { deliveryId: task.deliveryId, attempt: task.attempt, error: reason },

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { InvalidStateError, NotFoundError } from '../errors.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { errorText } from '../logging/error-text.ts'
 import type { Owner, Page } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
 import type {
@@ -95,7 +96,7 @@ export class WebhookDispatcher {
             endpointId: endpoint.id,
             event: event.type,
             subjectId: event.subjectId,
-            error: text(error),
+            error: errorText(error),
           },
           'transcodekit: could not record or schedule a webhook delivery',
         )
@@ -137,7 +138,7 @@ export class WebhookDispatcher {
       this.#options.onAttempt(recorded)
     } catch (error) {
       this.#logger.error(
-        { deliveryId: recorded.id, error: text(error) },
+        { deliveryId: recorded.id, error: errorText(error) },
         'transcodekit: the webhooks onAttempt callback threw',
       )
     }
@@ -255,8 +256,4 @@ export function createWebhookDispatcher(
     logger,
     ownsQueue: options.queue === undefined,
   })
-}
-
-function text(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

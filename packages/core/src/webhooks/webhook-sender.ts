@@ -2,6 +2,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { LookupFunction } from 'node:net'
 import { Webhook } from 'standardwebhooks'
+import { errorText } from '../logging/error-text.ts'
 import { type AddressResolver, resolveWebhookTarget } from './address-guard.ts'
 
 export interface WebhookRequest {
@@ -131,6 +132,6 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 
 function describe(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code
-  const message = error instanceof Error ? error.message : String(error)
+  const message = errorText(error)
   return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message
 }
