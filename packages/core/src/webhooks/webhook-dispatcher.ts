@@ -111,7 +111,7 @@ export class WebhookDispatcher {
    */
   async deliver(task: WebhookTask, signal?: AbortSignal): Promise<void> {
     const delivery = await this.store.get(task.deliveryId)
-    if (!delivery || delivery.state !== 'pending') return
+    if (delivery?.state !== 'pending') return
     if (delivery.attempts >= task.attempt) {
       await this.#scheduleNext(delivery)
       return
