@@ -18,6 +18,7 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import { parseApiKeys } from './api-keys.ts'
+import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -110,6 +111,8 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number | undefined
   /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
   logLevel: LogLevel
+  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
+  webhook: WebhookConfig | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -349,6 +352,15 @@ export function loadConfig(
         ? undefined
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    webhook: readWebhookConfig(
+      text('WEBHOOK_URL'),
+      text('WEBHOOK_SECRET'),
+      {
+        allowPrivateAddresses: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+        retryDelayMs: integer('WEBHOOK_RETRY_DELAY_MS', 30_000, 1000, 86_400_000),
+      },
+      problems,
+    ),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
@@ -480,6 +492,7 @@ export async function createServices(
       limits: config.jobLimits,
       logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
+      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
     })
     closers.push(() => service.close())
     const notifications =

@@ -23,6 +23,7 @@ import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
 import { resolveSchema } from './kysely-migrations.ts'
+import { KyselyWebhookStore } from './kysely-webhook-store.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -58,11 +59,18 @@ type Db = Kysely<TranscodekitDatabase>
 export class KyselyRepository implements Repository {
   readonly #db: Db
   readonly #schema: string
+  readonly #webhooks: KyselyWebhookStore
 
   constructor(options: KyselyRepositoryOptions) {
     if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
     this.#schema = resolveSchema(options.schema)
     this.#db = (options.db as Db).withSchema(this.#schema)
+    this.#webhooks = new KyselyWebhookStore({ db: options.db, schema: this.#schema })
+  }
+
+  /** Webhook deliveries in the same database and schema (migration 0004). */
+  webhookStore(): KyselyWebhookStore {
+    return this.#webhooks
   }
 
   /** The schema the tables live in. */
