@@ -41,6 +41,12 @@ describe('addressRefusal', () => {
     ['ff02::1', 'multicast'],
     ['::ffff:127.0.0.1', 'loopback'],
     ['::ffff:169.254.169.254', 'linkLocal'],
+    // IPv4-compatible (deprecated ::/96): a host with a sit tunnel routes it to the IPv4 address.
+    ['::7f00:1', 'ipv4Compatible'],
+    ['::a00:1', 'ipv4Compatible'],
+    ['::8.8.8.8', 'ipv4Compatible'],
+    ['64:ff9b::7f00:1', 'rfc6052'],
+    ['2002:7f00:1::', '6to4'],
   ])('refuses %s (%s)', (address, range) => {
     expect(addressRefusal(address)).toBe(range)
   })
@@ -60,6 +66,7 @@ describe('checkWebhookUrl (configuration time, no DNS)', () => {
     'http://169.254.169.254/latest/meta-data',
     'http://[::1]:3000/hook',
     'http://[::ffff:7f00:1]/hook',
+    'http://[::127.0.0.1]/hook',
     'http://0.0.0.0/',
     'http://0x7f.1/hook',
     'http://localhost:3000/hook',
