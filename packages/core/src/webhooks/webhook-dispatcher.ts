@@ -31,8 +31,8 @@ export interface WebhookDispatcherParts {
   ownsQueue?: boolean
 }
 
-/** Pending deliveries handed over again by `resume()`, at most. */
-const RESUME_BATCH = 100
+/** Pending deliveries `resume()` reads at a time. */
+const RESUME_PAGE = 100
 
 /**
  * Turns events into signed deliveries: records one delivery per (event, endpoint) in the store
@@ -185,11 +185,25 @@ export class WebhookDispatcher {
     return requeued
   }
 
-  /** Schedules the next attempt of up to 100 pending deliveries (after a crash between recording and scheduling). */
+  /**
+   * Schedules the next attempt of every pending delivery, a page at a time (after a crash
+   * between recording and scheduling, or a restart that lost an in-memory queue). A task
+   * already waiting or running is not scheduled twice (the queue's rule). Returns how many.
+   */
   async resume(): Promise<number> {
-    const pending = await this.store.listDue(new Date(8.64e15), RESUME_BATCH)
-    for (const delivery of pending) await this.#scheduleNext(delivery)
-    return pending.length
+    let count = 0
+    let cursor: string | null = null
+    do {
+      const page: Page<WebhookDelivery> = await this.store.list({
+        state: 'pending',
+        limit: RESUME_PAGE,
+        cursor,
+      })
+      for (const delivery of page.items) await this.#scheduleNext(delivery)
+      count += page.items.length
+      cursor = page.nextCursor
+    } while (cursor)
+    return count
   }
 
   /** Stops delivering: closes the queue if the dispatcher made it. */

@@ -129,6 +129,30 @@ describe('WebhookDispatcher', () => {
     expect(hooks.received.every((w) => w.id === pending.id)).toBe(true)
   })
 
+  it('hands over every pending delivery at start, not only the first hundred', async () => {
+    const secret = webhookSecret()
+    const hooks = await receiver(secret)
+    const store = memoryWebhookStore()
+    const endpoints = [{ id: 'main', url: hooks.url, secret }]
+    // A process that only records (as one whose in-memory queue died with it).
+    const recorder = await dispatcher({ store, endpoints, worker: false })
+    for (let i = 0; i < 150; i++) await recorder.publish(jobWebhookEvent(job()))
+    const ids: string[] = []
+    for (let cursor: string | null = null; ; ) {
+      const page = await store.list({ state: 'pending', limit: 100, cursor })
+      ids.push(...page.items.map((d) => d.id))
+      cursor = page.nextCursor
+      if (!cursor) break
+    }
+    expect(ids).toHaveLength(150)
+
+    await dispatcher({ store, endpoints })
+    for (const id of ids) {
+      await untilDelivery(store, id, (d) => d.state === 'delivered', 5000)
+    }
+    expect(new Set(hooks.received.map((w) => w.id)).size).toBe(150)
+  })
+
   it('gives up after maxAttempts; a redelivery by hand sends the same id, for its owner only', async () => {
     const secret = webhookSecret()
     const hooks = await receiver(secret)
