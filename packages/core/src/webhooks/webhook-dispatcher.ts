@@ -46,6 +46,7 @@ export class WebhookDispatcher {
   readonly #options: ResolvedWebhookOptions
   readonly #logger: Logger
   readonly #ownsQueue: boolean
+  #sweeper: ReturnType<typeof setInterval> | null = null
 
   constructor(parts: WebhookDispatcherParts) {
     this.store = parts.store
@@ -67,6 +68,8 @@ export class WebhookDispatcher {
       concurrency: this.#options.workerConcurrency,
     })
     await this.resume()
+    this.#sweeper = setInterval(() => void this.#sweep(), this.#options.sweepIntervalMs)
+    this.#sweeper.unref()
   }
 
   /**
@@ -208,7 +211,29 @@ export class WebhookDispatcher {
 
   /** Stops delivering: closes the queue if the dispatcher made it. */
   async close(): Promise<void> {
+    if (this.#sweeper) clearInterval(this.#sweeper)
+    this.#sweeper = null
     if (this.#ownsQueue) await this.queue.close()
+  }
+
+  /**
+   * Schedules again the oldest pending deliveries overdue by a sweep interval: their task was
+   * lost. One still waiting or running is not scheduled twice (the queue's rule). Failures are
+   * logged; the next sweep tries again.
+   */
+  async #sweep(): Promise<void> {
+    try {
+      const overdue = new Date(Date.now() - this.#options.sweepIntervalMs)
+      for (const delivery of await this.store.listDue(overdue, RESUME_PAGE)) {
+        if (this.#sweeper === null) return
+        await this.#scheduleNext(delivery)
+      }
+    } catch (error) {
+      this.#logger.error(
+        { error: errorText(error) },
+        'transcodekit: the sweep for overdue webhook deliveries failed',
+      )
+    }
   }
 
   async #scheduleNext(delivery: WebhookDelivery): Promise<void> {

@@ -59,6 +59,12 @@ export interface WebhookOptions {
   timeoutMs?: number
   /** Most bytes of a receiver's answer read (then discarded). @default 65536 */
   maxResponseBytes?: number
+  /**
+   * How often a delivering process looks for pending deliveries overdue by this long, and
+   * schedules them again: those whose task was lost (a process that only records and died, a
+   * task the queue dropped after its reruns). @default 60000
+   */
+  sweepIntervalMs?: number
   /** Deliver from this process: `false` for a process that only records deliveries. @default { concurrency: 4 } */
   worker?: false | { concurrency?: number }
   /** Resolves receiver host names (tests inject one). @default dns.promises.lookup */
@@ -90,6 +96,7 @@ export interface ResolvedWebhookOptions {
   timeoutMs: number
   maxResponseBytes: number
   workerConcurrency: number | null
+  sweepIntervalMs: number
   resolve: AddressResolver | undefined
   onAttempt: (delivery: WebhookDelivery) => void
 }
@@ -122,6 +129,7 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     timeoutMs: options.timeoutMs ?? 15_000,
     maxResponseBytes: options.maxResponseBytes ?? 65_536,
     workerConcurrency: worker === false ? null : (worker.concurrency ?? 4),
+    sweepIntervalMs: options.sweepIntervalMs ?? 60_000,
     resolve: options.resolve,
     onAttempt: options.onAttempt ?? (() => {}),
   }
@@ -135,6 +143,11 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
   check(isInt(resolved.connectTimeoutMs, 1), 'connectTimeoutMs', 'an integer ≥ 1')
   check(isInt(resolved.timeoutMs, 1), 'timeoutMs', 'an integer ≥ 1')
   check(isInt(resolved.maxResponseBytes, 0), 'maxResponseBytes', 'an integer ≥ 0')
+  check(
+    isInt(resolved.sweepIntervalMs, 10) && resolved.sweepIntervalMs <= 2_147_483_647,
+    'sweepIntervalMs',
+    'an integer from 10 to 2147483647',
+  )
   if (resolved.workerConcurrency !== null) {
     check(isInt(resolved.workerConcurrency, 1), 'worker.concurrency', 'an integer ≥ 1')
   }

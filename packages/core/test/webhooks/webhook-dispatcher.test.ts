@@ -153,6 +153,25 @@ describe('WebhookDispatcher', () => {
     expect(new Set(hooks.received.map((w) => w.id)).size).toBe(150)
   })
 
+  it('a running worker picks up, by its sweep, a due delivery no task of its queue carries', async () => {
+    const secret = webhookSecret()
+    const hooks = await receiver(secret)
+    const store = memoryWebhookStore()
+    const endpoints = [{ id: 'main', url: hooks.url, secret }]
+    // Started first: its resume() saw nothing.
+    await dispatcher({ store, endpoints, sweepIntervalMs: 20 })
+    // Another process records a delivery, and its task is lost with that process's queue.
+    const recorder = await dispatcher({ store, endpoints, worker: false })
+    await recorder.publish(jobWebhookEvent(job()))
+    await recorder.close()
+    const { id } = await only(store)
+    const got = await hooks.next()
+    expect(got.id).toBe(id)
+    expect(await untilDelivery(store, id, (d) => d.state === 'delivered')).toMatchObject({
+      attempts: 1,
+    })
+  })
+
   it('gives up after maxAttempts; a redelivery by hand sends the same id, for its owner only', async () => {
     const secret = webhookSecret()
     const hooks = await receiver(secret)
