@@ -111,6 +111,21 @@ describe('checkWebhookUrl (configuration time, no DNS)', () => {
   })
 })
 
+describe('resolveWebhookOptions deadlines', () => {
+  const endpoints = [{ url: 'https://example.com/', secret: SECRET }]
+
+  it('bounds an attempt below the webhook queue’s expiry, so an attempt never runs twice at once', () => {
+    expect(() => resolveWebhookOptions({ endpoints, timeoutMs: 300_000 })).toThrow(/timeoutMs/)
+    expect(resolveWebhookOptions({ endpoints, timeoutMs: 60_000 }).timeoutMs).toBe(60_000)
+  })
+
+  it('refuses a connect timeout longer than the whole attempt', () => {
+    expect(() => resolveWebhookOptions({ endpoints, connectTimeoutMs: 20_000 })).toThrow(
+      /connectTimeoutMs/,
+    )
+  })
+})
+
 describe('resolveWebhookTarget (every delivery)', () => {
   const resolve = resolverOf({
     'internal.test': ['10.0.0.7'],
