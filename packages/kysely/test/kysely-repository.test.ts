@@ -110,6 +110,8 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
     )
     expect(rows.map((r) => r.table_name)).toEqual([
       'assets',
+      'et_jobs',
+      'et_pipelines',
       'jobs',
       'outputs',
       'transcodekit_migration',
@@ -169,6 +171,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0001-initial',
         'transcodekit-0002-owners',
         'transcodekit-0003-output-errors',
+        'transcodekit-0005-elastic-transcoder',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -215,7 +218,11 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
 
       expect(
         (await migrateToLatest(db, { schema: oldSchema })).map((r) => r.migrationName),
-      ).toEqual(['transcodekit-0002-owners', 'transcodekit-0003-output-errors'])
+      ).toEqual([
+        'transcodekit-0002-owners',
+        'transcodekit-0003-output-errors',
+        'transcodekit-0005-elastic-transcoder',
+      ])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })
       expect(await old.getJob(jobId)).toMatchObject({ owner: DEFAULT_OWNER, assetId: a.id })
