@@ -55,6 +55,10 @@ const api: FastifyPluginAsync<{ settings: ResolvedEtOptions; jobs: EtJobs }> = a
     { parseAs: 'buffer', bodyLimit: settings.bodyLimit },
     (_request, body, done) => done(null, body),
   )
+  // Not part of the app's OpenAPI document: the SDKs carry their own model of this API.
+  app.addHook('onRoute', (route) => {
+    route.schema = { ...route.schema, hide: true } as typeof route.schema
+  })
   app.decorateRequest('etOwner', '')
   app.decorateRequest('etBody', null)
 
