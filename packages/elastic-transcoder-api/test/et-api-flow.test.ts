@@ -17,7 +17,7 @@ import {
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
-import { s3Storage } from '@transcodekit/aws'
+import { mediaConvertEngine, s3Storage } from '@transcodekit/aws'
 import {
   createTranscoder,
   ffmpegEngine,
@@ -27,8 +27,12 @@ import {
 import { makeTone, probe } from '@transcodekit/core/testing'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type MediaConvertFake,
+  startMediaConvertFake,
+} from '../../../test/fakes/mediaconvert-fake.ts'
 import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
-import { s3rverClient } from '../../aws/test/aws-clients.ts'
+import { mediaConvertClient, s3rverClient } from '../../aws/test/aws-clients.ts'
 import { ALICE, BOB, etClient, startEtApp, startReceiver } from './et-test-app.ts'
 
 // The seed's code path, on an unchanged @aws-sdk/client-elastic-transcoder: only its endpoint
@@ -41,6 +45,10 @@ let s3: S3rverHandle
 let s3client: S3Client
 let service: TranscodeService
 let held: TranscodeService
+let onMediaConvert: TranscodeService
+let mc: MediaConvertFake
+let mcClient: { destroy(): void }
+let converting: { app: FastifyInstance; endpoint: string }
 let running: { app: FastifyInstance; endpoint: string }
 let waiting: { app: FastifyInstance; endpoint: string }
 let receiver: Awaited<ReturnType<typeof startReceiver>>
@@ -72,6 +80,22 @@ beforeAll(async () => {
   const allowed = (url: URL) => url.hostname === '127.0.0.1'
   running = await startEtApp({ service, buckets, pageSize: 20, notificationUrlAllowed: allowed })
   waiting = await startEtApp({ service: held, buckets, pageSize: 2 })
+  // The same API over AWS Elemental MediaConvert (its wire fake, transcoding with ffmpeg over
+  // s3rver), the engine polled for the job's state.
+  mc = await startMediaConvertFake({ s3Endpoint: s3.endpoint })
+  const mediaconvert = mediaConvertClient(mc.endpoint)
+  mcClient = mediaconvert
+  onMediaConvert = createTranscoder({
+    storage: internal,
+    engine: mediaConvertEngine({
+      client: mediaconvert,
+      role: 'arn:aws:iam::123456789012:role/MediaConvert',
+      bucket: BUCKETS.internal,
+    }),
+    repository: memoryRepository(),
+    pollIntervalMs: 200,
+  })
+  converting = await startEtApp({ service: onMediaConvert, buckets })
   alice = etClient(running.endpoint)
   song = await readFile(await makeTone(join(dir, 'song.mp3'), { seconds: 3, format: 'mp3' }))
   await s3client.send(
@@ -82,6 +106,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await running?.app.close()
   await waiting?.app.close()
+  await converting?.app.close()
+  await onMediaConvert?.close()
+  mcClient?.destroy()
+  await mc?.close()
   await service?.close()
   await held?.close()
   await receiver?.close()
@@ -124,11 +152,15 @@ function seedJob(pipelineId: string, base: string) {
 
 describe('the seed flow on the Elastic Transcoder API', () => {
   it('finds "Audio Files" by paginator among 125 pipelines, runs the three presets, notifies', async () => {
-    for (let i = 0; i < 125; i++) {
-      await createPipeline(
-        alice,
-        i === 101 ? 'Audio Files' : `Pipeline ${i}`,
-        i === 101 ? receiver.url : '',
+    for (let batch = 0; batch < 125; batch += 25) {
+      await Promise.all(
+        Array.from({ length: 25 }, (_, n) => batch + n).map((i) =>
+          createPipeline(
+            alice,
+            i === 101 ? 'Audio Files' : `Pipeline ${i}`,
+            i === 101 ? receiver.url : '',
+          ),
+        ),
       )
     }
     let pipelineId: string | undefined
@@ -206,6 +238,33 @@ describe('the seed flow on the Elastic Transcoder API', () => {
     }
     expect(ids).toEqual(expect.arrayContaining(SEED_PRESETS))
     expect(new Set(ids).size).toBe(ids.length)
+  })
+})
+
+describe('the seed flow on MediaConvert', () => {
+  it('runs the three system presets through the MediaConvert engine, unchanged for the client', async () => {
+    const client = etClient(converting.endpoint)
+    const pipelineId = await createPipeline(client, 'Audio Files')
+    const { Job } = await client.send(seedJob(pipelineId, 'mc/song.mp3'))
+    await waitUntilJobComplete(
+      { client, maxWaitTime: 60, minDelay: 1, maxDelay: 1 },
+      { Id: Job?.Id },
+    )
+    const { Job: done } = await client.send(new ReadJobCommand({ Id: Job?.Id }))
+    expect(done?.Outputs?.map((o) => [o.PresetId, o.Status])).toEqual(
+      SEED_PRESETS.map((id) => [id, 'Complete']),
+    )
+    expect(mc.jobs.size).toBe(1)
+    for (const [suffix, codec] of [
+      ['wav', 'pcm_s16le'],
+      ['flac', 'flac'],
+      ['mp4', 'aac'],
+    ]) {
+      const bytes = await s3.getObject(BUCKETS.output, `mc/song.mp3.${suffix}`)
+      const file = join(dir, `mc.${suffix}`)
+      await writeFile(file, bytes as Buffer)
+      expect((await probe(file)).streams[0]?.codec_name).toBe(codec)
+    }
   })
 })
 
