@@ -9,7 +9,8 @@ const STATUSES = sql`('Submitted', 'Progressing', 'Complete', 'Canceled', 'Error
 /**
  * The tables of the Elastic Transcoder API (`@transcodekit/elastic-transcoder-api`): its
  * pipelines, and the ET side of its jobs (the pipeline, the input and outputs as the client
- * sent them, preset ids as sent, user metadata); the core job keeps the media side.
+ * sent them, preset ids as sent, user metadata); the core job keeps the media side. And, for
+ * every output, the preset name it was asked for by (`requested_preset_id`), beside its id.
  */
 export function elasticTranscoder(schema: string): Migration {
   return {
@@ -66,9 +67,13 @@ export function elasticTranscoder(schema: string): Migration {
         .on('et_jobs')
         .columns(['owner', 'status', 'id'])
         .execute()
+
+      // Every output keeps the preset name it was asked for by (an ET id), beside the id.
+      await db.schema.alterTable('outputs').addColumn('requested_preset_id', 'text').execute()
     },
     async down(root: Kysely<any>) {
       const db = root.withSchema(schema)
+      await db.schema.alterTable('outputs').dropColumn('requested_preset_id').execute()
       await db.schema.dropTable('et_jobs').execute()
       await db.schema.dropTable('et_pipelines').execute()
     },
