@@ -9,6 +9,11 @@ export interface ElasticTranscoderConfig {
   buckets: Array<{ name: string; kind: 'file'; path: string } | { name: string; kind: 's3' }>
   /** How `name=s3` buckets are reached: `S3_ENDPOINT`, `S3_REGION`, `S3_FORCE_PATH_STYLE`. */
   s3: { endpoint: string | null; region: string; forcePathStyle: boolean }
+  /**
+   * The region of the SNS topics pipelines notify (`AWS_REGION`); the SDK's own
+   * `AWS_ENDPOINT_URL_SNS` points it elsewhere.
+   */
+  snsRegion: string
 }
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/
@@ -78,7 +83,7 @@ export function elasticTranscoderConfig(
   }
   if (buckets.length === 0)
     problems.push('ET_API_KEYS is set: ET_BUCKETS must name at least one bucket')
-  return { keys, buckets, s3 }
+  return { keys, buckets, s3, snsRegion: text('AWS_REGION') ?? 'us-east-1' }
 }
 
 function list(raw: string): string[] {

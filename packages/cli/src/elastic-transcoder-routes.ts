@@ -6,7 +6,9 @@ import type { ElasticTranscoderConfig } from './elastic-transcoder-config.ts'
 /**
  * Mounts the Elastic Transcoder API at the server's root (`/2012-09-25/…`, the SDKs' own
  * paths): its buckets as configured, its pipelines and jobs in the server's database (in
- * memory with `DATABASE_URL=memory://`).
+ * memory with `DATABASE_URL=memory://`), pipeline notifications published to SNS topics.
+ * Notification targets that are HTTP URLs are refused: the server would call any URL a client
+ * names.
  */
 export async function registerElasticTranscoderApi(
   app: FastifyInstance,
@@ -34,6 +36,9 @@ export async function registerElasticTranscoderApi(
   for (const bucket of config.buckets) {
     if (bucket.kind === 'file') buckets[bucket.name] = localStorage({ root: bucket.path })
   }
+  const { PublishCommand, SNSClient } = await import('@aws-sdk/client-sns')
+  const sns = new SNSClient({ region: config.snsRegion })
+  app.addHook('onClose', async () => sns.destroy())
   const store = services.database
     ? (await import('@transcodekit/elastic-transcoder-api/kysely')).kyselyEtStore(services.database)
     : memoryEtStore()
@@ -42,6 +47,7 @@ export async function registerElasticTranscoderApi(
     keys: config.keys,
     buckets,
     store,
+    snsPublish: (input) => sns.send(new PublishCommand(input)),
     logger: app.log,
   })
 }

@@ -17,6 +17,7 @@ import { makeTone, probe } from '@transcodekit/core/testing'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type SnsPublishFake, startSnsPublishFake } from '../../../test/fakes/sns-publish-fake.ts'
 import { createServices, loadConfig, type Services } from '../src/config.ts'
 import { buildServer } from '../src/server-app.ts'
 import { configProblems } from './server-process.ts'
@@ -42,6 +43,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
         { name: 'results', kind: 's3' },
       ],
       s3: { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
+      snsRegion: 'us-east-1',
     })
     expect(loadConfig({}).elasticTranscoder).toBeNull()
   })
@@ -74,9 +76,24 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
   let client: ElasticTranscoderClient
   const schema = `tk_et_serve_${randomBytes(4).toString('hex')}`
   const queueSchema = `${schema}_queue`
+  let sns: SnsPublishFake
+  // The SNS client of serve is configured the AWS way: its endpoint and credentials from the
+  // environment of the process (this test file's own worker).
+  const SNS_ENV = {
+    AWS_ENDPOINT_URL_SNS: '',
+    AWS_ACCESS_KEY_ID: 'AKIAFAKE',
+    AWS_SECRET_ACCESS_KEY: 'fake',
+  }
+  const saved: Record<string, string | undefined> = {}
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tk-et-serve-'))
+    sns = await startSnsPublishFake()
+    SNS_ENV.AWS_ENDPOINT_URL_SNS = sns.endpoint
+    for (const [name, value] of Object.entries(SNS_ENV)) {
+      saved[name] = process.env[name]
+      process.env[name] = value
+    }
     const config = loadConfig({
       DATA_DIR: join(dir, 'data'),
       DATABASE_URL,
@@ -105,6 +122,11 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
       await sql`drop schema if exists ${sql.id(queueSchema)} cascade`.execute(db)
     }
     await services?.close()
+    await sns?.close()
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
     if (dir) await rm(dir, { recursive: true, force: true })
   })
 
@@ -117,6 +139,12 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
         InputBucket: 'media',
         OutputBucket: 'results',
         Role: 'arn:aws:iam::123456789012:role/Elastic_Transcoder_Default_Role',
+        Notifications: {
+          Progressing: '',
+          Completed: 'arn:aws:sns:us-east-1:123456789012:done',
+          Warning: '',
+          Error: '',
+        },
       }),
     )
     const { Job } = await client.send(
@@ -136,6 +164,14 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
     const file = join(dir, 'tone.flac')
     await writeFile(file, body)
     expect((await probe(file)).streams[0]?.codec_name).toBe('flac')
+    await sns.next(1)
+    expect(sns.published[0]?.topicArn).toBe('arn:aws:sns:us-east-1:123456789012:done')
+    expect(JSON.parse(sns.published[0]?.message ?? '{}')).toMatchObject({
+      state: 'COMPLETED',
+      jobId: Job?.Id,
+      userMetadata: { entry: '42' },
+      outputs: [{ presetId: '1351620000001-300110', key: 'tone.flac', status: 'Complete' }],
+    })
 
     const { rows } = await sql<{ name: string; owner: string }>`
       select name, owner from ${sql.id(schema, 'et_pipelines')}`.execute(services.database!.db)

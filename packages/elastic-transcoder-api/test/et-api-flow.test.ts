@@ -17,6 +17,7 @@ import {
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
 import { mediaConvertEngine, s3Storage } from '@transcodekit/aws'
 import {
   createTranscoder,
@@ -32,6 +33,7 @@ import {
   startMediaConvertFake,
 } from '../../../test/fakes/mediaconvert-fake.ts'
 import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
+import { type SnsPublishFake, startSnsPublishFake } from '../../../test/fakes/sns-publish-fake.ts'
 import { mediaConvertClient, s3rverClient } from '../../aws/test/aws-clients.ts'
 import { ALICE, BOB, etClient, startEtApp, startReceiver } from './et-test-app.ts'
 
@@ -54,6 +56,9 @@ let waiting: { app: FastifyInstance; endpoint: string }
 let receiver: Awaited<ReturnType<typeof startReceiver>>
 let alice: ElasticTranscoderClient
 let song: Buffer
+let snsFake: SnsPublishFake
+let sns: SNSClient
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:transcoding-complete'
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tk-et-api-'))
@@ -78,7 +83,19 @@ beforeAll(async () => {
     worker: false,
   })
   const allowed = (url: URL) => url.hostname === '127.0.0.1'
-  running = await startEtApp({ service, buckets, pageSize: 20, notificationUrlAllowed: allowed })
+  snsFake = await startSnsPublishFake()
+  sns = new SNSClient({
+    endpoint: snsFake.endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIAFAKE', secretAccessKey: 'fake' },
+  })
+  running = await startEtApp({
+    service,
+    buckets,
+    pageSize: 20,
+    notificationUrlAllowed: allowed,
+    snsPublish: (input) => sns.send(new PublishCommand(input)),
+  })
   waiting = await startEtApp({ service: held, buckets, pageSize: 2 })
   // The same API over AWS Elemental MediaConvert (its wire fake, transcoding with ffmpeg over
   // s3rver), the engine polled for the job's state.
@@ -113,19 +130,26 @@ afterAll(async () => {
   await service?.close()
   await held?.close()
   await receiver?.close()
+  sns?.destroy()
+  await snsFake?.close()
   s3client?.destroy()
   await s3?.close()
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
-async function createPipeline(client: ElasticTranscoderClient, name: string, endpoint = '') {
+async function createPipeline(
+  client: ElasticTranscoderClient,
+  name: string,
+  endpoint = '',
+  completed = endpoint,
+) {
   const { Pipeline } = await client.send(
     new CreatePipelineCommand({
       Name: name,
       InputBucket: BUCKETS.input,
       OutputBucket: BUCKETS.output,
       Role: 'arn:aws:iam::123456789012:role/Elastic_Transcoder_Default_Role',
-      Notifications: { Progressing: endpoint, Completed: endpoint, Warning: '', Error: endpoint },
+      Notifications: { Progressing: endpoint, Completed: completed, Warning: '', Error: endpoint },
     }),
   )
   return Pipeline?.Id as string
@@ -159,6 +183,7 @@ describe('the seed flow on the Elastic Transcoder API', () => {
             alice,
             i === 101 ? 'Audio Files' : `Pipeline ${i}`,
             i === 101 ? receiver.url : '',
+            i === 101 ? TOPIC : '',
           ),
         ),
       )
@@ -202,10 +227,18 @@ describe('the seed flow on the Elastic Transcoder API', () => {
       expect(Math.round(Number(probed.format.duration))).toBe(3)
     }
 
-    await receiver.next(2)
-    const messages = receiver.bodies.map((b) => JSON.parse(b.Message as string))
-    expect(messages.map((m) => m.state)).toEqual(['PROGRESSING', 'COMPLETED'])
-    expect(messages[1]).toMatchObject({
+    // Progressing to the HTTP receiver (an SNS-style envelope), Completed to the SNS topic.
+    await receiver.next(1)
+    await snsFake.next(1)
+    const progressing = JSON.parse(receiver.bodies[0]?.Message as string)
+    expect(progressing).toMatchObject({ state: 'PROGRESSING', jobId: Job?.Id, pipelineId })
+    expect(snsFake.published).toHaveLength(1)
+    expect(snsFake.published[0]).toMatchObject({
+      topicArn: TOPIC,
+      subject: expect.stringContaining(Job?.Id as string),
+    })
+    expect(JSON.parse(snsFake.published[0]?.message as string)).toMatchObject({
+      state: 'COMPLETED',
       version: '2012-09-25',
       jobId: Job?.Id,
       pipelineId,
@@ -216,6 +249,7 @@ describe('the seed flow on the Elastic Transcoder API', () => {
     })
 
     // The same keys again: ET never overwrites an output, it fails it with 3002.
+    const wav = await s3.getObject(BUCKETS.output, 'media/song.mp3.wav')
     const { Job: again } = await alice.send(seedJob(pipelineId as string, 'media/song.mp3'))
     await expect(
       waitUntilJobComplete(
@@ -226,9 +260,14 @@ describe('the seed flow on the Elastic Transcoder API', () => {
     const { Job: failed } = await alice.send(new ReadJobCommand({ Id: again?.Id }))
     expect(failed?.Status).toBe('Error')
     expect(failed?.Outputs?.[0]?.StatusDetail).toMatch(/^3002 /)
-    expect(await s3.getObject(BUCKETS.output, 'media/song.mp3.wav')).toEqual(
-      await s3.getObject(BUCKETS.output, 'media/song.mp3.wav'),
-    )
+    expect(await s3.getObject(BUCKETS.output, 'media/song.mp3.wav')).toEqual(wav)
+    await receiver.next(3)
+    expect(JSON.parse(receiver.bodies[2]?.Message as string)).toMatchObject({
+      state: 'ERROR',
+      jobId: again?.Id,
+      errorCode: 3002,
+      messageDetails: expect.stringMatching(/^3002 /),
+    })
   })
 
   it('lists every system preset the catalog knows, with the seed three', async () => {
