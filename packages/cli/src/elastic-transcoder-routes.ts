@@ -14,6 +14,8 @@ export async function registerElasticTranscoderApi(
   app: FastifyInstance,
   config: ElasticTranscoderConfig,
   services: Services,
+  /** `MAX_JOBS_PER_OWNER` of the server; 0: no cap. */
+  maxJobsPerOwner: number,
 ): Promise<void> {
   const { default: elasticTranscoderApi, memoryEtStore } = await import(
     '@transcodekit/elastic-transcoder-api'
@@ -48,6 +50,7 @@ export async function registerElasticTranscoderApi(
     buckets,
     store,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
+    maxActiveJobsPerOwner: maxJobsPerOwner || Number.POSITIVE_INFINITY,
     logger: app.log,
   })
 }

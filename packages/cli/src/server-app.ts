@@ -77,7 +77,12 @@ export async function buildServer(
   })
 
   if (config.elasticTranscoder) {
-    await registerElasticTranscoderApi(app, config.elasticTranscoder, services)
+    await registerElasticTranscoderApi(
+      app,
+      config.elasticTranscoder,
+      services,
+      config.maxJobsPerOwner,
+    )
   }
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

@@ -69,6 +69,7 @@ export class EtJobs {
     const request = checkJobRequest(body, service.presets)
     const pipeline = await store.getPipeline(request.pipelineId, owner)
     if (!pipeline) throw notFound('pipeline', request.pipelineId)
+    await this.#checkActiveJobs(owner)
     const input = buckets.get(pipeline.inputBucket)
     if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
     const id = newEtId()
@@ -148,6 +149,32 @@ export class EtJobs {
     return job
   }
 
+  /**
+   * ET's LimitExceededException past `maxActiveJobsPerOwner` unfinished jobs. Checked before
+   * each job is made, so concurrent requests of one owner may pass it by the few in flight.
+   */
+  async #checkActiveJobs(owner: Owner): Promise<void> {
+    const cap = this.#options.maxActiveJobsPerOwner
+    if (cap === Number.POSITIVE_INFINITY) return
+    let active = 0
+    for (const status of ['Submitted', 'Progressing'] as const) {
+      const page = await this.#options.store.listJobs({
+        owner,
+        status,
+        ascending: false,
+        after: null,
+        limit: cap,
+      })
+      active += page.items.length
+    }
+    if (active >= cap) {
+      throw new ElasticTranscoderError(
+        'LimitExceededException',
+        `Too many jobs are not finished yet (at most ${cap}): wait for some to end.`,
+      )
+    }
+  }
+
   async read(owner: Owner, id: string): Promise<EtJobRecord> {
     const job = await this.#options.store.getJob(id, owner)
     if (!job) throw notFound('job', id)
@@ -210,7 +237,24 @@ export class EtJobs {
     if (job.status === 'Complete' || job.status === 'Error' || job.status === 'Canceled') return job
     if (!job.coreJobId) return job
     const { store } = this.#options
-    const core = known ?? (await this.#options.service.getJob(job.coreJobId))
+    let core: Job
+    try {
+      core = known ?? (await this.#options.service.getJob(job.coreJobId))
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error
+      // Its asset was deleted through the media API: the job can never end otherwise.
+      return (
+        (await store.updateJob(job.id, {
+          status: 'Error',
+          finishedAt: new Date(),
+          outputs: job.outputs.map((o) => ({
+            ...o,
+            status: 'Error',
+            statusDetail: '9999 The job was removed before it ended.',
+          })),
+        })) ?? job
+      )
+    }
     if (core.state === 'submitted') return job
     let current = job
     if (current.status === 'Submitted' && core.state !== 'canceled') {

@@ -1,4 +1,4 @@
-import type { PresetCatalog } from '@transcodekit/core'
+import { assertValidKey, type PresetCatalog } from '@transcodekit/core'
 import { validationError } from './et-errors.ts'
 import { ET_ID } from './et-ids.ts'
 import { ET_PRESET_ID } from './et-presets.ts'
@@ -32,6 +32,15 @@ function checkKey(value: unknown, what: string): string {
     throw validationError(`${what} must be a string of 1 to ${MAX_KEY} characters.`)
   }
   return value
+}
+
+/** A key every storage takes: relative, no `..` segment, NUL or backslash. */
+function checkStorageKey(key: string, what: string): void {
+  try {
+    assertValidKey(key)
+  } catch {
+    throw validationError(`${what} is not a valid object key: ${JSON.stringify(key)}.`)
+  }
 }
 
 function refuseUnknown(object: Wire, allowed: readonly string[], what: string) {
@@ -79,7 +88,7 @@ export function checkJobRequest(body: unknown, catalog: PresetCatalog): CheckedJ
   const input = inputs[0]
   if (!isObject(input)) throw validationError('Input must be an object.')
   refuseUnknown(input, ['Key', ...AUTO_INPUT_FIELDS], 'Input')
-  checkKey(input.Key, 'Input:Key')
+  checkStorageKey(checkKey(input.Key, 'Input:Key'), 'Input:Key')
   for (const field of AUTO_INPUT_FIELDS) {
     if (input[field] !== undefined && input[field] !== 'auto') {
       throw validationError(`Input:${field} must be auto on this endpoint (the input is probed).`)
@@ -112,6 +121,7 @@ export function checkJobRequest(body: unknown, catalog: PresetCatalog): CheckedJ
         `${what}: OutputKeyPrefix and Key together exceed ${MAX_KEY} characters.`,
       )
     }
+    checkStorageKey(prefix + key, `${what}: OutputKeyPrefix + Key`)
     if (keys.has(key)) throw validationError(`Two outputs have the same key: ${key}`)
     keys.add(key)
     if (raw.Rotate !== undefined && raw.Rotate !== 'auto' && raw.Rotate !== '0') {

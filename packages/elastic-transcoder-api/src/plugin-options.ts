@@ -34,6 +34,11 @@ export interface ElasticTranscoderApiOptions {
   bodyLimit?: number
   /** Items per page of the List operations (ET answers up to 50). @default 50 */
   pageSize?: number
+  /**
+   * How many unfinished jobs (Submitted or Progressing) one owner may have: CreateJob past it
+   * answers ET's LimitExceededException (429). @default 100
+   */
+  maxActiveJobsPerOwner?: number
   /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
   snsPublish?: SnsPublish
   /**
@@ -57,6 +62,7 @@ export interface ResolvedEtOptions {
   maxClockSkewMs: number
   bodyLimit: number
   pageSize: number
+  maxActiveJobsPerOwner: number
   snsPublish: SnsPublish | null
   notificationUrlAllowed: (url: URL) => boolean
   notificationTimeoutMs: number
@@ -91,6 +97,12 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   const maxClockSkewMs = options.maxClockSkewMs ?? 900_000
   const bodyLimit = options.bodyLimit ?? 65_536
   const notificationTimeoutMs = options.notificationTimeoutMs ?? 10_000
+  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? 100
+  assert.ok(
+    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
+      (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
+    'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
+  )
   const pageSize = options.pageSize ?? 50
   assert.ok(
     Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000,
@@ -115,6 +127,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     maxClockSkewMs,
     bodyLimit,
     pageSize,
+    maxActiveJobsPerOwner,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
     notificationTimeoutMs,

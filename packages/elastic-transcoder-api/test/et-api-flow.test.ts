@@ -96,7 +96,7 @@ beforeAll(async () => {
     notificationUrlAllowed: allowed,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
   })
-  waiting = await startEtApp({ service: held, buckets, pageSize: 2 })
+  waiting = await startEtApp({ service: held, buckets, pageSize: 2, maxActiveJobsPerOwner: 5 })
   // The same API over AWS Elemental MediaConvert (its wire fake, transcoding with ffmpeg over
   // s3rver), the engine polled for the job's state.
   mc = await startMediaConvertFake({ s3Endpoint: s3.endpoint })
@@ -331,6 +331,10 @@ describe('jobs that wait', () => {
     }
     expect(ascending).toEqual(created)
 
+    const sixth = await client.send(seedJob(pipelineId, 'wait/6')).catch((e) => e)
+    expect(sixth.name).toBe('LimitExceededException')
+    expect(sixth.$metadata.httpStatusCode).toBe(429)
+
     await client.send(new CancelJobCommand({ Id: created[0] }))
     const { Job } = await client.send(new ReadJobCommand({ Id: created[0] }))
     expect(Job?.Status).toBe('Canceled')
@@ -343,6 +347,18 @@ describe('jobs that wait', () => {
       submitted.push(...(page.Jobs ?? []).map((j) => j.Id as string))
     }
     expect(submitted).toEqual(created.slice(1).reverse())
+
+    // Its asset deleted through the media API, a job is canceled with it (the service's event).
+    const core = async (id: string) =>
+      held.repository.getJobByIdempotencyKey(`elastic-transcoder:${id}`, ALICE.owner)
+    await held.deleteAsset((await core(created[1] as string))?.assetId as string)
+    const read = async (id: string) => (await client.send(new ReadJobCommand({ Id: id }))).Job
+    expect((await read(created[1] as string))?.Status).toBe('Canceled')
+    // Removed where this process sees no event (another process): ET reports it failed.
+    await held.repository.deleteAsset((await core(created[2] as string))?.assetId as string)
+    const removed = await read(created[2] as string)
+    expect(removed?.Status).toBe('Error')
+    expect(removed?.Outputs?.[0]?.StatusDetail).toMatch(/^9999 /)
   })
 })
 
@@ -405,6 +421,18 @@ describe('access', () => {
       )
       .catch((e) => e)
     expect(missingInput.name).toBe('ValidationException')
+    const escaping = await alice
+      .send(
+        new CreateJobCommand({
+          PipelineId: pipelineId,
+          Input: { Key: 'media/song.mp3' },
+          OutputKeyPrefix: '../',
+          Outputs: [{ Key: 'escape.wav', PresetId: SEED_PRESETS[0] }],
+        }),
+      )
+      .catch((e) => e)
+    expect(escaping.name).toBe('ValidationException')
+    expect(escaping.message).toContain('not a valid object key')
     expect(await s3.listKeys(BUCKETS.internal)).toEqual(before)
   })
 })
