@@ -132,7 +132,7 @@ const plugin: FastifyPluginAsync<ElasticTranscoderApiOptions> = async (app, opti
   const jobs = new EtJobs(settings, new EtNotifier(settings))
   jobs.start()
   app.addHook('onClose', async () => {
-    jobs.stop()
+    await jobs.stop()
     // The default store is ours to close; one the app passed in is the app's.
     if (!options.store) await settings.store.close?.()
   })

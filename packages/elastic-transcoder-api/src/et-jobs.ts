@@ -34,6 +34,8 @@ export class EtJobs {
   readonly #notifier: EtNotifier
   readonly #logger: Logger
   #unsubscribe: (() => void) | null = null
+  /** Updates started by events, awaited on `stop()` so none is cut by a shutdown. */
+  readonly #inFlight = new Set<Promise<void>>()
 
   constructor(options: ResolvedEtOptions, notifier: EtNotifier) {
     this.#options = options
@@ -46,22 +48,24 @@ export class EtJobs {
     this.#unsubscribe = this.#options.service.subscribe(({ job }) => {
       const key = job.idempotencyKey
       if (!key?.startsWith(CORE_KEY_PREFIX)) return
-      this.#follow(key.slice(CORE_KEY_PREFIX.length), job).catch((error: unknown) => {
-        this.#logger.error(
-          {
-            etJobId: key.slice(CORE_KEY_PREFIX.length),
-            coreJobId: job.id,
-            error: errorText(error),
-          },
-          'elastic-transcoder-api: could not bring a job up to date',
-        )
-      })
+      const etJobId = key.slice(CORE_KEY_PREFIX.length)
+      const update: Promise<void> = this.#follow(etJobId, job)
+        .catch((error: unknown) => {
+          this.#logger.error(
+            { etJobId, coreJobId: job.id, error: errorText(error) },
+            'elastic-transcoder-api: could not bring a job up to date',
+          )
+        })
+        .finally(() => this.#inFlight.delete(update))
+      this.#inFlight.add(update)
     })
   }
 
-  stop(): void {
+  /** Stops following events, once the updates already started have ended. */
+  async stop(): Promise<void> {
     this.#unsubscribe?.()
     this.#unsubscribe = null
+    await Promise.all(this.#inFlight)
   }
 
   async create(owner: Owner, body: unknown): Promise<EtJobRecord> {
