@@ -36,6 +36,8 @@ export class EtJobs {
   #unsubscribe: (() => void) | null = null
   /** Updates started by events, awaited on `stop()` so none is cut by a shutdown. */
   readonly #inFlight = new Set<Promise<void>>()
+  #timer: NodeJS.Timeout | null = null
+  #sweeping = false
 
   constructor(options: ResolvedEtOptions, notifier: EtNotifier) {
     this.#options = options
@@ -59,12 +61,45 @@ export class EtJobs {
         .finally(() => this.#inFlight.delete(update))
       this.#inFlight.add(update)
     })
+    if (this.#options.syncIntervalMs > 0) {
+      this.#timer = setInterval(() => this.#sweep(), this.#options.syncIntervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** Brings the oldest unfinished jobs up to date (one sweep at a time). */
+  #sweep(): void {
+    if (this.#sweeping) return
+    this.#sweeping = true
+    const sweep: Promise<void> = (async () => {
+      for (const job of await this.#options.store.listUnfinishedJobs(100)) {
+        await this.#refresh(job).catch((error: unknown) => {
+          this.#logger.error(
+            { etJobId: job.id, error: errorText(error) },
+            'elastic-transcoder-api: could not bring a job up to date',
+          )
+        })
+      }
+    })()
+      .catch((error: unknown) => {
+        this.#logger.error(
+          { error: errorText(error) },
+          'elastic-transcoder-api: could not list the unfinished jobs',
+        )
+      })
+      .finally(() => {
+        this.#sweeping = false
+        this.#inFlight.delete(sweep)
+      })
+    this.#inFlight.add(sweep)
   }
 
   /** Stops following events, once the updates already started have ended. */
   async stop(): Promise<void> {
     this.#unsubscribe?.()
     this.#unsubscribe = null
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
     await Promise.all(this.#inFlight)
   }
 

@@ -47,6 +47,12 @@ export interface ElasticTranscoderApiOptions {
    * a server-side request forgery vector. @default () => false
    */
   notificationUrlAllowed?: (url: URL) => boolean
+  /**
+   * How often the jobs not ended yet are brought up to date with their core jobs, for those
+   * that another process runs (separate workers): this process sees only its own events.
+   * `0`: only on events, reads and listings. @default 5_000
+   */
+  syncIntervalMs?: number
   /** How long one HTTP notification may take. @default 10_000 */
   notificationTimeoutMs?: number
   /** Where failures of background work are reported. @default consoleLogger() */
@@ -63,6 +69,7 @@ export interface ResolvedEtOptions {
   bodyLimit: number
   pageSize: number
   maxActiveJobsPerOwner: number
+  syncIntervalMs: number
   snsPublish: SnsPublish | null
   notificationUrlAllowed: (url: URL) => boolean
   notificationTimeoutMs: number
@@ -103,6 +110,11 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
       (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
     'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
   )
+  const syncIntervalMs = options.syncIntervalMs ?? 5_000
+  assert.ok(
+    Number.isInteger(syncIntervalMs) && syncIntervalMs >= 0,
+    'elastic-transcoder-api: option "syncIntervalMs" must be an integer ≥ 0',
+  )
   const pageSize = options.pageSize ?? 50
   assert.ok(
     Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000,
@@ -128,6 +140,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     bodyLimit,
     pageSize,
     maxActiveJobsPerOwner,
+    syncIntervalMs,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
     notificationTimeoutMs,

@@ -27,7 +27,7 @@ import {
 } from '@transcodekit/core'
 import { makeTone, probe } from '@transcodekit/core/testing'
 import type { FastifyInstance } from 'fastify'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   type MediaConvertFake,
   startMediaConvertFake,
@@ -35,6 +35,7 @@ import {
 import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
 import { type SnsPublishFake, startSnsPublishFake } from '../../../test/fakes/sns-publish-fake.ts'
 import { mediaConvertClient, s3rverClient } from '../../aws/test/aws-clients.ts'
+import { type EtStore, memoryEtStore } from '../src/index.ts'
 import { ALICE, BOB, etClient, startEtApp, startReceiver } from './et-test-app.ts'
 
 // The seed's code path, on an unchanged @aws-sdk/client-elastic-transcoder: only its endpoint
@@ -51,6 +52,7 @@ let onMediaConvert: TranscodeService
 let mc: MediaConvertFake
 let mcClient: { destroy(): void }
 let converting: { app: FastifyInstance; endpoint: string }
+const waitingStore: EtStore = memoryEtStore()
 let running: { app: FastifyInstance; endpoint: string }
 let waiting: { app: FastifyInstance; endpoint: string }
 let receiver: Awaited<ReturnType<typeof startReceiver>>
@@ -96,7 +98,14 @@ beforeAll(async () => {
     notificationUrlAllowed: allowed,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
   })
-  waiting = await startEtApp({ service: held, buckets, pageSize: 2, maxActiveJobsPerOwner: 5 })
+  waiting = await startEtApp({
+    service: held,
+    buckets,
+    pageSize: 2,
+    maxActiveJobsPerOwner: 5,
+    store: waitingStore,
+    syncIntervalMs: 100,
+  })
   // The same API over AWS Elemental MediaConvert (its wire fake, transcoding with ffmpeg over
   // s3rver), the engine polled for the job's state.
   mc = await startMediaConvertFake({ s3Endpoint: s3.endpoint })
@@ -359,6 +368,25 @@ describe('jobs that wait', () => {
     const removed = await read(created[2] as string)
     expect(removed?.Status).toBe('Error')
     expect(removed?.Outputs?.[0]?.StatusDetail).toMatch(/^9999 /)
+
+    // Another process (a service of its own on the same repository) cancels a core job: no
+    // event reaches this one, and no client reads the job; the periodic sync catches it.
+    const other = createTranscoder({
+      storage: s3Storage({ client: s3client, bucket: BUCKETS.internal }),
+      engine: ffmpegEngine(),
+      repository: held.repository,
+      worker: false,
+    })
+    try {
+      await other.cancel((await core(created[3] as string))?.id as string)
+      await vi.waitFor(
+        async () =>
+          expect((await waitingStore.getJobById(created[3] as string))?.status).toBe('Canceled'),
+        { timeout: 20_000, interval: 100 },
+      )
+    } finally {
+      await other.close()
+    }
   })
 })
 

@@ -131,6 +131,11 @@ export interface EtStore {
     patch: EtJobPatch,
     options?: { onlyIf?: readonly EtStatus[] },
   ): Promise<EtJobRecord | null>
+  /**
+   * Any owner's jobs not ended yet (Submitted or Progressing), oldest first: what the API
+   * brings up to date now and then, for jobs whose core job another process runs.
+   */
+  listUnfinishedJobs(limit: number): Promise<EtJobRecord[]>
   /** True for the one caller that may copy the job's outputs to its bucket. */
   claimDelivery(id: string): Promise<boolean>
 

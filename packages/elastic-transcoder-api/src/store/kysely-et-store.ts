@@ -280,6 +280,17 @@ export class KyselyEtStore implements EtStore {
     return row ? toJob(row) : null
   }
 
+  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
+    const rows = await this.#db
+      .selectFrom('et_jobs')
+      .selectAll()
+      .where('status', 'in', ['Submitted', 'Progressing'])
+      .orderBy('id')
+      .limit(limit)
+      .execute()
+    return rows.map(toJob)
+  }
+
   async claimDelivery(id: string): Promise<boolean> {
     const result = await this.#db
       .updateTable('et_jobs')

@@ -109,6 +109,14 @@ export class MemoryEtStore implements EtStore {
     return structuredClone(updated)
   }
 
+  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
+    return [...this.#jobs.values()]
+      .filter((job) => !ET_TERMINAL.includes(job.status))
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .slice(0, limit)
+      .map((job) => structuredClone(job))
+  }
+
   async claimDelivery(id: string): Promise<boolean> {
     if (this.#claimed.has(id) || !this.#jobs.has(id)) return false
     this.#claimed.add(id)

@@ -212,6 +212,20 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         expect((await store.getJobById(jobId))?.status).toBe(status)
       }))
 
+    it('lists the unfinished jobs of every owner, oldest first', () =>
+      withStore(async (store) => {
+        const [pipelineId, a, b, c] = ids(4) as [string, string, string, string]
+        const alice = owner()
+        await store.createPipeline(pipeline(pipelineId, alice))
+        await store.createJob(job(a, alice, pipelineId))
+        await store.createJob(job(b, owner(), pipelineId, 'Progressing'))
+        await store.createJob(job(c, alice, pipelineId))
+        await store.updateJob(c, { status: 'Complete' })
+        const unfinished = (await store.listUnfinishedJobs(1000)).map((j) => j.id)
+        expect(unfinished.filter((id) => [a, b, c].includes(id))).toEqual([a, b])
+        expect(await store.listUnfinishedJobs(1)).toHaveLength(1)
+      }))
+
     it('lets exactly one caller claim the delivery of a job', () =>
       withStore(async (store) => {
         const alice = owner()

@@ -67,6 +67,13 @@ export function elasticTranscoder(schema: string): Migration {
         .on('et_jobs')
         .columns(['owner', 'status', 'id'])
         .execute()
+      // The jobs not ended yet, which the API brings up to date now and then.
+      await db.schema
+        .createIndex('et_jobs_unfinished_idx')
+        .on('et_jobs')
+        .column('id')
+        .where(sql.ref('status'), 'in', sql`('Submitted', 'Progressing')`)
+        .execute()
 
       // Every output keeps the preset name it was asked for by (an ET id), beside the id.
       await db.schema.alterTable('outputs').addColumn('requested_preset_id', 'text').execute()
