@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { ElasticTranscoderError, validationError } from './et-errors.ts'
+import { EtJobSync } from './et-job-sync.ts'
 import { EtJobs } from './et-jobs.ts'
 import { EtNotifier } from './et-notifier.ts'
 import {
@@ -129,10 +130,11 @@ const api: FastifyPluginAsync<{ settings: ResolvedEtOptions; jobs: EtJobs }> = a
  */
 const plugin: FastifyPluginAsync<ElasticTranscoderApiOptions> = async (app, options) => {
   const settings = resolveOptions(options)
-  const jobs = new EtJobs(settings, new EtNotifier(settings))
-  jobs.start()
+  const sync = new EtJobSync(settings, new EtNotifier(settings))
+  const jobs = new EtJobs(settings, sync)
+  sync.start()
   app.addHook('onClose', async () => {
-    await jobs.stop()
+    await sync.stop()
     // The default store is ours to close; one the app passed in is the app's.
     if (!options.store) await settings.store.close?.()
   })

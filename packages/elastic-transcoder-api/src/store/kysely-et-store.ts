@@ -55,6 +55,7 @@ interface EtTables {
 
 export interface KyselyEtStoreOptions {
   /** A Kysely instance the app owns: the store never closes it. */
+  // biome-ignore lint/suspicious/noExplicitAny: the app's instance, typed by the app's own tables
   db: Kysely<any>
   /**
    * The PostgreSQL schema of the tables, made by `migrateToLatest` of `@transcodekit/kysely`
