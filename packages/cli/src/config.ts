@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import {
+  consoleLogger,
   createTranscoder,
   type Engine,
+  errorText,
   type FfmpegEngineOptions,
   ffmpegEngine,
   type JobLimits,
@@ -404,8 +406,13 @@ export async function createServices(
   } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
+  const logger = options.logger ?? consoleLogger()
   const close = async () => {
-    for (const closeOne of closers.reverse()) await closeOne().catch(() => {})
+    for (const closeOne of closers.reverse()) {
+      await closeOne().catch((error: unknown) => {
+        logger.error({ error: errorText(error) }, 'transcodekit: a service did not close cleanly')
+      })
+    }
   }
   try {
     await mkdir(config.dataDir, { recursive: true })
@@ -471,7 +478,7 @@ export async function createServices(
         ...config.ffmpegGuards,
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
         tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
-        logger: options.logger,
+        logger,
       })
     }
 
@@ -479,6 +486,7 @@ export async function createServices(
       config,
       closers,
       options.attach ?? false,
+      logger,
     )
     const service = createTranscoder({
       storage,
@@ -488,7 +496,7 @@ export async function createServices(
       tmpDir: join(config.dataDir, 'tmp', 'uploads'),
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
-      logger: options.logger,
+      logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
     })
     closers.push(() => service.close())
@@ -513,6 +521,7 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
+  logger: Logger,
 ): Promise<{
   repository: Repository
   queue?: Queue
@@ -535,7 +544,7 @@ async function openPersistence(
     closers.push(() => embedded.close())
     url = embedded.url
   }
-  const opened = await kysely.openDatabase({ url })
+  const opened = await kysely.openDatabase({ url, logger })
   closers.push(() => opened.close())
   await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema }).catch((error) => {
     if (!attach || config.databaseUrl !== null) throw error
@@ -545,7 +554,7 @@ async function openPersistence(
     )
   })
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
-  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
+  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
   return { repository, queue, database: { db: opened.db, schema: config.databaseSchema } }
 }
