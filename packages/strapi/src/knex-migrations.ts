@@ -93,11 +93,13 @@ const MIGRATIONS: readonly Migration[] = [
 ]
 
 /**
- * Creates or upgrades the plugin's tables in Strapi's database, through Knex's migrator (its
- * own lock table makes two Strapi processes starting at once run each migration once).
+ * Creates or upgrades the plugin's tables in Strapi's database, through Knex's migrator. Its
+ * lock table makes two Strapi processes starting at once run each migration once; on a new
+ * database both may race to create the migrator's own tables, or find the lock taken, and the
+ * one that loses tries again (a few times, then fails with the last error).
  */
 export async function migrateStrapiTables(knex: Knex): Promise<void> {
-  await knex.migrate.latest({
+  const config: Knex.MigratorConfig = {
     tableName: TABLES.migrations,
     migrationSource: {
       getMigrations: async () => [...MIGRATIONS],
@@ -109,5 +111,16 @@ export async function migrateStrapiTables(knex: Knex): Promise<void> {
         },
       }),
     },
-  })
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await knex.migrate.latest(config)
+      return
+    } catch (error) {
+      if (attempt >= MIGRATION_ATTEMPTS) throw error
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt))
+    }
+  }
 }
+
+const MIGRATION_ATTEMPTS = 6
