@@ -113,11 +113,11 @@ interface Profile {
   takeDown(): Promise<() => Promise<void>>
 }
 
-/** Strapi's local upload provider; transcodekit on local disk and the in-memory repository. */
+/** Strapi's local upload provider; transcodekit on local disk and in Strapi's own database. */
 function localProfile(): Profile {
   let dataDir = ''
   return {
-    name: 'local upload provider, local storage, memory repository',
+    name: "local upload provider, local storage, Strapi's own database",
     durable: false,
     async setUp(work) {
       const publicDir = join(work, 'public')
@@ -548,7 +548,7 @@ function defineSuite(profile: Profile): void {
     }
   })
 
-  // Only where jobs live in PostgreSQL: an in-memory repository forgets them on restart.
+  // The restart test runs once, in the PostgreSQL profile (strapi-database.test.ts: on SQLite).
   if (profile.durable)
     it('finishes and records a job that a restart of Strapi interrupted', async () => {
       const mp4 = await makeVideo(join(work, 'long.mp4'), { seconds: 20, width: 640, height: 360 })

@@ -77,7 +77,7 @@ const MIGRATIONS: readonly Migration[] = [
         t.double('duration_sec').nullable()
         t.string('error_code', 100).nullable()
         t.text('error_message').nullable()
-        t.primary(['job_id', 'name'], { constraintName: 'transcodekit_outputs_pk' })
+        t.primary(['job_id', 'name'], 'transcodekit_outputs_pk')
       })
       // The queue: one row per job handed to a worker, claimed under a lease.
       await knex.schema.createTable(TABLES.work, (t) => {
