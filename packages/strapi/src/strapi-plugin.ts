@@ -9,6 +9,7 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import { isPermanentError } from './error-codes.ts'
 import { replacesFile, sha256Of } from './file-versions.ts'
 import { migrateStrapiTables } from './knex-migrations.ts'
 import { knexQueue } from './knex-queue.ts'
@@ -30,24 +31,6 @@ import { strapiCoreLogger } from './strapi-logger.ts'
 
 /** Where the plugin records a file's transcoding: `provider_metadata.transcodekit`. */
 export const RECORD_FIELD = 'transcodekit'
-
-/**
- * Error codes that retrying cannot fix: the original is not media, a preset does not apply,
- * the file is too large, the URL is not one the plugin reads.
- */
-const PERMANENT_CODES = new Set([
-  'UNSUPPORTED_MEDIA',
-  'INCOMPATIBLE_PRESET',
-  'UNKNOWN_PRESET',
-  'INVALID_PRESET',
-  'TOO_LARGE',
-  'IDEMPOTENCY_CONFLICT',
-  'INVALID_KEY',
-  'INVALID_IDEMPOTENCY_KEY',
-  'CONFIGURATION',
-  'ORIGINAL_REJECTED',
-  'ORIGINAL_NOT_FOUND',
-])
 
 interface PluginState {
   options: ResolvedPluginOptions
@@ -111,7 +94,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
   const tasks = new RetryTasks({
     ...options.retry,
     concurrency: options.concurrency,
-    isPermanent: (error) => PERMANENT_CODES.has(String((error as { code?: unknown })?.code)),
+    isPermanent: isPermanentError,
     onRetry(key, error, attempt, delayMs) {
       strapi.log.warn(
         `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,
