@@ -39,7 +39,7 @@ async function pgAdmin(sql: string): Promise<void> {
 }
 
 interface DatabaseProfile {
-  name: 'sqlite' | 'postgres'
+  name: 'sqlite' | 'postgres' | 'mysql'
   setUp(work: string): Promise<Record<string, string>>
   tearDown(): Promise<void>
 }
@@ -66,7 +66,42 @@ function postgres(): DatabaseProfile {
   }
 }
 
-for (const profile of [sqlite, postgres()]) {
+const MYSQL_SERVER = process.env.STRAPI_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
+
+async function mysqlAdmin(sql: string): Promise<void> {
+  const mysql = appRequire('mysql2/promise') as typeof import('mysql2/promise')
+  const connection = await mysql.createConnection(MYSQL_SERVER)
+  try {
+    await connection.query(sql)
+  } finally {
+    await connection.end()
+  }
+}
+
+/** MariaDB or MySQL, when a server answers (MariaDB 10.11 here); skipped otherwise. */
+function mysql(): DatabaseProfile {
+  const database = `strapi_db_test_${randomBytes(4).toString('hex')}`
+  return {
+    name: 'mysql',
+    async setUp() {
+      await mysqlAdmin(`CREATE DATABASE ${database} CHARACTER SET utf8mb4`)
+      return { DATABASE_CLIENT: 'mysql', DATABASE_URL: `${MYSQL_SERVER}/${database}` }
+    },
+    async tearDown() {
+      await mysqlAdmin(`DROP DATABASE IF EXISTS ${database}`)
+    },
+  }
+}
+
+const MYSQL_UP = await mysqlAdmin('SELECT 1').then(
+  () => true,
+  (error: unknown) => {
+    console.warn(`[strapi-database.test.ts] MySQL/MariaDB skipped: ${String(error)}`)
+    return false
+  },
+)
+
+for (const profile of [sqlite, postgres(), ...(MYSQL_UP ? [mysql()] : [])]) {
   describe.skipIf(!STRAPI_INSTALLED)(`@transcodekit/strapi on Strapi's ${profile.name}`, () => {
     let work: string
     let app: StrapiTestApp
