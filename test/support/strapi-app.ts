@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { join, resolve } from 'node:path'
 import { probe } from '../../packages/core/src/testing/index.ts'
@@ -86,9 +86,13 @@ export interface PluginService {
 
 let compiled: Promise<{ appDir: string; distDir: string }> | null = null
 
-/** Compiles the app's TypeScript (config/, src/) once per test file. */
-function compileOnce(): Promise<{ appDir: string; distDir: string }> {
-  compiled ??= (async () => {
+/**
+ * Compiles the app's TypeScript (config/, src/) into its dist/ once per test file. Test files
+ * run in parallel workers and all compile into the same dist/: a lock directory makes them take
+ * turns, so none loads a file another is rewriting.
+ */
+export function compileOnce(): Promise<{ appDir: string; distDir: string }> {
+  compiled ??= withCompileLock(async () => {
     const { compileStrapi } = appRequire('@strapi/strapi')
     // compileStrapi exits the process when TypeScript fails: make that a test failure.
     const exit = process.exit
@@ -100,8 +104,32 @@ function compileOnce(): Promise<{ appDir: string; distDir: string }> {
     } finally {
       process.exit = exit
     }
-  })()
+  })
   return compiled
+}
+
+const COMPILE_LOCK = join(APP_DIR, '.compile.lock')
+
+async function withCompileLock<T>(work: () => Promise<T>): Promise<T> {
+  const giveUpAt = Date.now() + 300_000
+  for (;;) {
+    try {
+      await mkdir(COMPILE_LOCK)
+      break
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error
+      // A lock older than any compile is left by a killed run.
+      const { mtimeMs } = await stat(COMPILE_LOCK).catch(() => ({ mtimeMs: Date.now() }))
+      if (Date.now() - mtimeMs > 300_000) await rm(COMPILE_LOCK, { recursive: true, force: true })
+      if (Date.now() > giveUpAt) throw new Error(`${COMPILE_LOCK} is held by another test run`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
+  try {
+    return await work()
+  } finally {
+    await rm(COMPILE_LOCK, { recursive: true, force: true })
+  }
 }
 
 /** The environment every boot needs (secrets are random per call). */
