@@ -438,15 +438,25 @@ async function obtainService(
     // Jobs a previous run left unfinished (or whose hand-over was cut short) are handed over
     // again; the queue's claims make sure each runs once.
     if (t.worker) await service.resume()
-    return { service, close: () => closeAll(closers) }
+    return { service, close: () => closeAll(closers, strapi) }
   } catch (error) {
-    await closeAll(closers)
+    await closeAll(closers, strapi)
     throw error
   }
 }
 
-async function closeAll(closers: Array<() => Promise<unknown> | unknown>): Promise<void> {
-  for (const close of closers) await Promise.resolve(close()).catch(() => {})
+/** Closes each resource in turn; one that fails is logged and the others are still closed. */
+async function closeAll(
+  closers: Array<() => Promise<unknown> | unknown>,
+  strapi: StrapiHost,
+): Promise<void> {
+  for (const close of closers) {
+    try {
+      await close()
+    } catch (error) {
+      strapi.log.error(`transcodekit: could not close a resource: ${describeError(error)}`)
+    }
+  }
 }
 
 async function openS3Storage(
