@@ -126,19 +126,26 @@ describe('ProcessLauncher', () => {
     expect(rssKb).toBeLessThan(100 * 1024)
   })
 
-  it('dies with the process that started it, and takes its children along', async () => {
-    const owner = spawn(process.execPath, [OWNER], { stdio: ['ignore', 'pipe', 'inherit'] })
-    const [line] = await createInterface({ input: owner.stdout })
-      [Symbol.asyncIterator]()
-      .next()
-      .then((r) => [r.value as string])
-    const pids = JSON.parse(line as string) as { launcher: number; child: number }
-    expect(running(pids.launcher)).toBe(true)
-    expect(running(pids.child)).toBe(true)
-    owner.kill('SIGKILL')
-    await expect.poll(() => running(pids.launcher)).toBe(false)
-    await expect.poll(() => running(pids.child)).toBe(false)
-  })
+  for (const how of ['is killed', 'exits'] as const) {
+    it(`dies when the process that started it ${how}, and takes its children along`, async () => {
+      const args = how === 'exits' ? [OWNER, 'exit'] : [OWNER]
+      const owner = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      const exited = new Promise((resolve) => owner.once('exit', resolve))
+      const [line] = await createInterface({ input: owner.stdout })
+        [Symbol.asyncIterator]()
+        .next()
+        .then((r) => [r.value as string])
+      const pids = JSON.parse(line as string) as { launcher: number; child: number }
+      if (how === 'is killed') {
+        expect(running(pids.launcher)).toBe(true)
+        expect(running(pids.child)).toBe(true)
+        owner.kill('SIGKILL')
+      }
+      await exited
+      await expect.poll(() => running(pids.launcher)).toBe(false)
+      await expect.poll(() => running(pids.child)).toBe(false)
+    })
+  }
 })
 
 describe('runProcess', () => {

@@ -91,6 +91,22 @@ export class ProcessLauncher {
     this.#launcher?.kill('SIGTERM')
   }
 
+  /**
+   * This process exits: its children go now, not a moment later when the launcher sees the
+   * channel close (someone may look for them as soon as this process is gone).
+   */
+  readonly #onExit = () => {
+    for (const child of this.#children.values()) {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) continue
+      try {
+        process.kill(child.pid, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }
+    this.#launcher?.kill('SIGKILL')
+  }
+
   #start(): ChildProcess {
     if (this.#launcher) return this.#launcher
     const typescript = (process.features as { typescript?: unknown }).typescript
@@ -103,10 +119,12 @@ export class ProcessLauncher {
     })
     this.#launcher = launcher
     launcher.on('message', (event: LauncherEvent) => this.#onEvent(event))
+    process.on('exit', this.#onExit)
     let lost = false
     const onLost = (why: string, error?: unknown) => {
       if (lost) return
       lost = true
+      process.off('exit', this.#onExit)
       if (this.#launcher === launcher) this.#launcher = null
       const children = [...this.#children.values()]
       this.#children.clear()
