@@ -76,6 +76,51 @@ describe('ffmpeg engine and the process launcher', () => {
     expect(status.outputs[0]?.durationSec).toBeCloseTo(20, 0)
   })
 
+  it('runs ffmpeg through the launcher under its rlimits and as a child of the launcher', async () => {
+    const launcher = new ProcessLauncher()
+    let seen: { limits: string; ppid: number } | null = null
+    const spawner: Spawner = (command, args) => {
+      const child = launcher.spawn(command, args)
+      child.once('spawn', () => {
+        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
+        seen = {
+          limits: readFileSync(`/proc/${child.pid}/limits`, 'utf8'),
+          ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]),
+        }
+      })
+      return child
+    }
+    const engine = ffmpegEngine({
+      tmpDir: join(dir, 'limits', 'tmp'),
+      spawner,
+      maxCpuSec: 30,
+      maxMemoryBytes: 2 * 1024 ** 3,
+      maxOutputBytes: 64 * 1024 ** 2,
+    })
+    const status = await engine.run(await job('limits'), {
+      signal: new AbortController().signal,
+      onStatus: () => {},
+    })
+    expect(status.state).toBe('complete')
+    expect(seen).not.toBeNull()
+    const { limits, ppid } = seen as unknown as { limits: string; ppid: number }
+    expect(ppid).toBe(launcher.pid)
+    const row = (name: string) =>
+      limits
+        .split('\n')
+        .find((line) => line.startsWith(name))
+        ?.slice(name.length)
+        .trim()
+        .split(/\s+/)
+        .slice(0, 2)
+    // prlimit (and setpriv) exec ffmpeg in place: the pid the launcher reports is ffmpeg's.
+    expect(row('Max cpu time')).toEqual(['31', '33'])
+    expect(row('Max address space')).toEqual([String(2 * 1024 ** 3), String(2 * 1024 ** 3)])
+    expect(row('Max file size')).toEqual([String(64 * 1024 ** 2), String(64 * 1024 ** 2)])
+    expect(row('Max core file size')).toEqual(['0', '0'])
+    launcher.close()
+  })
+
   it('fails a running job with ENGINE_UNAVAILABLE when the launcher dies, and ffmpeg dies too', async () => {
     const launcher = new ProcessLauncher()
     let ffmpegPid: number | undefined
