@@ -2,8 +2,8 @@
 // app's size does not slow each spawn (fork(2) copies the page tables of the process that
 // spawns: ~7 ms in a 400 MB server, on its main thread). It imports nothing of the app, runs
 // each `spawn` it is sent with stdin ignored and stdout/stderr piped, streams their output
-// back, forwards kills, and reports each child's exit. When the app goes away (the IPC channel
-// closes, even on SIGKILL of the app) it kills its children and exits.
+// back, forwards kills, and reports each child's exit. When the app goes away (SIGTERM from the
+// kernel or the app, or the IPC channel closing) it kills its children and exits.
 import { type ChildProcess, spawn } from 'node:child_process'
 import type { LauncherEvent, LauncherRequest } from './launcher-protocol.ts'
 
@@ -58,7 +58,11 @@ process.on('message', (request: LauncherRequest) => {
   else if (request.type === 'kill') children.get(request.id)?.kill(request.signal)
 })
 
-process.once('disconnect', () => {
+// The app went away (its channel closed), stopped us (`close()`), or died: with `setpriv
+// --pdeathsig TERM` the kernel sends SIGTERM the moment it does, even on its SIGKILL.
+const leave = () => {
   for (const child of children.values()) child.kill('SIGKILL')
   process.exit(0)
-})
+}
+process.once('disconnect', leave)
+process.once('SIGTERM', leave)

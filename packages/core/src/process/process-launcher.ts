@@ -1,7 +1,8 @@
-import { type ChildProcess, fork } from 'node:child_process'
+import { type ChildProcess, fork, type SpawnOptions, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { EngineError } from '../errors.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { isExecutable } from '../media/executable.ts'
 import type { Logger } from '../ports/logger.ts'
 import { LaunchedProcess } from './launched-process.ts'
 import type { LauncherEvent, LauncherRequest } from './launcher-protocol.ts'
@@ -112,11 +113,18 @@ export class ProcessLauncher {
     const typescript = (process.features as { typescript?: unknown }).typescript
     const stripTypes =
       LAUNCHER_ENTRY.endsWith('.ts') && !typescript ? ['--experimental-strip-types'] : []
-    const launcher = fork(LAUNCHER_ENTRY, [], {
-      execArgv: [...this.#execArgv, ...stripTypes],
+    const node = [...this.#execArgv, ...stripTypes, LAUNCHER_ENTRY]
+    const options = {
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    })
+    } satisfies SpawnOptions
+    // With setpriv, the kernel sends the launcher SIGTERM the moment this process dies (even
+    // by SIGKILL), and it kills its children; without it, it does so when it sees its channel
+    // close, a moment later.
+    const setpriv = setprivPath()
+    const launcher = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', process.execPath, ...node], options)
+      : fork(LAUNCHER_ENTRY, [], { ...options, execArgv: node.slice(0, -1) })
     this.#launcher = launcher
     launcher.on('message', (event: LauncherEvent) => this.#onEvent(event))
     process.on('exit', this.#onExit)
@@ -197,6 +205,17 @@ export class ProcessLauncher {
         break
     }
   }
+}
+
+let setpriv: string | null | undefined
+
+/** util-linux's `setpriv` on Linux, or null. */
+function setprivPath(): string | null {
+  setpriv ??=
+    process.platform === 'linux'
+      ? (['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null)
+      : null
+  return setpriv
 }
 
 /** While no child runs, the launcher does not keep this process alive. */
