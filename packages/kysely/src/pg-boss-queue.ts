@@ -228,8 +228,12 @@ export class PgBossQueue implements Queue {
         first.add(jobId)
         return inserted.has(ids.get(jobId) as string)
       })
-    } catch {
+    } catch (error) {
       // One bad message fails the whole statement: send each alone for its own outcome.
+      this.#logger.warn(
+        { error: errorText(error), messages: jobIds.length },
+        'transcodekit: a batch of queue messages failed; sending each alone',
+      )
       return Promise.all(
         jobIds.map((jobId) =>
           this.#boss.send(name, { jobId }, { singletonKey: jobId }).then(
