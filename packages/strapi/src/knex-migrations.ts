@@ -70,6 +70,8 @@ const MIGRATIONS: readonly Migration[] = [
         t.string('name', 255).notNullable()
         t.integer('position').notNullable()
         t.string('preset_id', 255).notNullable()
+        // The preset id as the client asked for it, where it differs from the canonical one.
+        t.string('requested_preset_id', 255).nullable()
         t.text('storage_key').notNullable()
         t.string('content_type', 255).notNullable()
         t.string('state', 20).notNullable()

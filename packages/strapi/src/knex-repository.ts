@@ -65,6 +65,7 @@ interface OutputRow {
   name: string
   position: number
   preset_id: string
+  requested_preset_id: string | null
   storage_key: string
   content_type: string
   state: JobState
@@ -176,6 +177,7 @@ export class KnexRepository implements Repository {
               name: output.name,
               position,
               preset_id: output.presetId,
+              requested_preset_id: output.requestedPresetId ?? null,
               storage_key: output.storageKey,
               content_type: output.contentType,
               state: 'submitted',
@@ -367,6 +369,7 @@ function toJob(row: JobRow, outputs: OutputRow[]): Job {
       jobId: row.id,
       name: output.name,
       presetId: output.preset_id,
+      ...(output.requested_preset_id ? { requestedPresetId: output.requested_preset_id } : {}),
       storageKey: output.storage_key,
       contentType: output.content_type,
       state: output.state,
