@@ -6,6 +6,7 @@ import {
   type FfmpegEngineOptions,
   ffmpegEngine,
   type JobLimits,
+  type JobState,
   type Logger,
   localStorage,
   memoryRepository,
@@ -16,6 +17,8 @@ import {
   type TranscodeService,
 } from '@transcodekit/core'
 import { parseApiKeys } from './api-keys.ts'
+import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
+import { type PrometheusMetrics, prometheusMetrics } from './ops/prometheus-metrics.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -108,6 +111,12 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number | undefined
   /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
   logLevel: LogLevel
+  /**
+   * `METRICS_TOKEN` (16+ bytes): `GET /metrics` wants it as `Authorization: Bearer <token>`.
+   * Without it, `/metrics` is as open as the API when the API has no keys (this machine only,
+   * unless `AUTH=none`), and not served at all when it has `API_KEYS`.
+   */
+  metricsToken: string | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -347,6 +356,10 @@ export function loadConfig(
         ? undefined
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    metricsToken: text('METRICS_TOKEN'),
+  }
+  if (config.metricsToken !== null && Buffer.byteLength(config.metricsToken) < 16) {
+    problems.push('METRICS_TOKEN must be at least 16 bytes (e.g. `openssl rand -hex 16`)')
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
@@ -364,8 +377,23 @@ export interface Services {
   service: TranscodeService
   /** SNS verification, when `SNS_TOPIC_ARNS` is set. */
   notifications: NotificationVerifier | null
+  /** The database, as `/readyz` and `/metrics` read it. */
+  database: DatabaseProbe
+  /**
+   * The Prometheus registry of this process, following the service's jobs; its `recorder`
+   * takes what other parts count (webhook deliveries, uploads).
+   */
+  metrics: PrometheusMetrics
   /** Closes what `createServices` made, in order: the service, then the queue and database. */
   close(): Promise<void>
+}
+
+/** What the operations routes ask of the database. */
+export interface DatabaseProbe {
+  /** Resolves when the database answers a query. */
+  ping(): Promise<void>
+  /** Jobs per state, every process's. */
+  countJobsByState(): Promise<Record<JobState, number>>
 }
 
 /**
@@ -457,7 +485,11 @@ export async function createServices(
       })
     }
 
-    const { repository, queue } = await openPersistence(config, closers, options.attach ?? false)
+    const { repository, queue, database } = await openPersistence(
+      config,
+      closers,
+      options.attach ?? false,
+    )
     const service = createTranscoder({
       storage,
       engine,
@@ -470,9 +502,15 @@ export async function createServices(
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
     })
     closers.push(() => service.close())
+    const metrics = prometheusMetrics({
+      service,
+      jobCounts: () => database.countJobsByState(),
+      queueDepth: service.queue.depth ? () => service.queue.depth!() : undefined,
+    })
+    closers.push(async () => metrics.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
-    return { service, notifications, close }
+    return { service, notifications, database, metrics, close }
   } catch (error) {
     await close()
     throw error
@@ -491,9 +529,12 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
-): Promise<{ repository: Repository; queue?: Queue }> {
+): Promise<{ repository: Repository; queue?: Queue; database: DatabaseProbe }> {
   // Nothing kept across restarts: for trying things and for benchmarks.
-  if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
+  if (config.databaseUrl === 'memory://') {
+    const repository = memoryRepository()
+    return { repository, database: memoryDatabaseProbe(repository) }
+  }
   const kysely = await import('@transcodekit/kysely')
   const embeddedDir = join(config.dataDir, 'db')
   let url = config.databaseUrl
@@ -521,5 +562,9 @@ async function openPersistence(
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
   const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
   closers.push(() => queue.close())
-  return { repository, queue }
+  const database: DatabaseProbe = {
+    ping: () => kysely.pingDatabase(opened.db),
+    countJobsByState: () => kysely.countJobsByState(opened.db, { schema: config.databaseSchema }),
+  }
+  return { repository, queue, database }
 }

@@ -34,4 +34,14 @@ export interface Queue {
    * left to be delivered again. Resolves once they have returned.
    */
   close(): Promise<void>
+  /** How many messages wait and run, for metrics: across all workers where the queue knows. */
+  depth?(): Promise<QueueDepth>
+}
+
+/** Messages in a queue, for `Queue.depth()`. */
+export interface QueueDepth {
+  /** Sent and not yet taken by a worker (including those waiting for a retry). */
+  waiting: number
+  /** Taken by a worker and not yet settled. */
+  running: number
 }
