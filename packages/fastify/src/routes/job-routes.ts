@@ -16,8 +16,8 @@ import {
   PageQuerySchema,
   ref,
 } from '../schemas.ts'
-import { jobEventId, lastEventId } from './job-event-id.ts'
 import type { TypedInstance } from '../transcodekit-plugin.ts'
+import { jobEventId, lastEventId } from './job-event-id.ts'
 
 const HEARTBEAT_MS = 15_000
 
