@@ -117,6 +117,12 @@ export interface ServerConfig {
    * unless `AUTH=none`), and not served at all when it has `API_KEYS`.
    */
   metricsToken: string | null
+  /**
+   * How often an open event stream re-reads its job besides the change notices
+   * (`EVENTS_POLL_MS`); `null`: 2000 on PostgreSQL (the notices carry changes), 500 on the
+   * embedded database (where the poll is how other processes' changes are seen).
+   */
+  eventsPollMs: number | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -357,6 +363,8 @@ export function loadConfig(
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     metricsToken: text('METRICS_TOKEN'),
+    eventsPollMs:
+      text('EVENTS_POLL_MS') === null ? null : integer('EVENTS_POLL_MS', 2000, 100, 3_600_000),
   }
   if (config.metricsToken !== null && Buffer.byteLength(config.metricsToken) < 16) {
     problems.push('METRICS_TOKEN must be at least 16 bytes (e.g. `openssl rand -hex 16`)')

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { makeTone } from '@transcodekit/core/testing'
+import { makeTone, openEventStream, type SseStream } from '@transcodekit/core/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeApp, multipart, type TestApp } from './helpers.ts'
-import { openEventStream, type SseStream } from './support/sse-client.ts'
 
 let test: TestApp | null = null
 const streams: SseStream[] = []

@@ -13,7 +13,7 @@ export interface SseStream {
   close(): void
 }
 
-/** Opens `url` as an event stream and parses events as they arrive. */
+/** Opens `url` as a server-sent event stream (GET) and parses its events as they arrive. */
 export function openEventStream(
   url: string,
   headers: Record<string, string> = {},
