@@ -5,6 +5,7 @@ import {
   type Engine,
   type FfmpegEngineOptions,
   ffmpegEngine,
+  type JobEventChannel,
   type JobLimits,
   type JobState,
   type Logger,
@@ -493,10 +494,11 @@ export async function createServices(
       })
     }
 
-    const { repository, queue, database } = await openPersistence(
+    const { repository, queue, database, jobEvents } = await openPersistence(
       config,
       closers,
       options.attach ?? false,
+      options.logger,
     )
     const service = createTranscoder({
       storage,
@@ -507,6 +509,10 @@ export async function createServices(
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
       logger: options.logger,
+      jobEvents,
+      // Without a channel between processes (the embedded database), the watchers' poll is
+      // how a separate worker's changes are seen: often enough for a live progress bar.
+      watchIntervalMs: config.eventsPollMs ?? (jobEvents ? 2000 : 500),
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
     })
     closers.push(() => service.close())
@@ -537,7 +543,14 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
-): Promise<{ repository: Repository; queue?: Queue; database: DatabaseProbe }> {
+  logger: Logger | undefined,
+): Promise<{
+  repository: Repository
+  queue?: Queue
+  database: DatabaseProbe
+  /** Job changes between processes: PostgreSQL servers only (see pgJobEventChannel). */
+  jobEvents?: JobEventChannel
+}> {
   // Nothing kept across restarts: for trying things and for benchmarks.
   if (config.databaseUrl === 'memory://') {
     const repository = memoryRepository()
@@ -574,5 +587,13 @@ async function openPersistence(
     ping: () => kysely.pingDatabase(opened.db),
     countJobsByState: () => kysely.countJobsByState(opened.db, { schema: config.databaseSchema }),
   }
-  return { repository, queue, database }
+  if (config.databaseUrl === null) return { repository, queue, database }
+  const jobEvents = kysely.pgJobEventChannel({
+    connectionString: url,
+    channel: `${config.databaseSchema}_jobs`.slice(0, 63),
+    logger,
+  })
+  closers.push(() => jobEvents.close())
+  await jobEvents.ready?.()
+  return { repository, queue, database, jobEvents }
 }
