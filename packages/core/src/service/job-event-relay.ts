@@ -3,6 +3,7 @@ import { isTerminal, type Job } from '../model.ts'
 import type { JobChangeNotice, JobEventChannel } from '../ports/job-events.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Repository } from '../ports/repository.ts'
+import { errorText, fingerprint } from './service-support.ts'
 
 export interface JobEventRelayOptions {
   channel: JobEventChannel
@@ -86,12 +87,4 @@ export class JobEventRelay {
       this.#reading.delete(jobId)
     }
   }
-}
-
-function fingerprint(job: Job): string {
-  return JSON.stringify([job.state, job.progress, job.outputs.map((o) => [o.state, o.size])])
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

@@ -7,15 +7,40 @@ export interface JobEvent {
   job: Job
 }
 
-/** Fans the job changes this process makes or sees out to subscribers and to watchers. */
+/**
+ * Fans the job changes this process makes or sees out to subscribers and to watchers, and
+ * the ones it makes to the other processes (`connect`).
+ */
 export class JobEventHub {
   readonly #emitter = new EventEmitter({ captureRejections: false })
+  #publish: ((job: Job) => void) | null = null
 
   constructor() {
     this.#emitter.setMaxListeners(0)
   }
 
+  /** Sends each change this process makes on to the other processes too. */
+  connect(publish: (job: Job) => void): void {
+    this.#publish = publish
+  }
+
+  /** A change this process made. */
   emit(event: JobEvent): void {
+    this.#fanOut(event)
+    this.#publish?.(event.job)
+  }
+
+  /** A change another process made, as read back: for this process only. */
+  received(job: Job): void {
+    this.#fanOut({ type: 'job.updated', job })
+  }
+
+  /** Whether anyone here follows the job: a subscriber to every job, or a watcher of it. */
+  wants(id: string): boolean {
+    return this.#emitter.listenerCount('job') > 0 || this.#emitter.listenerCount(`job:${id}`) > 0
+  }
+
+  #fanOut(event: JobEvent): void {
     this.#emitter.emit('job', event)
     this.#emitter.emit(`job:${event.job.id}`, event.job)
   }
