@@ -73,7 +73,7 @@ async function receive(stream: SseStream): Promise<Received | null> {
   return { event, job, lagMs: Date.now() - Date.parse(job.updatedAt) }
 }
 
-describe('live job events across processes (PostgreSQL LISTEN/NOTIFY)', () => {
+describe('live job events across processes', () => {
   it("the API's event stream shows a separate worker's progress and end within a second, and resumes with Last-Event-ID", async () => {
     const env = isolated()
     // The streams' own re-read is a minute away: only the notices can make the second.
@@ -133,5 +133,28 @@ describe('live job events across processes (PostgreSQL LISTEN/NOTIFY)', () => {
 
     // The API process ran nothing: the worker logged the job's end.
     expect(worker.output()).toMatch(new RegExp(`"jobId":"${job.id}","state":"complete"`))
+  }, 180_000)
+
+  it('on the embedded database (no NOTIFY between connections), the stream re-reads its job every 500 ms: progress and end still within a second', async () => {
+    const env = { DATA_DIR: join(dir, `embedded_${randomBytes(4).toString('hex')}`) }
+    const server = (await startServer({ ...env, WORKER: 'false' })) as RunningServer
+    running.push(server)
+    const worker = await startWorker(env)
+    running.push(worker)
+    const form = new FormData()
+    form.append('presets', 'flac')
+    form.append('file', await openAsBlob(mp3, { type: 'audio/mpeg' }), 'tone.mp3')
+    const created = await fetch(`${server.url}/api/uploads`, { method: 'POST', body: form })
+    expect(created.status).toBe(201)
+    const { job } = (await created.json()) as { job: { id: string } }
+    const stream = await openEventStream(`${server.url}/api/jobs/${job.id}/events`)
+    streams.push(stream)
+    await receive(stream)
+    const received: Received[] = []
+    for (let next = await receive(stream); next; next = await receive(stream)) received.push(next)
+    expect(received.at(-1)?.job.state).toBe('complete')
+    expect(received.some((r) => r.job.state === 'progressing' && r.job.progress < 100)).toBe(true)
+    const lags = received.map((r) => r.lagMs)
+    expect(Math.max(...lags), `lags: ${lags.join(', ')}`).toBeLessThan(1000)
   }, 180_000)
 })
