@@ -42,7 +42,9 @@ export async function runWorker(options: WorkerOptions = {}): Promise<void> {
     { log, message: 'shutting down: running jobs are left to the next worker' },
     () => services.close(),
   )
-  services.service.subscribe(({ job }) => {
+  services.service.subscribe(({ job, remote }) => {
+    // The jobs this worker ran, not those other processes ended.
+    if (remote) return
     if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
       const fields = {
         jobId: job.id,

@@ -72,10 +72,13 @@ describe('job events between services (jobEvents)', () => {
     expect(watched.at(-1)).toMatchObject({ id: job.id, state: 'complete', progress: 100 })
     expect(watched[0]!.state).toBe('submitted')
     expect(watched.length).toBeGreaterThan(1)
-    const states = seen.filter((e) => e.job.id === job.id).map((e) => e.job.state)
+    const ofJob = seen.filter((e) => e.job.id === job.id)
+    const states = ofJob.map((e) => e.job.state)
     expect(states[0]).toBe('submitted')
     expect(states.at(-1)).toBe('complete')
     expect(states).toContain('progressing')
+    // The api made the job; every change after it came from the worker.
+    expect(ofJob.map((e) => e.remote ?? false)).toEqual([false, ...ofJob.slice(1).map(() => true)])
   }, 60_000)
 
   it('without a shared channel, a service sees only what it does itself', async () => {

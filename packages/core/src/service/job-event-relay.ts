@@ -5,6 +5,9 @@ import type { Logger } from '../ports/logger.ts'
 import type { Repository } from '../ports/repository.ts'
 import { errorText, fingerprint } from './service-support.ts'
 
+/** Jobs followed at once before the oldest is forgotten (a job that never ends, deleted). */
+const MAX_FOLLOWED = 10_000
+
 export interface JobEventRelayOptions {
   channel: JobEventChannel
   repository: Repository
@@ -65,6 +68,16 @@ export class JobEventRelay {
     void this.#read(notice.jobId)
   }
 
+  /** Keeps what was last passed on for a job until it ends; the oldest goes past the cap. */
+  #remember(jobId: string, seen: string | null): void {
+    this.#lastSeen.delete(jobId)
+    if (seen === null) return
+    this.#lastSeen.set(jobId, seen)
+    if (this.#lastSeen.size > MAX_FOLLOWED) {
+      this.#lastSeen.delete(this.#lastSeen.keys().next().value!)
+    }
+  }
+
   async #read(jobId: string): Promise<void> {
     try {
       do {
@@ -73,8 +86,7 @@ export class JobEventRelay {
         if (!job || this.#closed) return
         const seen = fingerprint(job)
         if (this.#lastSeen.get(jobId) !== seen) {
-          if (isTerminal(job.state)) this.#lastSeen.delete(jobId)
-          else this.#lastSeen.set(jobId, seen)
+          this.#remember(jobId, isTerminal(job.state) ? null : seen)
           this.#options.changed(job)
         }
       } while (this.#reading.get(jobId))

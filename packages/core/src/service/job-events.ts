@@ -5,6 +5,8 @@ import type { Job } from '../model.ts'
 export interface JobEvent {
   type: 'job.created' | 'job.updated'
   job: Job
+  /** `true` when another process made the change (seen through the `jobEvents` channel). */
+  remote?: boolean
 }
 
 /**
@@ -32,7 +34,7 @@ export class JobEventHub {
 
   /** A change another process made, as read back: for this process only. */
   received(job: Job): void {
-    this.#fanOut({ type: 'job.updated', job })
+    this.#fanOut({ type: 'job.updated', job, remote: true })
   }
 
   /** Whether anyone here follows the job: a subscriber to every job, or a watcher of it. */
