@@ -95,6 +95,22 @@ describe('job events between services (jobEvents)', () => {
     expect(apiSaw).toEqual(['submitted'])
   }, 60_000)
 
+  it('a subscriber of this process only sees its own changes, with the channel shared', async () => {
+    const channel = inProcessJobEvents()
+    const { api, worker } = pair({ api: channel, worker: channel })
+    const here: string[] = []
+    api.subscribe((event) => here.push(event.job.state), { remote: false })
+    const ended = new Promise<void>((resolve) =>
+      api.subscribe((event) => {
+        if (event.job.state === 'complete') resolve()
+      }),
+    )
+    const job = await submit(api)
+    await ended
+    expect(here).toEqual(['submitted'])
+    expect((await worker.getJob(job.id)).state).toBe('complete')
+  }, 60_000)
+
   it('a channel that cannot publish is logged with the job, and the job still completes', async () => {
     const warnings: Array<Record<string, unknown>> = []
     const logger: Logger = {

@@ -44,13 +44,16 @@ export class JobEventHub {
 
   #fanOut(event: JobEvent): void {
     this.#emitter.emit('job', event)
+    if (!event.remote) this.#emitter.emit('job:here', event)
     this.#emitter.emit(`job:${event.job.id}`, event.job)
   }
 
   /** Calls `listener` with every event; returns the function that stops it. */
-  subscribe(listener: (event: JobEvent) => void): () => void {
-    this.#emitter.on('job', listener)
-    return () => this.#emitter.off('job', listener)
+  subscribe(listener: (event: JobEvent) => void, options: { remote?: boolean } = {}): () => void {
+    // Listeners of this process's changes only are kept apart, so that they cause no reads.
+    const name = (options.remote ?? true) ? 'job' : 'job:here'
+    this.#emitter.on(name, listener)
+    return () => this.#emitter.off(name, listener)
   }
 
   /**

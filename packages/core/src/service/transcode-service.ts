@@ -332,8 +332,14 @@ export class TranscodeService {
    * processes make when a `jobEvents` channel carries them (read back from the repository:
    * a burst of changes may arrive as its latest state).
    */
-  subscribe(listener: (event: JobEvent) => void): () => void {
-    return this.#events.subscribe(listener)
+  subscribe(
+    listener: (event: JobEvent) => void,
+    options: {
+      /** `false`: only this process's changes (nothing is read for the others'). @default true */
+      remote?: boolean
+    } = {},
+  ): () => void {
+    return this.#events.subscribe(listener, options)
   }
 
   /**
