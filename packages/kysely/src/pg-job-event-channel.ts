@@ -27,6 +27,7 @@ export interface PgJobEventChannelOptions {
 }
 
 const CHANNEL_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+const CONNECT_TIMEOUT_MS = 5000
 /** PostgreSQL's limit on a NOTIFY payload is 8000 bytes; ours are about 100. */
 const MAX_PAYLOAD = 1000
 
@@ -44,7 +45,14 @@ export function pgJobEventChannel(options: PgJobEventChannelOptions): JobEventCh
   const settings = resolveOptions(options)
   const { logger } = settings
   const listeners = new Set<(notice: JobChangeNotice) => void>()
-  const publisher = new pg.Pool({ connectionString: settings.connectionString, max: 1 })
+  // Bounded waits: while the server is unreachable, notices fail (logged by the caller) rather
+  // than queue up behind a connection that never comes.
+  const publisher = new pg.Pool({
+    connectionString: settings.connectionString,
+    max: 1,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    query_timeout: CONNECT_TIMEOUT_MS,
+  })
   publisher.on('error', (error) => {
     logger.warn({ error: error.message }, 'transcodekit: job event publisher lost its connection')
   })
@@ -70,7 +78,10 @@ export function pgJobEventChannel(options: PgJobEventChannelOptions): JobEventCh
 
   /** Connects and listens; resolves when that connection is lost (or the channel closed). */
   const listenOnce = async (onListening: () => void): Promise<void> => {
-    const current = new pg.Client({ connectionString: settings.connectionString })
+    const current = new pg.Client({
+      connectionString: settings.connectionString,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    })
     // Kept for the client's life: a second `error` without a listener would end the process.
     const lost = new Promise<Error>((resolve) => {
       current.on('error', resolve)
