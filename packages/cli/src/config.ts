@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import {
+  consoleLogger,
   createTranscoder,
   type Engine,
+  errorText,
   type FfmpegEngineOptions,
   ffmpegEngine,
   type JobEventChannel,
@@ -423,8 +425,13 @@ export async function createServices(
   } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
+  const logger = options.logger ?? consoleLogger()
   const close = async () => {
-    for (const closeOne of closers.reverse()) await closeOne().catch(() => {})
+    for (const closeOne of closers.reverse()) {
+      await closeOne().catch((error: unknown) => {
+        logger.error({ error: errorText(error) }, 'transcodekit: a service did not close cleanly')
+      })
+    }
   }
   try {
     await mkdir(config.dataDir, { recursive: true })
@@ -490,7 +497,7 @@ export async function createServices(
         ...config.ffmpegGuards,
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
         tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
-        logger: options.logger,
+        logger,
       })
     }
 
@@ -498,7 +505,7 @@ export async function createServices(
       config,
       closers,
       options.attach ?? false,
-      options.logger,
+      logger,
     )
     const service = createTranscoder({
       storage,
@@ -508,7 +515,7 @@ export async function createServices(
       tmpDir: join(config.dataDir, 'tmp', 'uploads'),
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
-      logger: options.logger,
+      logger,
       jobEvents,
       // Without a channel between processes (the embedded database), the watchers' poll is
       // how a separate worker's changes are seen: often enough for a live progress bar.
@@ -543,7 +550,7 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
-  logger: Logger | undefined,
+  logger: Logger,
 ): Promise<{
   repository: Repository
   queue?: Queue
@@ -571,7 +578,7 @@ async function openPersistence(
     closers.push(() => embedded.close())
     url = embedded.url
   }
-  const opened = await kysely.openDatabase({ url })
+  const opened = await kysely.openDatabase({ url, logger })
   closers.push(() => opened.close())
   await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema }).catch((error) => {
     if (!attach || config.databaseUrl !== null) throw error
@@ -581,7 +588,7 @@ async function openPersistence(
     )
   })
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
-  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
+  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
   const database: DatabaseProbe = {
     ping: () => kysely.pingDatabase(opened.db),

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 import {
   ConfigurationError,
   consoleLogger,
+  errorText,
   JOB_STATES,
   type JobChangeNotice,
   type JobEventChannel,
@@ -205,8 +206,4 @@ function closed(signal: AbortSignal): Promise<null> {
     if (signal.aborted) resolve(null)
     else signal.addEventListener('abort', () => resolve(null), { once: true })
   })
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
+import { errorText } from '../logging/error-text.ts'
 import { isTerminal, type Job } from '../model.ts'
 import type { JobChangeNotice, JobEventChannel } from '../ports/job-events.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Repository } from '../ports/repository.ts'
-import { errorText, fingerprint } from './service-support.ts'
+import { fingerprint } from './service-support.ts'
 
 /** Jobs followed at once before the oldest is forgotten (a job that never ends, deleted). */
 const MAX_FOLLOWED = 10_000
