@@ -19,9 +19,15 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import type { Kysely } from 'kysely'
 import { parseApiKeys } from './api-keys.ts'
+import {
+  type ElasticTranscoderConfig,
+  elasticTranscoderConfig,
+} from './elastic-transcoder-config.ts'
 import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
 import { type PrometheusMetrics, prometheusMetrics } from './ops/prometheus-metrics.ts'
+import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -126,6 +132,10 @@ export interface ServerConfig {
    * embedded database (where the poll is how other processes' changes are seen).
    */
   eventsPollMs: number | null
+  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
+  webhook: WebhookConfig | null
+  /** The Elastic Transcoder API (`ET_API_KEYS`, `ET_BUCKETS`); `null`: not served. */
+  elasticTranscoder: ElasticTranscoderConfig | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -368,6 +378,24 @@ export function loadConfig(
     metricsToken: text('METRICS_TOKEN'),
     eventsPollMs:
       text('EVENTS_POLL_MS') === null ? null : integer('EVENTS_POLL_MS', 2000, 100, 3_600_000),
+    webhook: readWebhookConfig(
+      text('WEBHOOK_URL'),
+      text('WEBHOOK_SECRET'),
+      {
+        allowPrivateAddresses: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+        retryDelayMs: integer('WEBHOOK_RETRY_DELAY_MS', 30_000, 1000, 86_400_000),
+      },
+      problems,
+    ),
+    elasticTranscoder: elasticTranscoderConfig(
+      text,
+      {
+        endpoint: text('S3_ENDPOINT'),
+        region: text('S3_REGION') ?? region,
+        forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+      },
+      problems,
+    ),
   }
   if (config.metricsToken !== null && Buffer.byteLength(config.metricsToken) < 16) {
     problems.push('METRICS_TOKEN must be at least 16 bytes (e.g. `openssl rand -hex 16`)')
@@ -388,8 +416,10 @@ export interface Services {
   service: TranscodeService
   /** SNS verification, when `SNS_TOPIC_ARNS` is set. */
   notifications: NotificationVerifier | null
+  /** The database and schema of the repository; `null` with `DATABASE_URL=memory://`. */
+  database: { db: Kysely<any>; schema: string } | null
   /** The database, as `/readyz` and `/metrics` read it. */
-  database: DatabaseProbe
+  databaseProbe: DatabaseProbe
   /**
    * The Prometheus registry of this process, following the service's jobs; its `recorder`
    * takes what other parts count (webhook deliveries, uploads).
@@ -501,7 +531,7 @@ export async function createServices(
       })
     }
 
-    const { repository, queue, database, jobEvents } = await openPersistence(
+    const { repository, queue, database, databaseProbe, jobEvents } = await openPersistence(
       config,
       closers,
       options.attach ?? false,
@@ -521,17 +551,18 @@ export async function createServices(
       // how a separate worker's changes are seen: often enough for a live progress bar.
       watchIntervalMs: config.eventsPollMs ?? (jobEvents ? 2000 : 500),
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
+      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
     })
     closers.push(() => service.close())
     const metrics = prometheusMetrics({
       service,
-      jobCounts: () => database.countJobsByState(),
+      jobCounts: () => databaseProbe.countJobsByState(),
       queueDepth: service.queue.depth ? () => service.queue.depth!() : undefined,
     })
     closers.push(async () => metrics.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
-    return { service, notifications, database, metrics, close }
+    return { service, notifications, database, databaseProbe, metrics, close }
   } catch (error) {
     await close()
     throw error
@@ -554,14 +585,15 @@ async function openPersistence(
 ): Promise<{
   repository: Repository
   queue?: Queue
-  database: DatabaseProbe
+  database: { db: Kysely<any>; schema: string } | null
+  databaseProbe: DatabaseProbe
   /** Job changes between processes: PostgreSQL servers only (see pgJobEventChannel). */
   jobEvents?: JobEventChannel
 }> {
   // Nothing kept across restarts: for trying things and for benchmarks.
   if (config.databaseUrl === 'memory://') {
     const repository = memoryRepository()
-    return { repository, database: memoryDatabaseProbe(repository) }
+    return { repository, database: null, databaseProbe: memoryDatabaseProbe(repository) }
   }
   const kysely = await import('@transcodekit/kysely')
   const embeddedDir = join(config.dataDir, 'db')
@@ -590,11 +622,12 @@ async function openPersistence(
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
   const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
-  const database: DatabaseProbe = {
+  const database = { db: opened.db, schema: config.databaseSchema }
+  const databaseProbe: DatabaseProbe = {
     ping: () => kysely.pingDatabase(opened.db),
     countJobsByState: () => kysely.countJobsByState(opened.db, { schema: config.databaseSchema }),
   }
-  if (config.databaseUrl === null) return { repository, queue, database }
+  if (config.databaseUrl === null) return { repository, queue, database, databaseProbe }
   const jobEvents = kysely.pgJobEventChannel({
     connectionString: url,
     channel: `${config.databaseSchema}_jobs`.slice(0, 63),
@@ -602,5 +635,5 @@ async function openPersistence(
   })
   closers.push(() => jobEvents.close())
   await jobEvents.ready?.()
-  return { repository, queue, database, jobEvents }
+  return { repository, queue, database, databaseProbe, jobEvents }
 }

@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify'
 import { apiKeyOwner } from './api-keys.ts'
 import type { ServerConfig, Services } from './config.ts'
+import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
 import { registerOperationsRoutes } from './ops/ops-routes.ts'
 import { readiness } from './ops/readiness.ts'
 import { binaryChecks, databaseCheck, storageCheck } from './ops/readiness-checks.ts'
@@ -79,6 +80,15 @@ export async function buildServer(
     uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
   })
 
+  if (config.elasticTranscoder) {
+    await registerElasticTranscoderApi(
+      app,
+      config.elasticTranscoder,
+      services,
+      config.maxJobsPerOwner,
+    )
+  }
+
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   const publicDir = new URL('../public/', import.meta.url)
@@ -122,7 +132,7 @@ function registerOperations(app: FastifyInstance, config: ServerConfig, services
   registerOperationsRoutes(app, {
     ready: readiness(
       [
-        databaseCheck(() => services.database.ping()),
+        databaseCheck(() => services.databaseProbe.ping()),
         storageCheck(services.service.storage),
         ...binaryChecks({ ffmpeg: config.engine.kind === 'ffmpeg', ffmpegPath: config.ffmpegPath }),
       ],

@@ -1,3 +1,5 @@
+import type { WebhookQueue } from './webhooks.ts'
+
 export interface QueueMessage {
   jobId: string
 }
@@ -36,6 +38,12 @@ export interface Queue {
   close(): Promise<void>
   /** How many messages wait and run, for metrics: across all workers where the queue knows. */
   depth?(): Promise<QueueDepth>
+  /**
+   * Optional: a queue for webhook attempts on the same backend (pg-boss: a second named
+   * queue), so that scheduled retries survive what the jobs survive. Probed once by the
+   * service; the same queue every call.
+   */
+  webhookQueue?(): WebhookQueue
 }
 
 /** Messages in a queue, for `Queue.depth()`. */
