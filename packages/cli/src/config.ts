@@ -26,7 +26,11 @@ import {
   elasticTranscoderConfig,
 } from './elastic-transcoder-config.ts'
 import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
-import { type PrometheusMetrics, prometheusMetrics } from './ops/prometheus-metrics.ts'
+import {
+  type PrometheusMetrics,
+  prometheusMetrics,
+  webhookOutcome,
+} from './ops/prometheus-metrics.ts'
 import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
@@ -537,6 +541,8 @@ export async function createServices(
       options.attach ?? false,
       logger,
     )
+    // Webhook attempts count into the metrics, which follow the service and so come after it.
+    let counted: PrometheusMetrics['recorder'] | null = null
     const service = createTranscoder({
       storage,
       engine,
@@ -551,7 +557,12 @@ export async function createServices(
       // how a separate worker's changes are seen: often enough for a live progress bar.
       watchIntervalMs: config.eventsPollMs ?? (jobEvents ? 2000 : 500),
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
-      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
+      ...(config.webhook && {
+        webhooks: {
+          ...webhookOptions(config.webhook),
+          onAttempt: (delivery) => counted?.webhookDelivery(webhookOutcome(delivery.state)),
+        },
+      }),
     })
     closers.push(() => service.close())
     const metrics = prometheusMetrics({
@@ -559,6 +570,7 @@ export async function createServices(
       jobCounts: () => databaseProbe.countJobsByState(),
       queueDepth: service.queue.depth ? () => service.queue.depth!() : undefined,
     })
+    counted = metrics.recorder
     closers.push(async () => metrics.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -212,6 +213,41 @@ describe('/metrics', () => {
     expect(
       sample(text, 'transcodekit_jobs_ended_total', { engine: 'ffmpeg', state: 'error' }),
     ).toBe(1)
+  })
+
+  it('counts webhook deliveries by outcome: one per attempt of each event sent', async () => {
+    const hits: string[] = []
+    const receiver = createHttpServer((request, response) => {
+      hits.push(String(request.headers['webhook-id']))
+      request.resume()
+      response.writeHead(204).end()
+    })
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
+    try {
+      const { port } = receiver.address() as { port: number }
+      await start({
+        WEBHOOK_URL: `http://127.0.0.1:${port}/hook`,
+        WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+      })
+      const { job } = (await upload()).json()
+      await until(async () => {
+        const current = (await app!.inject({ url: `/api/jobs/${job.id}` })).json()
+        return current.state === 'complete' ? current : null
+      }, 'the job to complete')
+      // asset.created, job.submitted, job.progressing, job.complete: each delivered once.
+      const text = await until(async () => {
+        const body = (await app!.inject({ url: '/metrics' })).body
+        const delivered = sample(body, 'transcodekit_webhook_deliveries_total', {
+          outcome: 'delivered',
+        })
+        return delivered !== undefined && delivered >= 4 && delivered === hits.length ? body : null
+      }, 'the deliveries to be counted')
+      expect(sample(text, 'transcodekit_webhook_deliveries_total', { outcome: 'failed' })).toBe(0)
+      expect(sample(text, 'transcodekit_webhook_deliveries_total', { outcome: 'retrying' })).toBe(0)
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve))
+    }
   })
 
   it('with API_KEYS and no METRICS_TOKEN: not served (an owner is not an operator)', async () => {

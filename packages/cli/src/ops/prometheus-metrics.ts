@@ -5,6 +5,8 @@ import {
   type MetricsRecorder,
   type QueueDepth,
   type TranscodeService,
+  type WebhookDeliveryOutcome,
+  type WebhookDeliveryState,
 } from '@transcodekit/core'
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -123,4 +125,9 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
     },
     close: unsubscribe,
   }
+}
+
+/** A webhook delivery's state after an attempt, as the attempt's outcome. */
+export function webhookOutcome(state: WebhookDeliveryState): WebhookDeliveryOutcome {
+  return state === 'pending' ? 'retrying' : state
 }
