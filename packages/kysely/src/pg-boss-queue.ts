@@ -6,6 +6,7 @@ import {
   errorText,
   type Logger,
   type Queue,
+  type QueueDepth,
   type QueueHandler,
   type QueueMessage,
   type WorkOptions,
@@ -209,6 +210,16 @@ export class PgBossQueue implements Queue {
       expireInSeconds: o.expireInSeconds,
       heartbeatSeconds: o.heartbeatSeconds,
     })
+  }
+
+  /**
+   * The queue's counts as pg-boss's last monitor pass left them (every
+   * `superviseIntervalSeconds`), across every worker: reading them costs one indexed row.
+   */
+  async depth(): Promise<QueueDepth> {
+    await this.start()
+    const queue = await this.#boss.getQueue(this.#options.queueName)
+    return { waiting: queue?.queuedCount ?? 0, running: queue?.activeCount ?? 0 }
   }
 
   /**
