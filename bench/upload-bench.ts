@@ -21,8 +21,9 @@
  *   SIZE_MIB=1024 ROUNDS=5 node bench/upload-bench.ts   # the issue's 1 GiB
  *   ONLY=pipe,memory node bench/upload-bench.ts # a subset (the baselines are always run)
  *   SERVER_FLAGS='--max-semi-space-size=1;--max-semi-space-size=4' node bench/upload-bench.ts
- *       # compares Node flag sets (`;` between sets) in the same rounds: `memory#1`, `memory#2`, …
- *       # instead of the flags of `pnpm start`; `--cpu-prof --cpu-prof-dir=…` profiles the server
+ *       # compares Node flag sets (`;` between sets; `NAME=value` words set the environment) in
+ *       # the same rounds, `memory#1`, `memory#2`, …, instead of the flags and environment of
+ *       # `pnpm start`; `--cpu-prof --cpu-prof-dir=…` profiles the server
  */
 import { once } from 'node:events'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -202,7 +203,6 @@ const started: ChildServer[] = []
 try {
   const script = scriptCommand('start')
   const serverEnv = {
-    ...script.env,
     HOST: '127.0.0.1',
     PORT: '0',
     WORKER: 'false',
@@ -221,11 +221,23 @@ try {
     started.push(bare)
     contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
   }
-  const flagSets = process.env.SERVER_FLAGS?.split(';').map((set) =>
-    set.split(/\s+/).filter(Boolean),
-  )
-  const variants = flagSets?.map((flags, i) => ({ suffix: `#${i + 1}`, flags })) ?? [
-    { suffix: '', flags: script.flags },
+  // `NAME=value` words of a set are environment variables, the rest Node flags (as in a script).
+  const variants = process.env.SERVER_FLAGS?.split(';').map((set, i) => {
+    const words = set.split(/\s+/).filter(Boolean)
+    const isEnv = (word: string) => /^[A-Z_][A-Z0-9_]*=/.test(word)
+    return {
+      suffix: `#${i + 1}`,
+      label: set.trim(),
+      env: Object.fromEntries(words.filter(isEnv).map((word) => word.split(/=(.*)/s, 2))),
+      flags: words.filter((word) => !isEnv(word)),
+    }
+  }) ?? [
+    {
+      suffix: '',
+      label: `pnpm start: ${script.flags.join(' ')}`,
+      env: script.env,
+      flags: script.flags,
+    },
   ]
   const servers: string[] = []
   for (const [key, url] of [
@@ -233,9 +245,10 @@ try {
     ['embedded', ''],
   ] as const) {
     if (wanted && !wanted.includes(key)) continue
-    for (const { suffix, flags } of variants) {
+    for (const { suffix, env, flags } of variants) {
       const name = key + suffix
       const server = await startChild([...flags, MAIN], {
+        ...env,
         ...serverEnv,
         DATA_DIR: join(dir, `data-${name}`),
         DATABASE_URL: url,
@@ -256,9 +269,7 @@ try {
   console.log(
     `upload-bench: ${mib(SIZE)} MiB multipart upload, ${ROUNDS} interleaved rounds, Node ${process.version}`,
   )
-  for (const { suffix, flags } of variants) {
-    console.log(`  server${suffix} flags: ${flags.join(' ') || 'none'}`)
-  }
+  for (const { suffix, label } of variants) console.log(`  server${suffix}: ${label || 'no flags'}`)
   const samples = await interleave(ROUNDS, contenders, (round, name, s) =>
     console.log(
       `round ${String(round).padEnd(3)} ${name.padEnd(9)} ${(s.ms / 1000).toFixed(2).padStart(7)} s  ${(mib(SIZE) / (s.ms / 1000)).toFixed(0).padStart(5)} MiB/s  peak RSS ${mib(s.serverPeak).toFixed(1).padStart(6)} MiB${s.databasePeak === null ? '' : ` (+ database ${mib(s.databasePeak).toFixed(1)} MiB)`}`,
