@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { TooLargeError } from '../src/errors.ts'
-import { FileHasher } from '../src/ingest/file-hasher.ts'
-import { spoolUpload } from '../src/ingest/spool-upload.ts'
+import { FileHasher } from '../src/spool/file-hasher.ts'
+import { spoolUpload } from '../src/spool/spool-upload.ts'
 
 const MIB = 1024 * 1024
 

@@ -23,6 +23,7 @@ import type { Storage } from '../ports/storage.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import { FileHasher } from '../spool/file-hasher.ts'
 import { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import { type JobEvent, JobEventHub } from './job-events.ts'
 import { checkJobLimits } from './job-limits.ts'
@@ -71,6 +72,7 @@ export class TranscodeService {
   readonly #settings: ServiceSettings
   readonly #logger: Logger
   readonly #probes: ConcurrencyLimiter
+  readonly #hasher = new FileHasher()
   readonly #events = new JobEventHub()
   readonly #writer: JobWriter
   readonly #submitter: JobSubmitter
@@ -119,7 +121,7 @@ export class TranscodeService {
   }
 
   /**
-   * Streams an upload to a spool file while counting and hashing it, checks that its bytes
+   * Streams an upload to a spool file while counting it and hashing it (on another thread), checks that its bytes
    * are audio or video (never trusting its name or claimed type), then stores it and records
    * the asset. Anything refused leaves nothing behind.
    */
@@ -129,6 +131,7 @@ export class TranscodeService {
       repository: this.repository,
       settings: this.#settings,
       probes: this.#probes,
+      hasher: this.#hasher,
     })
   }
 
@@ -369,6 +372,7 @@ export class TranscodeService {
     this.#closed = true
     if (this.#ownsQueue) await this.queue.close()
     this.#events.close()
+    await this.#hasher.close()
   }
 }
 

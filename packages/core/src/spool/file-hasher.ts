@@ -1,13 +1,6 @@
-import { extname } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { HashReply, HashRequest } from './hash-protocol.ts'
-
-// The thread's file is a sibling of this one, `.ts` in the workspace and `.js` when published.
-const WORKER_URL = new URL(
-  `./hash-worker${extname(fileURLToPath(import.meta.url))}`,
-  import.meta.url,
-)
+import { hashThread } from './hash-worker.ts'
 
 // The thread holds a 1 MiB read buffer and a hash per file, and makes little garbage: a
 // small young generation keeps its memory low.
@@ -81,7 +74,10 @@ export class FileHasher {
 
   #thread(): Worker {
     if (this.#worker) return this.#worker
-    const worker = new Worker(WORKER_URL, { resourceLimits: RESOURCE_LIMITS })
+    const worker = new Worker(`(${hashThread})()`, {
+      eval: true,
+      resourceLimits: RESOURCE_LIMITS,
+    })
     worker.unref()
     worker.on('message', (reply: HashReply) => {
       const waiting = this.#waiting.get(reply.id)
