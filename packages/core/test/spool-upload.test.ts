@@ -33,7 +33,7 @@ describe('spoolUpload', () => {
   })
 
   it('writes the body once and hashes it on the thread, across many hash steps', async () => {
-    const data = randomBytes(13 * MIB + 12_345)
+    const data = randomBytes(37 * MIB + 12_345)
     const path = join(dir, 'big')
     const spooled = await spoolUpload(chunks(data), path, { maxBytes: data.length, hasher })
     expect(spooled).toEqual({ size: data.length, sha256: sha256(data) })
