@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import {
+  consoleLogger,
   createTranscoder,
   type Engine,
+  errorText,
   type FfmpegEngineOptions,
   ffmpegEngine,
   type JobLimits,
@@ -386,8 +388,13 @@ export async function createServices(
   } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
+  const logger = options.logger ?? consoleLogger()
   const close = async () => {
-    for (const closeOne of closers.reverse()) await closeOne().catch(() => {})
+    for (const closeOne of closers.reverse()) {
+      await closeOne().catch((error: unknown) => {
+        logger.error({ error: errorText(error) }, 'transcodekit: a service did not close cleanly')
+      })
+    }
   }
   try {
     await mkdir(config.dataDir, { recursive: true })
@@ -453,11 +460,16 @@ export async function createServices(
         ...config.ffmpegGuards,
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
         tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
-        logger: options.logger,
+        logger,
       })
     }
 
-    const { repository, queue } = await openPersistence(config, closers, options.attach ?? false)
+    const { repository, queue } = await openPersistence(
+      config,
+      closers,
+      options.attach ?? false,
+      logger,
+    )
     const service = createTranscoder({
       storage,
       engine,
@@ -466,7 +478,7 @@ export async function createServices(
       tmpDir: join(config.dataDir, 'tmp', 'uploads'),
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
-      logger: options.logger,
+      logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
     })
     closers.push(() => service.close())
@@ -491,6 +503,7 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
+  logger: Logger,
 ): Promise<{ repository: Repository; queue?: Queue }> {
   // Nothing kept across restarts: for trying things and for benchmarks.
   if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
@@ -509,7 +522,7 @@ async function openPersistence(
     closers.push(() => embedded.close())
     url = embedded.url
   }
-  const opened = await kysely.openDatabase({ url })
+  const opened = await kysely.openDatabase({ url, logger })
   closers.push(() => opened.close())
   await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema }).catch((error) => {
     if (!attach || config.databaseUrl !== null) throw error
@@ -519,7 +532,7 @@ async function openPersistence(
     )
   })
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
-  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
+  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
   return { repository, queue }
 }

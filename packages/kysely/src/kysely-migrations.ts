@@ -1,4 +1,4 @@
-import { ConfigurationError } from '@transcodekit/core'
+import { ConfigurationError, errorText } from '@transcodekit/core'
 import type { Kysely } from 'kysely'
 import {
   type Migration,
@@ -89,7 +89,7 @@ export async function migrateToLatest(
   if (error) {
     const failed = results.find((result) => result.status === 'Error')
     throw new Error(
-      `transcodekit migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`,
+      `transcodekit migration ${failed?.migrationName ?? ''} failed: ${errorText(error)}`,
       { cause: error },
     )
   }

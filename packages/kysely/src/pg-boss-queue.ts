@@ -1,6 +1,9 @@
 import {
   AbortedError,
   ConfigurationError,
+  consoleLogger,
+  errorText,
+  type Logger,
   type Queue,
   type QueueHandler,
   type QueueMessage,
@@ -45,8 +48,13 @@ export interface PgBossQueueOptions {
   pollingIntervalSeconds?: number
   /** How long `close()` waits for running handlers once they are aborted. @default 30000 */
   stopTimeoutMs?: number
-  /** Errors pg-boss reports in the background (a lost connection, a failed maintenance pass). @default console.error */
+  /**
+   * Errors pg-boss reports in the background (a lost connection, a failed maintenance pass).
+   * @default logged by `logger`
+   */
   onError?: (error: unknown) => void
+  /** Where background failures are logged (pino fits). @default core's consoleLogger() */
+  logger?: Logger
 }
 
 interface ResolvedOptions {
@@ -108,6 +116,7 @@ export class PgBossQueue implements Queue {
   readonly #boss: PgBoss
   readonly #ownsBoss: boolean
   readonly #options: ResolvedOptions
+  readonly #logger: Logger
   readonly #running = new Set<AbortController>()
   #ready: Promise<void> | null = null
   #working = false
@@ -118,6 +127,7 @@ export class PgBossQueue implements Queue {
 
   constructor(options: PgBossQueueOptions) {
     this.#options = resolveOptions(options)
+    this.#logger = options.logger ?? consoleLogger()
     if (options.boss) {
       this.#boss = options.boss
       this.#ownsBoss = false
@@ -136,9 +146,12 @@ export class PgBossQueue implements Queue {
         schedule: false,
       })
       this.#ownsBoss = true
-      const onError =
-        options.onError ?? ((error: unknown) => console.error('[transcodekit] pg-boss:', error))
-      this.#boss.on('error', onError)
+      this.#boss.on(
+        'error',
+        options.onError ??
+          ((error: unknown) =>
+            this.#logger.error({ error: errorText(error) }, 'transcodekit: pg-boss failed')),
+      )
     }
   }
 
@@ -237,9 +250,14 @@ export class PgBossQueue implements Queue {
     for (const controller of this.#running)
       controller.abort(new AbortedError('the queue is closing'))
     if (!this.#ready) {
-      if (this.#ownsBoss) await this.#boss.stop({ graceful: false, close: true }).catch(() => {})
+      if (this.#ownsBoss) {
+        await this.#boss.stop({ graceful: false, close: true }).catch((error: unknown) => {
+          this.#logger.warn({ error: errorText(error) }, 'transcodekit: pg-boss did not stop')
+        })
+      }
       return
     }
+    // A failed start was answered to whoever called start(); there is nothing to stop then.
     await this.#ready.catch(() => {})
     if (this.#ownsBoss) {
       await this.#boss.stop({ graceful: true, close: true, timeout: this.#options.stopTimeoutMs })

@@ -156,4 +156,33 @@ describe('openDatabase', () => {
       for (const { close } of pools) await close()
     }
   })
+  it('logs an idle connection the server drops, and the next query runs on a new one', async () => {
+    const warnings: Array<{ fields: unknown; message: string }> = []
+    const logger = {
+      debug() {},
+      info() {},
+      warn(fields: unknown, message: string) {
+        warnings.push({ fields, message })
+      },
+      error() {},
+    }
+    const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 1, logger })
+    try {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db)
+      const admin = new pg.Client({ connectionString: DATABASE_URL })
+      await admin.connect()
+      try {
+        await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid])
+      } finally {
+        await admin.end()
+      }
+      await expect.poll(() => warnings.length, { timeout: 10_000 }).toBeGreaterThan(0)
+      expect(warnings[0]!.message).toMatch(/idle database connection failed/)
+      expect(warnings[0]!.fields).toMatchObject({ error: expect.stringMatching(/terminat/i) })
+      const again = await sql<{ one: number }>`select 1 as one`.execute(db)
+      expect(again.rows[0]!.one).toBe(1)
+    } finally {
+      await close()
+    }
+  })
 })

@@ -31,7 +31,7 @@ import { JobRunner } from './job-runner.ts'
 import { JobSubmitter } from './job-submission.ts'
 import { watchJob } from './job-watch.ts'
 import { JobWriter } from './job-writer.ts'
-import { errorText, inScope } from './service-support.ts'
+import { inScope } from './service-support.ts'
 import {
   type IngestOptions,
   type OwnerScope,
@@ -49,6 +49,8 @@ export type {
   TranscodeOptions,
   TranscoderOptions,
 } from './transcoder-options.ts'
+
+import { errorText } from '../logging/error-text.ts'
 
 /**
  * What everything else calls: the HTTP plugin, the CMS adapter, the workers. The work itself
