@@ -13,8 +13,9 @@
  *
  * Each round measures the upload's wall time (first byte sent to the answer) and the peak RSS
  * of the server process during it (the kernel's high-water mark, reset through
- * `/proc/<pid>/clear_refs` just before), and for `embedded` the database process's too. After
- * each upload the file (or asset) is removed again. Prints every round, then min / median /
+ * `/proc/<pid>/clear_refs` just before), the CPU seconds the server used for it (all its
+ * threads: on a shared machine the time swings with the share of the cores each gets, the
+ * work much less), and for `embedded` the database process's peak RSS too. After each upload the file (or asset) is removed again. Prints every round, then min / median /
  * max of the times, of the per-round ratios to each baseline, and of the peak RSS.
  *
  *   node bench/upload-bench.ts                  # 256 MiB, 5 rounds
@@ -49,6 +50,8 @@ const LIMIT_MIB = 150
 const MAIN = fileURLToPath(new URL('../examples/server/src/main.ts', import.meta.url))
 const BARE = fileURLToPath(new URL('./support/bare-upload-server.ts', import.meta.url))
 const SETTLE_MS = 3000
+// USER_HZ: the unit of /proc/<pid>/stat's times, 100 on Linux.
+const CLOCK_TICKS = 100
 
 /** A 44-byte WAV header: 16-bit stereo 44.1 kHz PCM whose data fills the rest of `total`. */
 function wavHeader(total: number): Buffer {
@@ -84,6 +87,17 @@ function* wavChunks(total: number): Generator<Buffer> {
 async function peakRss(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+}
+
+/**
+ * CPU seconds (user + system, all threads) the process has used so far (Linux): on a shared
+ * machine, the work an upload costs a server, whatever share of the cores it was given.
+ */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  // The fields after the command name (which is in parentheses); utime and stime are 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
 /** Resets the process's peak RSS (VmHWM) to its current RSS (Linux 4.0+). */
@@ -153,6 +167,8 @@ interface Sample {
   ms: number
   /** Peak RSS of the server process during the upload. */
   serverPeak: number
+  /** CPU seconds the server process used for the upload. */
+  serverCpu: number
   /** Peak RSS of the embedded database process, where there is one. */
   databasePeak: number | null
 }
@@ -169,11 +185,18 @@ function contender(
     name,
     async run() {
       await Promise.all(pids.map(resetPeak))
+      const cpuBefore = await cpuSeconds(pids[0]!)
       const answer = await upload(server.port, path)
+      const serverCpu = (await cpuSeconds(pids[0]!)) - cpuBefore
       const [serverPeak, databasePeak] = await Promise.all(pids.map(peakRss))
       if (answer.status !== 201) throw new Error(`${name}: ${answer.status} ${answer.body}`)
       await check(answer)
-      return { ms: answer.ms, serverPeak: serverPeak!, databasePeak: databasePeak ?? null }
+      return {
+        ms: answer.ms,
+        serverPeak: serverPeak!,
+        serverCpu,
+        databasePeak: databasePeak ?? null,
+      }
     },
   }
 }
@@ -272,7 +295,7 @@ try {
   for (const { suffix, label } of variants) console.log(`  server${suffix}: ${label || 'no flags'}`)
   const samples = await interleave(ROUNDS, contenders, (round, name, s) =>
     console.log(
-      `round ${String(round).padEnd(3)} ${name.padEnd(9)} ${(s.ms / 1000).toFixed(2).padStart(7)} s  ${(mib(SIZE) / (s.ms / 1000)).toFixed(0).padStart(5)} MiB/s  peak RSS ${mib(s.serverPeak).toFixed(1).padStart(6)} MiB${s.databasePeak === null ? '' : ` (+ database ${mib(s.databasePeak).toFixed(1)} MiB)`}`,
+      `round ${String(round).padEnd(3)} ${name.padEnd(9)} ${(s.ms / 1000).toFixed(2).padStart(7)} s  ${(mib(SIZE) / (s.ms / 1000)).toFixed(0).padStart(5)} MiB/s  cpu ${s.serverCpu.toFixed(2).padStart(6)} s  peak RSS ${mib(s.serverPeak).toFixed(1).padStart(6)} MiB${s.databasePeak === null ? '' : ` (+ database ${mib(s.databasePeak).toFixed(1)} MiB)`}`,
     ),
   )
   const ms = (name: string) => samples.get(name)!.map((s) => s.ms)
@@ -281,6 +304,10 @@ try {
     printSpread(
       `  ${name}: seconds`,
       ms(name).map((v) => v / 1000),
+    )
+    printSpread(
+      `  ${name}: server CPU seconds`,
+      samples.get(name)!.map((s) => s.serverCpu),
     )
     printSpread(
       `  ${name}: server peak RSS`,
@@ -295,6 +322,8 @@ try {
   for (const name of servers) {
     printSpread(`  ratio ${name} / pipe`, ratios(ms(name), ms('pipe')))
     printSpread(`  ratio ${name} / busboy`, ratios(ms(name), ms('busboy')))
+    const cpu = (of: string) => samples.get(of)!.map((s) => s.serverCpu)
+    printSpread(`  CPU ratio ${name} / pipe`, ratios(cpu(name), cpu('pipe')))
     const peak = Math.max(...samples.get(name)!.map((s) => s.serverPeak))
     if (peak > LIMIT_MIB * MIB) ok = false
   }
