@@ -10,6 +10,7 @@ import {
   type WorkOptions,
 } from '@transcodekit/core'
 import { type Job as BossJob, PgBoss } from 'pg-boss'
+import { PgBossWebhookQueue } from './pg-boss-webhook-queue.ts'
 
 export interface PgBossQueueOptions {
   /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
@@ -124,6 +125,7 @@ export class PgBossQueue implements Queue {
   #workerId: string | null = null
   #closing = false
   #closed: Promise<void> | null = null
+  #webhooks: PgBossWebhookQueue | null = null
 
   constructor(options: PgBossQueueOptions) {
     this.#options = resolveOptions(options)
@@ -162,6 +164,20 @@ export class PgBossQueue implements Queue {
 
   get queueName(): string {
     return this.#options.queueName
+  }
+
+  /**
+   * Webhook attempts on the same PgBoss, in the queue `<queueName>-webhooks`. Close it before
+   * this queue: stopping a PgBoss this queue made stops its workers too.
+   */
+  webhookQueue(): PgBossWebhookQueue {
+    this.#webhooks ??= new PgBossWebhookQueue({
+      boss: this.#boss,
+      startBoss: () => this.start(),
+      queueName: `${this.#options.queueName}-webhooks`,
+      pollingIntervalSeconds: this.#options.pollingIntervalSeconds,
+    })
+    return this.#webhooks
   }
 
   /** Starts pg-boss (when the queue made it) and creates the queue. Called by `send` and `work`. */
@@ -247,6 +263,8 @@ export class PgBossQueue implements Queue {
 
   async #close(): Promise<void> {
     this.#closing = true
+    // Its workers run on this PgBoss: stopped first, while the PgBoss still runs.
+    await this.#webhooks?.close()
     for (const controller of this.#running)
       controller.abort(new AbortedError('the queue is closing'))
     if (!this.#ready) {
