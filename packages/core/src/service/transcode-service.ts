@@ -25,6 +25,7 @@ import type { Storage } from '../ports/storage.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import { FileHasher } from '../spool/file-hasher.ts'
 import { type ServiceWebhooks, serviceWebhooks } from '../webhooks/service-webhooks.ts'
 import type { WebhookDispatcher } from '../webhooks/webhook-dispatcher.ts'
 import { ConcurrencyLimiter } from './concurrency-limiter.ts'
@@ -83,6 +84,7 @@ export class TranscodeService {
   readonly #settings: ServiceSettings
   readonly #logger: Logger
   readonly #probes: ConcurrencyLimiter
+  readonly #hasher = new FileHasher()
   readonly #events = new JobEventHub()
   readonly #jobEvents: JobEventChannel
   readonly #ownsJobEvents: boolean
@@ -164,7 +166,7 @@ export class TranscodeService {
   }
 
   /**
-   * Streams an upload to a spool file while counting and hashing it, checks that its bytes
+   * Streams an upload to a spool file while counting it and hashing it (on another thread), checks that its bytes
    * are audio or video (never trusting its name or claimed type), then stores it and records
    * the asset. Anything refused leaves nothing behind.
    */
@@ -174,6 +176,7 @@ export class TranscodeService {
       repository: this.repository,
       settings: this.#settings,
       probes: this.#probes,
+      hasher: this.#hasher,
     })
     await this.#webhooks?.assetCreated(asset)
     return asset
@@ -435,6 +438,7 @@ export class TranscodeService {
     this.#relay.close()
     if (this.#ownsJobEvents) await this.#jobEvents.close()
     this.#events.close()
+    await this.#hasher.close()
   }
 }
 

@@ -1,16 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import {
-  AbortedError,
-  outOfSpace,
-  TooLargeError,
-  TranscodeKitError,
-  UnsupportedMediaError,
-} from '../errors.ts'
+import { AbortedError, outOfSpace, TranscodeKitError, UnsupportedMediaError } from '../errors.ts'
 import { originalKey } from '../keys.ts'
 import { processTag } from '../leftovers/leftover-sweeper.ts'
 import { errorText } from '../logging/error-text.ts'
@@ -18,6 +10,8 @@ import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
+import type { FileHasher } from '../spool/file-hasher.ts'
+import { spoolUpload } from '../spool/spool-upload.ts'
 import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import type { IngestOptions, ServiceSettings } from './transcoder-options.ts'
 
@@ -29,34 +23,29 @@ export interface IngestContext {
   settings: ServiceSettings
   /** Bounds the probes running at once. */
   probes: ConcurrencyLimiter
+  /** Hashes the spool off the request's thread. */
+  hasher: FileHasher
 }
 
 /**
- * Streams an upload to a spool file while counting and hashing it, checks that its bytes
+ * Streams an upload to a spool file (written once: local storage renames it into place) while
+ * counting it and hashing it on another thread, checks that its bytes
  * are audio or video (never trusting its name or claimed type), then stores it and records
  * the asset. Anything refused leaves nothing behind.
  */
 export async function ingestUpload(
   body: UploadBody,
   options: IngestOptions,
-  { storage, repository, settings, probes }: IngestContext,
+  { storage, repository, settings, probes, hasher }: IngestContext,
 ): Promise<Asset> {
   const limit = options.maxBytes ?? settings.maxInputBytes
   await mkdir(settings.tmpDir, { recursive: true })
   const spool = join(settings.tmpDir, `${processTag()}-${randomUUID()}.upload`)
-  const hash = createHash('sha256')
-  let size = 0
   let stored: string | null = null
   try {
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        size += chunk.length
-        if (size > limit) return callback(new TooLargeError(limit))
-        hash.update(chunk)
-        callback(null, chunk)
-      },
-    })
-    await pipeline(body, meter, createWriteStream(spool, { flags: 'wx' }), {
+    const { size, sha256 } = await spoolUpload(body, spool, {
+      maxBytes: limit,
+      hasher,
       signal: options.signal,
     })
     const rejection = await sniffFileRejection(spool)
@@ -86,7 +75,7 @@ export async function ingestUpload(
       originalFilename: options.filename ?? null,
       contentType,
       size,
-      sha256: hash.digest('hex'),
+      sha256,
       media,
       createdAt: new Date(),
     }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Readable } from 'node:stream'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import { type TSchema, Type } from '@sinclair/typebox'
 import type { Asset, Job } from '@transcodekit/core'
@@ -32,22 +33,16 @@ function splitPresets(value: string): string[] {
 }
 
 /**
- * The file part as the service reads it: ends with an error, never silently, when the parser
- * cut it at the size limit, so the service removes what it spooled.
+ * The file part as the service reads it: fails with a `TooLargeError` as soon as the parser
+ * cuts it at the size limit (instead of ending short after skipping the rest), so the service
+ * removes what it spooled. The parser's stream itself is handed on, not wrapped in an async
+ * iterator, so that its chunks reach the disk without promises made and collected per chunk.
  */
-async function* untruncated(
-  file: NodeJS.ReadableStream & { truncated?: boolean; destroy(error?: Error): void },
-  limit: number,
-): AsyncGenerator<Uint8Array> {
-  // Fail as soon as the limit is crossed rather than after the parser skipped the rest.
-  const onLimit = () => file.destroy(new CoreTooLargeError(limit))
-  file.once('limit', onLimit)
-  try {
-    for await (const chunk of file) yield chunk as Uint8Array
-    if (file.truncated) throw new CoreTooLargeError(limit)
-  } finally {
-    file.removeListener('limit', onLimit)
-  }
+function failingOverLimit<T extends Readable & { truncated?: boolean }>(file: T, limit: number): T {
+  const over = () => file.destroy(new CoreTooLargeError(limit))
+  if (file.truncated) over()
+  else file.once('limit', over)
+  return file
 }
 
 /** The idle timeout's error, given to the file part to end its ingest. */
@@ -161,7 +156,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
           }
           if (result) throw TooManyPartsError('the form has more files than allowed (one)')
           idle.file = part.file
-          result = await service.ingestAndTranscode(untruncated(part.file, limits.fileSize), {
+          result = await service.ingestAndTranscode(failingOverLimit(part.file, limits.fileSize), {
             owner,
             filename: part.filename || null,
             presets,
