@@ -104,7 +104,11 @@ describe('TranscodeService', () => {
     expect(asset.contentType).toBe('audio/mpeg')
     expect(asset.originalFilename).toBe('my_mp3.mp3')
     // Hashed on the service's hashing thread from the spool: the bytes that were stored.
-    expect(asset.sha256).toBe(createHash('sha256').update(await readFile(input)).digest('hex'))
+    expect(asset.sha256).toBe(
+      createHash('sha256')
+        .update(await readFile(input))
+        .digest('hex'),
+    )
 
     const job = await service.transcode(asset.id, { presets: SEED_PRESETS })
     expect(job.outputs.map((o) => o.presetId)).toEqual(['wav', 'flac', 'aac-256k'])
