@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify'
 import { apiKeyOwner } from './api-keys.ts'
 import type { ServerConfig, Services } from './config.ts'
+import { QuietReadsLogController } from './request-logging.ts'
 
 const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
@@ -41,6 +42,8 @@ export async function buildServer(
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? { level: config.logLevel } }),
+    // Status polls log their request lines at `debug`, not `info`.
+    logController: new QuietReadsLogController(config.apiPrefix),
     // Uploads are streamed by the transcodekit route; other bodies stay small.
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',
