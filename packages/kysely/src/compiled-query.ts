@@ -1,4 +1,5 @@
 import type { Compilable, CompiledQuery, QueryResult } from 'kysely'
+import { prepareOnEveryConnection } from './prepared-statements.ts'
 
 /** What runs a compiled query: a `Kysely` instance or one of its transactions. */
 export interface QueryRunner {
@@ -13,6 +14,8 @@ export interface QueryRunner {
  * The query is built with `placeholders` for its values; compiling it must yield exactly those
  * values as its parameters, in that order, so that each run can put its own in their place.
  * Anything else (a value inlined in the SQL, an extra parameter) throws at build time.
+ *
+ * On a pool that `openDatabase` made, it runs as a named prepared statement.
  */
 export interface CompiledOnce<Values extends readonly unknown[], Row> {
   /** Runs it on `db`, or on a transaction of it. */
@@ -35,6 +38,7 @@ export function compileOnce<Values extends readonly unknown[], Row>(
       `compileOnce: the query compiled to parameters ${JSON.stringify(parameters)}, not the placeholders ${JSON.stringify(placeholders)}`,
     )
   }
+  prepareOnEveryConnection(compiled.sql)
   return {
     sql: compiled.sql,
     run(db, ...values) {
