@@ -73,6 +73,8 @@ export async function servePGlite(
       return sockets.size
     },
     async close() {
+      // The session ends with the server: its statements need no closing one by one.
+      session.ending = true
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const socket of sockets) socket.destroy()
       await closed
@@ -87,6 +89,8 @@ class SessionTurns {
   private owner: Connection | null = null
   private readonly waiting: Array<{ connection: Connection; start: () => void }> = []
   private drained: Array<() => void> = []
+  /** The server is closing, and PGlite after it. */
+  ending = false
 
   constructor(db: PGlite) {
     this.db = db
@@ -239,9 +243,12 @@ class Connection {
     this.session.leave(this)
     await this.work
     const midTurn = this.session.owns(this)
-    const closes = this.names.closeAll()
+    const closes = this.session.ending ? [] : this.names.closeAll()
     if (!midTurn && closes.length === 0) return
-    if (!midTurn) await this.session.take(this)
+    if (!midTurn) {
+      await this.session.take(this)
+      if (this.session.ending) return this.session.release(this, true)
+    }
     try {
       const cleanup = [...(midTurn ? [ABANDON] : []), ...closes, ...(closes.length ? [SYNC] : [])]
       await this.session.run(Buffer.concat(cleanup), () => {})
