@@ -10,12 +10,12 @@
  * unnamed (a turn never splits them). The answers carry no names.
  */
 export class ConnectionNames {
-  readonly #prefix: string
+  readonly #prefix: Buffer
   /** The statements this connection prepared and did not close, by their name in the session. */
   readonly statements = new Set<string>()
 
   constructor(id: number) {
-    this.#prefix = `c${id}_`
+    this.#prefix = Buffer.from(`c${id}_`)
   }
 
   /** `message` (one whole frontend message, type byte first) with its names scoped. */
@@ -54,23 +54,26 @@ export class ConnectionNames {
 
   /** Prefixes the `count` C strings from `offset` that are not empty. */
   #rewrite(message: Buffer, offset: number, count: number): Buffer {
-    const parts: Buffer[] = [message.subarray(1, offset)]
+    const names: number[] = []
     let at = offset
-    let changed = false
     for (let index = 0; index < count; index++) {
       const end = message.indexOf(0, at)
       if (end < 0) return message // malformed: PGlite answers it with its own error
-      const name = message.subarray(at, end)
-      if (name.length > 0) {
-        parts.push(Buffer.from(this.#prefix))
-        changed = true
-      }
-      parts.push(message.subarray(at, end + 1))
+      if (end > at) names.push(at)
       at = end + 1
     }
-    if (!changed) return message
-    parts.push(message.subarray(at))
-    return frame(String.fromCharCode(message[0]!), Buffer.concat(parts).subarray(4))
+    if (names.length === 0) return message
+    const scoped = Buffer.allocUnsafe(message.length + names.length * this.#prefix.length)
+    let from = 0
+    let to = 0
+    for (const name of names) {
+      to += message.copy(scoped, to, from, name)
+      to += this.#prefix.copy(scoped, to)
+      from = name
+    }
+    message.copy(scoped, to, from)
+    scoped.writeInt32BE(scoped.length - 1, 1)
+    return scoped
   }
 }
 
