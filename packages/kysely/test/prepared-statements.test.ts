@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from 'kysely'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  type EmbeddedPostgres,
   kyselyRepository,
   migrateToLatest,
   openDatabase,
@@ -21,6 +22,14 @@ const preparedStatements = sql<Prepared>`select name, statement from pg_prepared
 
 describe('named prepared statements of the compiled reads', () => {
   const cleanups: Array<() => Promise<void>> = []
+  let embedded: EmbeddedPostgres
+  // Started here, under the hooks' longer timeout: a new folder runs initdb first.
+  beforeAll(async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tk-prepared-'))
+    cleanups.push(() => rm(dir, { recursive: true, force: true }))
+    embedded = await startEmbeddedPostgres({ dataDir: dir })
+    cleanups.push(() => embedded.close())
+  })
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup()
   })
@@ -45,12 +54,6 @@ describe('named prepared statements of the compiled reads', () => {
   })
 
   it('on the embedded database, each connection has its own statements, closed when it goes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tk-prepared-'))
-    const embedded = await startEmbeddedPostgres({ dataDir: dir })
-    cleanups.push(async () => {
-      await embedded.close()
-      await rm(dir, { recursive: true, force: true })
-    })
     const pool = await openDatabase({ url: embedded.url, maxConnections: 10 })
     await migrateToLatest(pool.db)
     const repository = kyselyRepository({ db: pool.db })
