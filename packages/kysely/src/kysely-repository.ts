@@ -24,6 +24,7 @@ import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { compileOnce } from './compiled-query.ts'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
 import { resolveSchema } from './kysely-migrations.ts'
+import { KyselyWebhookStore } from './kysely-webhook-store.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -61,12 +62,19 @@ export class KyselyRepository implements Repository {
   readonly #schema: string
   /** The reads that every status poll and every job update makes, compiled once. */
   readonly #compiled: ReturnType<typeof compileReads>
+  readonly #webhooks: KyselyWebhookStore
 
   constructor(options: KyselyRepositoryOptions) {
     if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
     this.#schema = resolveSchema(options.schema)
     this.#db = (options.db as Db).withSchema(this.#schema)
     this.#compiled = compileReads(this.#db)
+    this.#webhooks = new KyselyWebhookStore({ db: options.db, schema: this.#schema })
+  }
+
+  /** Webhook deliveries in the same database and schema (migration 0004). */
+  webhookStore(): KyselyWebhookStore {
+    return this.#webhooks
   }
 
   /** The schema the tables live in. */

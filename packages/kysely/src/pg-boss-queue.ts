@@ -1,12 +1,16 @@
 import {
   AbortedError,
   ConfigurationError,
+  consoleLogger,
+  errorText,
+  type Logger,
   type Queue,
   type QueueHandler,
   type QueueMessage,
   type WorkOptions,
 } from '@transcodekit/core'
 import { type Job as BossJob, PgBoss } from 'pg-boss'
+import { PgBossWebhookQueue } from './pg-boss-webhook-queue.ts'
 
 export interface PgBossQueueOptions {
   /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
@@ -45,8 +49,13 @@ export interface PgBossQueueOptions {
   pollingIntervalSeconds?: number
   /** How long `close()` waits for running handlers once they are aborted. @default 30000 */
   stopTimeoutMs?: number
-  /** Errors pg-boss reports in the background (a lost connection, a failed maintenance pass). @default console.error */
+  /**
+   * Errors pg-boss reports in the background (a lost connection, a failed maintenance pass).
+   * @default logged by `logger`
+   */
   onError?: (error: unknown) => void
+  /** Where background failures are logged (pino fits). @default core's consoleLogger() */
+  logger?: Logger
 }
 
 interface ResolvedOptions {
@@ -108,6 +117,7 @@ export class PgBossQueue implements Queue {
   readonly #boss: PgBoss
   readonly #ownsBoss: boolean
   readonly #options: ResolvedOptions
+  readonly #logger: Logger
   readonly #running = new Set<AbortController>()
   #ready: Promise<void> | null = null
   #working = false
@@ -115,9 +125,11 @@ export class PgBossQueue implements Queue {
   #workerId: string | null = null
   #closing = false
   #closed: Promise<void> | null = null
+  #webhooks: PgBossWebhookQueue | null = null
 
   constructor(options: PgBossQueueOptions) {
     this.#options = resolveOptions(options)
+    this.#logger = options.logger ?? consoleLogger()
     if (options.boss) {
       this.#boss = options.boss
       this.#ownsBoss = false
@@ -136,9 +148,12 @@ export class PgBossQueue implements Queue {
         schedule: false,
       })
       this.#ownsBoss = true
-      const onError =
-        options.onError ?? ((error: unknown) => console.error('[transcodekit] pg-boss:', error))
-      this.#boss.on('error', onError)
+      this.#boss.on(
+        'error',
+        options.onError ??
+          ((error: unknown) =>
+            this.#logger.error({ error: errorText(error) }, 'transcodekit: pg-boss failed')),
+      )
     }
   }
 
@@ -149,6 +164,20 @@ export class PgBossQueue implements Queue {
 
   get queueName(): string {
     return this.#options.queueName
+  }
+
+  /**
+   * Webhook attempts on the same PgBoss, in the queue `<queueName>-webhooks`. Close it before
+   * this queue: stopping a PgBoss this queue made stops its workers too.
+   */
+  webhookQueue(): PgBossWebhookQueue {
+    this.#webhooks ??= new PgBossWebhookQueue({
+      boss: this.#boss,
+      startBoss: () => this.start(),
+      queueName: `${this.#options.queueName}-webhooks`,
+      pollingIntervalSeconds: this.#options.pollingIntervalSeconds,
+    })
+    return this.#webhooks
   }
 
   /** Starts pg-boss (when the queue made it) and creates the queue. Called by `send` and `work`. */
@@ -234,12 +263,19 @@ export class PgBossQueue implements Queue {
 
   async #close(): Promise<void> {
     this.#closing = true
+    // Its workers run on this PgBoss: stopped first, while the PgBoss still runs.
+    await this.#webhooks?.close()
     for (const controller of this.#running)
       controller.abort(new AbortedError('the queue is closing'))
     if (!this.#ready) {
-      if (this.#ownsBoss) await this.#boss.stop({ graceful: false, close: true }).catch(() => {})
+      if (this.#ownsBoss) {
+        await this.#boss.stop({ graceful: false, close: true }).catch((error: unknown) => {
+          this.#logger.warn({ error: errorText(error) }, 'transcodekit: pg-boss did not stop')
+        })
+      }
       return
     }
+    // A failed start was answered to whoever called start(); there is nothing to stop then.
     await this.#ready.catch(() => {})
     if (this.#ownsBoss) {
       await this.#boss.stop({ graceful: true, close: true, timeout: this.#options.stopTimeoutMs })

@@ -9,6 +9,7 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import { isPermanentError } from './error-codes.ts'
 import {
   CMS_OWNER,
   createLifecycleAdapter,
@@ -25,24 +26,6 @@ import type { StrapiHost, StrapiLifecycleEvent } from './strapi-host.ts'
 
 /** Where the plugin records a file's transcoding: `provider_metadata.transcodekit`. */
 export const RECORD_FIELD = 'transcodekit'
-
-/**
- * Error codes that retrying cannot fix: the original is not media, a preset does not apply,
- * the file is too large, the URL is not one the plugin reads.
- */
-const PERMANENT_CODES = new Set([
-  'UNSUPPORTED_MEDIA',
-  'INCOMPATIBLE_PRESET',
-  'UNKNOWN_PRESET',
-  'INVALID_PRESET',
-  'TOO_LARGE',
-  'IDEMPOTENCY_CONFLICT',
-  'INVALID_KEY',
-  'INVALID_IDEMPOTENCY_KEY',
-  'CONFIGURATION',
-  'ORIGINAL_REJECTED',
-  'ORIGINAL_NOT_FOUND',
-])
 
 interface PluginState {
   options: ResolvedPluginOptions
@@ -101,7 +84,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
   const tasks = new RetryTasks({
     ...options.retry,
     concurrency: options.concurrency,
-    isPermanent: (error) => PERMANENT_CODES.has(String((error as { code?: unknown })?.code)),
+    isPermanent: isPermanentError,
     onRetry(key, error, attempt, delayMs) {
       strapi.log.warn(
         `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,

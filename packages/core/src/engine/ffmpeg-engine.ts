@@ -8,12 +8,14 @@ import {
   AbortedError,
   ConfigurationError,
   EngineError,
+  type JobErrorCode,
   NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
 import { assertValidKey } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { errorText } from '../logging/error-text.ts'
 import { isExecutable } from '../media/executable.ts'
 import {
   type BinaryChoice,
@@ -239,7 +241,7 @@ export class FfmpegEngine implements Engine {
       (found) => announce(found, this.#options.logger),
       (error: unknown) =>
         this.#options.logger.error(
-          { error: errorMessage(error) },
+          { error: errorText(error) },
           'ffmpeg engine: no working ffmpeg or ffprobe; jobs will fail with ENGINE_UNAVAILABLE',
         ),
     )
@@ -639,7 +641,7 @@ export class FfmpegEngine implements Engine {
   async #check(
     output: PlannedOutput,
     signal: AbortSignal,
-  ): Promise<{ status: EngineOutputStatus } | { error: string; message: string }> {
+  ): Promise<{ status: EngineOutputStatus } | { error: JobErrorCode; message: string }> {
     const files = await readdir(output.dir)
     let size = 0
     for (const file of files) size += (await stat(join(output.dir, file))).size
@@ -702,14 +704,21 @@ export class FfmpegEngine implements Engine {
       }
       stop.throwIfAborted()
     } catch (error) {
-      await Promise.all(stored.map((key) => storage.delete(key).catch(() => {})))
+      await Promise.all(
+        stored.map((key) =>
+          storage.delete(key).catch((cleanup: unknown) => {
+            this.#options.logger.error(
+              { key, error: errorText(cleanup) },
+              'transcodekit: could not remove an output stored before its job failed',
+            )
+          }),
+        ),
+      )
       if (stop.aborted) throw error
       if (error instanceof TranscodeKitError && error.code === 'INVALID_KEY') throw error
-      throw new EngineError(
-        'STORAGE_FAILED',
-        `storing the outputs failed: ${errorMessage(error)}`,
-        { cause: error },
-      )
+      throw new EngineError('STORAGE_FAILED', `storing the outputs failed: ${errorText(error)}`, {
+        cause: error,
+      })
     }
   }
 }
@@ -754,7 +763,7 @@ function announce(found: { ffmpeg: BinaryVersion; ffprobe: BinaryVersion }, logg
 function failed(
   engineJobId: string,
   request: EngineJobRequest,
-  code: string,
+  code: JobErrorCode,
   message: string,
 ): EngineStatus {
   return {
@@ -799,10 +808,6 @@ function sumExtinf(playlist: string): number | null {
     found = true
   }
   return found ? Math.round(total * 1000) / 1000 : null
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
 
 let setpriv: string | null | undefined

@@ -73,7 +73,7 @@ export class JobSubmitter {
       })),
     })
     if (created) {
-      writer.created(job)
+      await writer.created(job)
       try {
         await queue.send({ jobId: job.id })
       } catch (error) {
