@@ -17,7 +17,12 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import type { Kysely } from 'kysely'
 import { parseApiKeys } from './api-keys.ts'
+import {
+  type ElasticTranscoderConfig,
+  elasticTranscoderConfig,
+} from './elastic-transcoder-config.ts'
 import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
@@ -113,6 +118,8 @@ export interface ServerConfig {
   logLevel: LogLevel
   /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
   webhook: WebhookConfig | null
+  /** The Elastic Transcoder API (`ET_API_KEYS`, `ET_BUCKETS`); `null`: not served. */
+  elasticTranscoder: ElasticTranscoderConfig | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -361,6 +368,15 @@ export function loadConfig(
       },
       problems,
     ),
+    elasticTranscoder: elasticTranscoderConfig(
+      text,
+      {
+        endpoint: text('S3_ENDPOINT'),
+        region: text('S3_REGION') ?? region,
+        forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+      },
+      problems,
+    ),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
@@ -378,6 +394,8 @@ export interface Services {
   service: TranscodeService
   /** SNS verification, when `SNS_TOPIC_ARNS` is set. */
   notifications: NotificationVerifier | null
+  /** The database and schema of the repository; `null` with `DATABASE_URL=memory://`. */
+  database: { db: Kysely<any>; schema: string } | null
   /** Closes what `createServices` made, in order: the service, then the queue and database. */
   close(): Promise<void>
 }
@@ -476,7 +494,7 @@ export async function createServices(
       })
     }
 
-    const { repository, queue } = await openPersistence(
+    const { repository, queue, database } = await openPersistence(
       config,
       closers,
       options.attach ?? false,
@@ -497,7 +515,7 @@ export async function createServices(
     closers.push(() => service.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
-    return { service, notifications, close }
+    return { service, notifications, database, close }
   } catch (error) {
     await close()
     throw error
@@ -517,9 +535,13 @@ async function openPersistence(
   closers: Array<() => Promise<void>>,
   attach: boolean,
   logger: Logger,
-): Promise<{ repository: Repository; queue?: Queue }> {
+): Promise<{
+  repository: Repository
+  queue?: Queue
+  database: { db: Kysely<any>; schema: string } | null
+}> {
   // Nothing kept across restarts: for trying things and for benchmarks.
-  if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
+  if (config.databaseUrl === 'memory://') return { repository: memoryRepository(), database: null }
   const kysely = await import('@transcodekit/kysely')
   const embeddedDir = join(config.dataDir, 'db')
   let url = config.databaseUrl
@@ -547,5 +569,5 @@ async function openPersistence(
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
   const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
-  return { repository, queue }
+  return { repository, queue, database: { db: opened.db, schema: config.databaseSchema } }
 }

@@ -10,6 +10,7 @@ import { initial } from './migrations/0001-initial.ts'
 import { owners } from './migrations/0002-owners.ts'
 import { outputErrors } from './migrations/0003-output-errors.ts'
 import { webhookDeliveries } from './migrations/0004-webhook-deliveries.ts'
+import { elasticTranscoder } from './migrations/0005-elastic-transcoder.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -50,6 +51,7 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
     'transcodekit-0002-owners': owners(schema),
     'transcodekit-0003-output-errors': outputErrors(schema),
     'transcodekit-0004-webhook-deliveries': webhookDeliveries(schema),
+    'transcodekit-0005-elastic-transcoder': elasticTranscoder(schema),
   }
 }
 

@@ -110,6 +110,8 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
     )
     expect(rows.map((r) => r.table_name)).toEqual([
       'assets',
+      'et_jobs',
+      'et_pipelines',
       'jobs',
       'outputs',
       'transcodekit_migration',
@@ -174,6 +176,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0002-owners',
         'transcodekit-0003-output-errors',
         'transcodekit-0004-webhook-deliveries',
+        'transcodekit-0005-elastic-transcoder',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -224,6 +227,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0002-owners',
         'transcodekit-0003-output-errors',
         'transcodekit-0004-webhook-deliveries',
+        'transcodekit-0005-elastic-transcoder',
       ])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })

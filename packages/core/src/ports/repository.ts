@@ -12,7 +12,9 @@ export interface NewJob {
   idempotencyKey: string | null
   /** Fingerprint of what was asked for, to tell a retried request from a conflicting one. */
   requestHash: string
-  outputs: Array<Pick<Output, 'name' | 'presetId' | 'storageKey' | 'contentType'>>
+  outputs: Array<
+    Pick<Output, 'name' | 'presetId' | 'storageKey' | 'contentType' | 'requestedPresetId'>
+  >
   createdAt: Date
 }
 

@@ -104,6 +104,7 @@ export class MemoryRepository implements Repository {
         jobId: input.id,
         name: output.name,
         presetId: output.presetId,
+        ...(output.requestedPresetId ? { requestedPresetId: output.requestedPresetId } : {}),
         storageKey: output.storageKey,
         contentType: output.contentType,
         state: 'submitted',

@@ -194,7 +194,13 @@ export class TranscodeService {
     const asset = await this.getAsset(assetId, options)
     const presets = this.resolvePresets(asset, options.presets)
     checkJobLimits(asset.media, presets, this.#settings.limits)
-    return this.#submitter.submit(asset, presets, options.idempotencyKey ?? null)
+    // The names the client used, kept beside the canonical ids (the first name of each preset).
+    const requested = new Map<string, string>()
+    for (const name of options.presets ?? []) {
+      const { id } = this.presets.resolve(name)
+      if (id !== name && !requested.has(id)) requested.set(id, name)
+    }
+    return this.#submitter.submit(asset, presets, options.idempotencyKey ?? null, requested)
   }
 
   /** One call does both: ingest an upload and create its job. */
@@ -325,7 +331,7 @@ export class TranscodeService {
     }
     return this.transcode(job.assetId, {
       owner: job.owner,
-      presets: job.outputs.map((o) => o.presetId),
+      presets: job.outputs.map((o) => o.requestedPresetId ?? o.presetId),
       idempotencyKey: `retry:${job.id}`,
     })
   }
