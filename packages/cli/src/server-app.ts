@@ -17,6 +17,7 @@ import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
 import { registerOperationsRoutes } from './ops/ops-routes.ts'
 import { readiness } from './ops/readiness.ts'
 import { binaryChecks, databaseCheck, storageCheck } from './ops/readiness-checks.ts'
+import { QuietReadsLogController } from './request-logging.ts'
 
 const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
@@ -45,6 +46,8 @@ export async function buildServer(
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
       : { logger: options.logger ?? { level: config.logLevel } }),
+    // Status polls log their request lines at `debug`, not `info`.
+    logController: new QuietReadsLogController(config.apiPrefix),
     // Uploads are streamed by the transcodekit route; other bodies stay small.
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',

@@ -4,6 +4,7 @@ import { ConfigurationError, consoleLogger, type Logger } from '@transcodekit/co
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { openPGlite } from './pglite-open.ts'
+import { PreparingClient } from './prepared-statements.ts'
 
 export interface OpenServerDatabaseOptions {
   /** A PostgreSQL connection string (`postgres://user@host:5432/db`). */
@@ -66,7 +67,13 @@ export async function openDatabase<DB = any>(
     if (!Number.isInteger(max) || max < 1) {
       throw new ConfigurationError('option "maxConnections" must be a positive integer')
     }
-    const pool = new pg.Pool({ connectionString: options.url, max, types: OUR_TYPES })
+    // The repository's hot reads run as named prepared statements (prepared-statements.ts).
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max,
+      types: OUR_TYPES,
+      Client: PreparingClient,
+    })
     // An idle connection that the server drops emits `error` on the pool; without a listener
     // that would end the process. The next query reconnects on its own: only worth a warning.
     const logger = options.logger ?? consoleLogger()

@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import type { PGlite } from '@electric-sql/pglite'
+import { ConnectionNames, frame } from './pglite-statement-names.ts'
 
 /**
  * A PostgreSQL wire-protocol server in front of one PGlite database, so that `pg` pools (ours,
@@ -14,7 +15,8 @@ import type { PGlite } from '@electric-sql/pglite'
  * isolation of SERIALIZABLE, and an idle transaction holds up every other connection.
  *
  * A connection that goes away in the middle of its turn has its transaction rolled back, also
- * the implicit one of an extended query it never synced.
+ * the implicit one of an extended query it never synced, and its prepared statements closed.
+ * Each connection's statement and portal names are its own (see `ConnectionNames`).
  */
 export interface PGliteWireServer {
   server: Server
@@ -34,18 +36,11 @@ const PROTOCOL_3 = 196_608
 // an extended query's implicit transaction (a bare Sync would commit it), the Sync ends that,
 // and the ROLLBACK ends an explicit transaction (a warning outside one).
 const ABANDON = Buffer.concat([
-  message('E', Buffer.from('transcodekit_no_such_portal\0\0\0\0\0')),
-  message('S', Buffer.alloc(0)),
-  message('Q', Buffer.from('ROLLBACK\0')),
+  frame('E', Buffer.from('transcodekit_no_such_portal\0\0\0\0\0')),
+  frame('S', Buffer.alloc(0)),
+  frame('Q', Buffer.from('ROLLBACK\0')),
 ])
-
-function message(type: string, body: Buffer): Buffer {
-  const framed = Buffer.alloc(5 + body.length)
-  framed.write(type, 0)
-  framed.writeInt32BE(4 + body.length, 1)
-  body.copy(framed, 5)
-  return framed
-}
+const SYNC = frame('S', Buffer.alloc(0))
 
 /** Starts serving `db` on `listen` (a Unix socket path, or a port on 127.0.0.1). */
 export async function servePGlite(
@@ -54,9 +49,10 @@ export async function servePGlite(
 ): Promise<PGliteWireServer> {
   const session = new SessionTurns(db)
   const sockets = new Set<Socket>()
+  let connections = 0
   const server = createServer((socket) => {
     sockets.add(socket)
-    const connection = new Connection(socket, session)
+    const connection = new Connection(socket, session, new ConnectionNames(++connections))
     socket.on('close', () => {
       sockets.delete(socket)
       void connection.closed()
@@ -77,6 +73,8 @@ export async function servePGlite(
       return sockets.size
     },
     async close() {
+      // The session ends with the server: its statements need no closing one by one.
+      session.ending = true
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       for (const socket of sockets) socket.destroy()
       await closed
@@ -91,6 +89,8 @@ class SessionTurns {
   private owner: Connection | null = null
   private readonly waiting: Array<{ connection: Connection; start: () => void }> = []
   private drained: Array<() => void> = []
+  /** The server is closing, and PGlite after it. */
+  ending = false
 
   constructor(db: PGlite) {
     this.db = db
@@ -142,6 +142,7 @@ class SessionTurns {
 class Connection {
   private readonly socket: Socket
   private readonly session: SessionTurns
+  private readonly names: ConnectionNames
   private buffered: Buffer = Buffer.alloc(0)
   private started = false
   /** Messages read since the last unit boundary, not yet run. */
@@ -150,9 +151,10 @@ class Connection {
   private work: Promise<void> = Promise.resolve()
   private open = true
 
-  constructor(socket: Socket, session: SessionTurns) {
+  constructor(socket: Socket, session: SessionTurns, names: ConnectionNames) {
     this.socket = socket
     this.session = session
+    this.names = names
     socket.on('data', (data) => this.receive(data))
     socket.on('error', () => socket.destroy())
   }
@@ -200,7 +202,7 @@ class Connection {
         this.socket.end()
         return
       }
-      this.batch.push(message)
+      this.batch.push(this.names.scope(message))
       // Sync and Query end a unit of work; Flush asks for the answers so far (the turn goes on).
       if (type === 'S' || type === 'Q' || type === 'H') {
         this.schedule(this.batch.splice(0), type !== 'H')
@@ -232,14 +234,24 @@ class Connection {
     this.socket.destroy()
   }
 
-  /** The socket closed: give the session back, rolling back a transaction left open. */
+  /**
+   * The socket closed: give the session back, rolling back a transaction left open, and close
+   * the statements it prepared.
+   */
   async closed(): Promise<void> {
     this.open = false
     this.session.leave(this)
     await this.work
-    if (!this.session.owns(this)) return
+    const midTurn = this.session.owns(this)
+    const closes = this.session.ending ? [] : this.names.closeAll()
+    if (!midTurn && closes.length === 0) return
+    if (!midTurn) {
+      await this.session.take(this)
+      if (this.session.ending) return this.session.release(this, true)
+    }
     try {
-      await this.session.run(ABANDON, () => {})
+      const cleanup = [...(midTurn ? [ABANDON] : []), ...closes, ...(closes.length ? [SYNC] : [])]
+      await this.session.run(Buffer.concat(cleanup), () => {})
     } finally {
       this.session.release(this, true)
     }
