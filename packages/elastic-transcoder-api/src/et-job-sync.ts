@@ -3,7 +3,12 @@ import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
 import type { EtNotifier } from './et-notifier.ts'
 import { deliverOutput } from './output-delivery.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
-import type { EtJobRecord, EtOutputRecord, EtStatus } from './store/et-store.ts'
+import {
+  ET_TERMINAL,
+  type EtJobRecord,
+  type EtOutputRecord,
+  type EtStatus,
+} from './store/et-store.ts'
 
 /**
  * Keeps each ET job's status in step with its core job: from the service's events, on every
@@ -146,17 +151,28 @@ export class EtJobSync {
     return this.#finish(current, core)
   }
 
-  /** Delivers the outputs of an ended core job (once: the store's claim) and ends the ET job. */
-  async #finish(job: EtJobRecord, core: Job): Promise<EtJobRecord> {
+  /**
+   * Delivers the outputs of an ended core job (one process at a time: the store's claim, a
+   * lease) and ends the ET job. Each output is recorded once copied, so a process that takes
+   * over from one that died copies only the outputs still left.
+   */
+  async #finish(claimed: EtJobRecord, core: Job): Promise<EtJobRecord> {
     const { store, buckets } = this.#options
-    if (!(await store.claimDelivery(job.id))) return job
+    if (!(await store.claimDelivery(claimed.id, this.#options.deliveryLeaseMs))) return claimed
+    // As the holder before, if any, left it: the outputs it copied are recorded Complete.
+    const job = (await store.getJobById(claimed.id)) ?? claimed
+    if (ET_TERMINAL.includes(job.status)) return job
     let outputs: EtOutputRecord[]
     try {
       const pipeline = await store.getPipeline(job.pipelineId, job.owner)
       const storage = pipeline ? buckets.get(pipeline.outputBucket) : undefined
       if (!pipeline || !storage) throw new Error('the pipeline or its output bucket is gone')
       outputs = []
-      for (const output of job.outputs) {
+      for (const [index, output] of job.outputs.entries()) {
+        if (output.status === 'Complete') {
+          outputs.push(output)
+          continue
+        }
         outputs.push(
           core.state === 'complete'
             ? await deliverOutput(this.#options.service, core, output, {
@@ -170,6 +186,7 @@ export class EtJobSync {
                 statusDetail: `4000 ${core.errorMessage ?? 'the job failed'}`,
               },
         )
+        await store.updateJob(job.id, { outputs: [...outputs, ...job.outputs.slice(index + 1)] })
       }
     } catch (error) {
       this.#logger.error(

@@ -53,6 +53,12 @@ export interface ElasticTranscoderApiOptions {
    * `0`: only on events, reads and listings. @default 5_000
    */
   syncIntervalMs?: number
+  /**
+   * How long the process copying a job's outputs to their bucket holds the job: past it,
+   * the job is taken for abandoned (its process died) and another process copies what is
+   * left. Longer than the slowest copy of a job's outputs. @default 1_800_000 (30 min)
+   */
+  deliveryLeaseMs?: number
   /** How long one HTTP notification may take. @default 10_000 */
   notificationTimeoutMs?: number
   /** Where failures of background work are reported. @default consoleLogger() */
@@ -70,6 +76,7 @@ export interface ResolvedEtOptions {
   pageSize: number
   maxActiveJobsPerOwner: number
   syncIntervalMs: number
+  deliveryLeaseMs: number
   snsPublish: SnsPublish | null
   notificationUrlAllowed: (url: URL) => boolean
   notificationTimeoutMs: number
@@ -104,6 +111,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   const maxClockSkewMs = options.maxClockSkewMs ?? 900_000
   const bodyLimit = options.bodyLimit ?? 65_536
   const notificationTimeoutMs = options.notificationTimeoutMs ?? 10_000
+  const deliveryLeaseMs = options.deliveryLeaseMs ?? 1_800_000
   const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? 100
   assert.ok(
     maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
@@ -124,6 +132,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     maxClockSkewMs,
     bodyLimit,
     notificationTimeoutMs,
+    deliveryLeaseMs,
   })) {
     assert.ok(
       Number.isFinite(value) && value > 0,
@@ -141,6 +150,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     pageSize,
     maxActiveJobsPerOwner,
     syncIntervalMs,
+    deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
     notificationTimeoutMs,

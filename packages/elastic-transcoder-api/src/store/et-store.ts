@@ -99,7 +99,9 @@ export interface EtPage<T> {
  * - a job in a terminal status (`Complete`, `Canceled`, `Error`) never changes again;
  * - `updateJob` with `onlyIf` changes the job only while its status is one of those
  *   (a cancel that races a start: one of them wins);
- * - `claimDelivery` is true for exactly one caller per job.
+ * - `claimDelivery` is true for exactly one caller per job at a time: a claim lapses after
+ *   `leaseMs` (by the store's clock), so a process that died while copying does not leave
+ *   the job `Progressing` forever.
  *
  * @example
  * const store = memoryEtStore()
@@ -136,8 +138,11 @@ export interface EtStore {
    * brings up to date now and then, for jobs whose core job another process runs.
    */
   listUnfinishedJobs(limit: number): Promise<EtJobRecord[]>
-  /** True for the one caller that may copy the job's outputs to its bucket. */
-  claimDelivery(id: string): Promise<boolean>
+  /**
+   * True for the one caller that may copy the job's outputs to its bucket: the job was never
+   * claimed, or its last claim is at least `leaseMs` old (its holder is taken for dead).
+   */
+  claimDelivery(id: string, leaseMs: number): Promise<boolean>
 
   /** Optional: release what the store created. */
   close?(): Promise<void>

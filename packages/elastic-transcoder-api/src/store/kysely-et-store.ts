@@ -292,12 +292,17 @@ export class KyselyEtStore implements EtStore {
     return rows.map(toJob)
   }
 
-  async claimDelivery(id: string): Promise<boolean> {
+  async claimDelivery(id: string, leaseMs: number): Promise<boolean> {
+    // The database's clock decides, in one statement: no two processes hold a live claim,
+    // whatever their own clocks say.
+    const lapsed = sql<Date>`now() - make_interval(secs => ${leaseMs / 1000})`
     const result = await this.#db
       .updateTable('et_jobs')
-      .set({ delivery_claimed_at: new Date() })
+      .set({ delivery_claimed_at: sql<Date>`now()` })
       .where('id', '=', id)
-      .where('delivery_claimed_at', 'is', null)
+      .where((eb) =>
+        eb.or([eb('delivery_claimed_at', 'is', null), eb('delivery_claimed_at', '<=', lapsed)]),
+      )
       .executeTakeFirst()
     return result.numUpdatedRows === 1n
   }

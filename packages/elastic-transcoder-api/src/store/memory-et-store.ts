@@ -26,7 +26,8 @@ function page<T extends { id: string }>(all: T[], request: EtListRequest): EtPag
 export class MemoryEtStore implements EtStore {
   readonly #pipelines = new Map<string, EtPipelineRecord>()
   readonly #jobs = new Map<string, EtJobRecord>()
-  readonly #claimed = new Set<string>()
+  /** When each job's delivery was last claimed (ms since the epoch). */
+  readonly #claimed = new Map<string, number>()
 
   async createPipeline(pipeline: EtPipelineRecord): Promise<void> {
     if (this.#pipelines.has(pipeline.id)) throw new Error(`pipeline ${pipeline.id} exists`)
@@ -117,9 +118,13 @@ export class MemoryEtStore implements EtStore {
       .map((job) => structuredClone(job))
   }
 
-  async claimDelivery(id: string): Promise<boolean> {
-    if (this.#claimed.has(id) || !this.#jobs.has(id)) return false
-    this.#claimed.add(id)
+  async claimDelivery(id: string, leaseMs: number): Promise<boolean> {
+    const claimedAt = this.#claimed.get(id)
+    const now = Date.now()
+    if (!this.#jobs.has(id) || (claimedAt !== undefined && claimedAt > now - leaseMs)) {
+      return false
+    }
+    this.#claimed.set(id, now)
     return true
   }
 }

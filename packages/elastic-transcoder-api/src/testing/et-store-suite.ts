@@ -233,10 +233,24 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         await store.createPipeline(pipeline(pipelineId, alice))
         await store.createJob(job(jobId, alice, pipelineId))
         const claims = await Promise.all(
-          Array.from({ length: 5 }, () => store.claimDelivery(jobId)),
+          Array.from({ length: 5 }, () => store.claimDelivery(jobId, 600_000)),
         )
         expect(claims.filter(Boolean)).toHaveLength(1)
-        expect(await store.claimDelivery(jobId)).toBe(false)
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(false)
+      }))
+
+    it('gives the delivery to another caller once the claim holder lease has lapsed', () =>
+      withStore(async (store) => {
+        const alice = owner()
+        const [pipelineId, jobId] = ids(2) as [string, string]
+        await store.createPipeline(pipeline(pipelineId, alice))
+        await store.createJob(job(jobId, alice, pipelineId))
+        // A process claimed it, then died while copying: its claim never ends by itself.
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(true)
+        // A caller for whom any claim older than 0 ms has lapsed takes it over…
+        expect(await store.claimDelivery(jobId, 0)).toBe(true)
+        // …and holds it for the next 10 minutes against everyone else.
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(false)
       }))
   })
 }
