@@ -22,6 +22,7 @@ import { parseApiKeys } from './api-keys.ts'
 import {
   type ElasticTranscoderConfig,
   elasticTranscoderConfig,
+  etBucketOverlapProblems,
 } from './elastic-transcoder-config.ts'
 import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
@@ -377,6 +378,9 @@ export function loadConfig(
       },
       problems,
     ),
+  }
+  if (config.elasticTranscoder) {
+    problems.push(...etBucketOverlapProblems(config.elasticTranscoder, config))
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')

@@ -1,4 +1,4 @@
-import { isAbsolute } from 'node:path'
+import { isAbsolute, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The Elastic Transcoder API of `serve`, when `ET_API_KEYS` is set. */
@@ -91,4 +91,40 @@ function list(raw: string): string[] {
     .split(',')
     .map((item) => item.trim())
     .filter((item) => item !== '')
+}
+
+/**
+ * An ET bucket must not be the server's own storage: every owner's media lies there, and any
+ * ET key could then read it as an `Input.Key` (or write beside it). S3: not `S3_BUCKET`; a
+ * folder: neither inside `DATA_DIR` nor holding it.
+ */
+export function etBucketOverlapProblems(
+  et: ElasticTranscoderConfig,
+  server: { dataDir: string; storage: { kind: 'local' } | { kind: 's3'; bucket: string } },
+): string[] {
+  const within = (inner: string, outer: string) => {
+    const path = relative(outer, inner)
+    return path === '' || (!path.startsWith('..') && !isAbsolute(path))
+  }
+  const problems: string[] = []
+  for (const bucket of et.buckets) {
+    if (
+      bucket.kind === 's3' &&
+      server.storage.kind === 's3' &&
+      bucket.name === server.storage.bucket
+    ) {
+      problems.push(
+        `ET_BUCKETS: ${bucket.name} is S3_BUCKET, the server's own storage: name another bucket`,
+      )
+    }
+    if (
+      bucket.kind === 'file' &&
+      (within(bucket.path, server.dataDir) || within(server.dataDir, bucket.path))
+    ) {
+      problems.push(
+        `ET_BUCKETS: ${bucket.name} (${bucket.path}) overlaps DATA_DIR (${server.dataDir}), the server's own files: name a folder outside it`,
+      )
+    }
+  }
+  return problems
 }

@@ -67,6 +67,34 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       'ET_BUCKETS is set but ET_API_KEYS is not',
     ])
   })
+
+  it("refuses a bucket that is the server's own storage, where every owner's media lies", () => {
+    const keys = `AKIDONE000000001:${SECRET}`
+    expect(
+      configProblems({
+        ET_API_KEYS: keys,
+        ET_BUCKETS: 'media=s3',
+        STORAGE: 's3',
+        S3_BUCKET: 'media',
+      }),
+    ).toEqual([expect.stringMatching(/^ET_BUCKETS: media is S3_BUCKET, the server's own storage/)])
+    for (const path of ['/srv/tk', '/srv/tk/files', '/srv/tk/files/in', '/srv']) {
+      expect(
+        configProblems({
+          ET_API_KEYS: keys,
+          ET_BUCKETS: `media=file://${path}`,
+          DATA_DIR: '/srv/tk',
+        }),
+      ).toEqual([expect.stringMatching(/^ET_BUCKETS: media .* overlaps DATA_DIR/)])
+    }
+    expect(
+      configProblems({
+        ET_API_KEYS: keys,
+        ET_BUCKETS: 'media=file:///srv/media',
+        DATA_DIR: '/srv/tk',
+      }),
+    ).toEqual([])
+  })
 })
 
 describe('transcodekit serve with the Elastic Transcoder API', () => {
