@@ -39,6 +39,11 @@ export interface ElasticTranscoderApiOptions {
    * answers ET's LimitExceededException (429). @default 100
    */
   maxActiveJobsPerOwner?: number
+  /**
+   * How many pipelines one owner may have: CreatePipeline past it answers ET's
+   * LimitExceededException (429), as AWS does past its per-account quota. @default 200
+   */
+  maxPipelinesPerOwner?: number
   /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
   snsPublish?: SnsPublish
   /**
@@ -75,6 +80,7 @@ export interface ResolvedEtOptions {
   bodyLimit: number
   pageSize: number
   maxActiveJobsPerOwner: number
+  maxPipelinesPerOwner: number
   syncIntervalMs: number
   deliveryLeaseMs: number
   snsPublish: SnsPublish | null
@@ -118,6 +124,11 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
       (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
     'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
   )
+  const maxPipelinesPerOwner = options.maxPipelinesPerOwner ?? 200
+  assert.ok(
+    Number.isInteger(maxPipelinesPerOwner) && maxPipelinesPerOwner >= 1,
+    'elastic-transcoder-api: option "maxPipelinesPerOwner" must be an integer ≥ 1',
+  )
   const syncIntervalMs = options.syncIntervalMs ?? 5_000
   assert.ok(
     Number.isInteger(syncIntervalMs) && syncIntervalMs >= 0,
@@ -149,6 +160,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     bodyLimit,
     pageSize,
     maxActiveJobsPerOwner,
+    maxPipelinesPerOwner,
     syncIntervalMs,
     deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,

@@ -420,6 +420,31 @@ describe('access', () => {
     expect(job.name).toBe('ResourceNotFoundException')
   })
 
+  it('caps the pipelines of each owner with a LimitExceededException', async () => {
+    const capped = await startEtApp({
+      service: held,
+      buckets: {
+        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+      },
+      maxPipelinesPerOwner: 2,
+    })
+    try {
+      const mine = etClient(capped.endpoint, ALICE)
+      await createPipeline(mine, 'One')
+      await createPipeline(mine, 'Two')
+      const third = await createPipeline(mine, 'Three').catch((e) => e)
+      expect(third.name).toBe('LimitExceededException')
+      expect(third.$metadata.httpStatusCode).toBe(429)
+      const { Pipelines } = await mine.send(new ListPipelinesCommand({}))
+      expect(Pipelines?.map((p) => p.Name)).toEqual(['One', 'Two'])
+      // Bob's room is his own.
+      expect(await createPipeline(etClient(capped.endpoint, BOB), 'Bob')).toMatch(/^\d{13}-/)
+    } finally {
+      await capped.app.close()
+    }
+  })
+
   it('refuses what it cannot do with a ValidationException, leaving nothing behind', async () => {
     const pipelineId = await createPipeline(alice, 'Refusals')
     const before = await s3.listKeys(BUCKETS.internal)

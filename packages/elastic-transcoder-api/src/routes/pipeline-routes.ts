@@ -97,7 +97,15 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
       notifications: notifications(settings, input.Notifications),
       createdAt: new Date(),
     }
-    await store.createPipeline(pipeline)
+    const created = await store.createPipeline(pipeline, {
+      maxPerOwner: settings.maxPipelinesPerOwner,
+    })
+    if (created === 'limit') {
+      throw new ElasticTranscoderError(
+        'LimitExceededException',
+        `Too many pipelines (at most ${settings.maxPipelinesPerOwner}): delete one first.`,
+      )
+    }
     return reply.status(201).send({ Pipeline: view(pipeline), Warnings: [] })
   })
 

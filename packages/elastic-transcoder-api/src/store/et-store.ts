@@ -109,7 +109,14 @@ export interface EtPage<T> {
  * const { items, next } = await store.listPipelines({ owner, ascending: true, after: null, limit: 50 })
  */
 export interface EtStore {
-  createPipeline(pipeline: EtPipelineRecord): Promise<void>
+  /**
+   * Adds a pipeline, unless its owner has `maxPerOwner` already (`'limit'`): decided by the
+   * store, so that concurrent requests cannot pass the cap. @default maxPerOwner Infinity
+   */
+  createPipeline(
+    pipeline: EtPipelineRecord,
+    options?: { maxPerOwner?: number },
+  ): Promise<'created' | 'limit'>
   getPipeline(id: string, owner: Owner): Promise<EtPipelineRecord | null>
   listPipelines(request: EtListRequest): Promise<EtPage<EtPipelineRecord>>
   updatePipeline(

@@ -29,9 +29,16 @@ export class MemoryEtStore implements EtStore {
   /** When each job's delivery was last claimed (ms since the epoch). */
   readonly #claimed = new Map<string, number>()
 
-  async createPipeline(pipeline: EtPipelineRecord): Promise<void> {
+  async createPipeline(
+    pipeline: EtPipelineRecord,
+    { maxPerOwner = Number.POSITIVE_INFINITY }: { maxPerOwner?: number } = {},
+  ): Promise<'created' | 'limit'> {
     if (this.#pipelines.has(pipeline.id)) throw new Error(`pipeline ${pipeline.id} exists`)
+    let count = 0
+    for (const p of this.#pipelines.values()) if (p.owner === pipeline.owner) count++
+    if (count >= maxPerOwner) return 'limit'
     this.#pipelines.set(pipeline.id, structuredClone(pipeline))
+    return 'created'
   }
 
   async getPipeline(id: string, owner: string): Promise<EtPipelineRecord | null> {

@@ -94,6 +94,31 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
       }
     }
 
+    it('creates at most maxPerOwner pipelines of an owner, even when asked at once', () =>
+      withStore(async (store) => {
+        const [alice, bob] = [owner(), owner()]
+        const made = ids(7)
+        const results = await Promise.all(
+          made
+            .slice(0, 5)
+            .map((id) => store.createPipeline(pipeline(id, alice), { maxPerOwner: 2 })),
+        )
+        expect(results.filter((r) => r === 'created')).toHaveLength(2)
+        expect(results.filter((r) => r === 'limit')).toHaveLength(3)
+        const page = await store.listPipelines({
+          owner: alice,
+          ascending: true,
+          after: null,
+          limit: 50,
+        })
+        expect(page.items).toHaveLength(2)
+        // Another owner's count is its own.
+        expect(
+          await store.createPipeline(pipeline(made[5] as string, bob), { maxPerOwner: 2 }),
+        ).toBe('created')
+        expect(await store.createPipeline(pipeline(made[6] as string, bob))).toBe('created')
+      }))
+
     it('keeps pipelines per owner, pages them both ways, updates and deletes them', () =>
       withStore(async (store) => {
         const alice = owner()
