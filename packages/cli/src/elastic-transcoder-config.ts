@@ -14,6 +14,11 @@ export interface ElasticTranscoderConfig {
    * `AWS_ENDPOINT_URL_SNS` points it elsewhere.
    */
   snsRegion: string
+  /**
+   * `SNS_TOPIC_ARNS`: the topics the server itself listens to (engine events). A pipeline may
+   * not name them: the server would publish a client's message into its own event stream.
+   */
+  refusedSnsTopics: string[]
 }
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/
@@ -83,7 +88,13 @@ export function elasticTranscoderConfig(
   }
   if (buckets.length === 0)
     problems.push('ET_API_KEYS is set: ET_BUCKETS must name at least one bucket')
-  return { keys, buckets, s3, snsRegion: text('AWS_REGION') ?? 'us-east-1' }
+  return {
+    keys,
+    buckets,
+    s3,
+    snsRegion: text('AWS_REGION') ?? 'us-east-1',
+    refusedSnsTopics: list(text('SNS_TOPIC_ARNS') ?? ''),
+  }
 }
 
 function list(raw: string): string[] {

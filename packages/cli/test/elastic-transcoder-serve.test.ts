@@ -32,6 +32,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ET_BUCKETS: 'media=file:///srv/media, results=s3',
       S3_ENDPOINT: 'http://127.0.0.1:9000',
       S3_FORCE_PATH_STYLE: 'true',
+      SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:engine-events',
     })
     expect(config.elasticTranscoder).toEqual({
       keys: [
@@ -44,6 +45,8 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ],
       s3: { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
       snsRegion: 'us-east-1',
+      // The server's own event topics: no pipeline may have it publish there.
+      refusedSnsTopics: ['arn:aws:sns:us-east-1:123456789012:engine-events'],
     })
     expect(loadConfig({}).elasticTranscoder).toBeNull()
   })

@@ -47,6 +47,13 @@ export interface ElasticTranscoderApiOptions {
   /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
   snsPublish?: SnsPublish
   /**
+   * Which SNS topics a pipeline may name as a notification target. The server publishes with
+   * its own AWS credentials, not the client's role: a topic it may publish to but the client
+   * should not (another tenant's, or one the server itself listens to) must be refused here.
+   * @default () => true
+   */
+  snsTopicAllowed?: (topicArn: string) => boolean
+  /**
    * Which `http(s)://` URLs a pipeline may name as a notification target instead of an SNS
    * topic. Every URL is refused unless allowed here: a client-chosen URL the server calls is
    * a server-side request forgery vector. @default () => false
@@ -85,6 +92,7 @@ export interface ResolvedEtOptions {
   deliveryLeaseMs: number
   snsPublish: SnsPublish | null
   notificationUrlAllowed: (url: URL) => boolean
+  snsTopicAllowed: (topicArn: string) => boolean
   notificationTimeoutMs: number
   logger: Logger
 }
@@ -165,6 +173,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
+    snsTopicAllowed: options.snsTopicAllowed ?? (() => true),
     notificationTimeoutMs,
     logger: options.logger ?? consoleLogger(),
   }

@@ -14,6 +14,7 @@ import {
   paginateListPresets,
   ReadJobCommand,
   ReadPipelineCommand,
+  UpdatePipelineNotificationsCommand,
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
@@ -442,6 +443,38 @@ describe('access', () => {
       expect(await createPipeline(etClient(capped.endpoint, BOB), 'Bob')).toMatch(/^\d{13}-/)
     } finally {
       await capped.app.close()
+    }
+  })
+
+  it('publishes only to the SNS topics the server allows (its credentials, not the client)', async () => {
+    const own = 'arn:aws:sns:us-east-1:123456789012:server-own-engine-events'
+    const guarded = await startEtApp({
+      service: held,
+      buckets: {
+        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+      },
+      snsTopicAllowed: (arn) => arn !== own,
+    })
+    try {
+      const mine = etClient(guarded.endpoint, ALICE)
+      const refused = await createPipeline(mine, 'Hijack', '', own).catch((e) => e)
+      expect(refused.name).toBe('ValidationException')
+      expect(refused.message).toContain(own)
+      const id = await createPipeline(mine, 'Fine', '', TOPIC)
+      const update = await mine
+        .send(
+          new UpdatePipelineNotificationsCommand({
+            Id: id,
+            Notifications: { Progressing: '', Completed: own, Warning: '', Error: '' },
+          }),
+        )
+        .catch((e) => e)
+      expect(update.name).toBe('ValidationException')
+      const { Pipelines } = await mine.send(new ListPipelinesCommand({}))
+      expect(Pipelines?.map((p) => p.Notifications?.Completed)).toEqual([TOPIC])
+    } finally {
+      await guarded.app.close()
     }
   })
 

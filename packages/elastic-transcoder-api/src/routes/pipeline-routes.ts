@@ -40,7 +40,7 @@ function notifications(settings: ResolvedEtOptions, value: unknown): EtNotificat
     if (typeof target !== 'string' || target.length > 2048) {
       throw validationError(`Notifications:${name} must be a string.`)
     }
-    const problem = notificationTargetProblem(target, settings.notificationUrlAllowed)
+    const problem = notificationTargetProblem(target, settings)
     if (problem) throw validationError(problem)
     result[name] = target
   }
