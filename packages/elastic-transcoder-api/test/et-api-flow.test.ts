@@ -478,6 +478,30 @@ describe('access', () => {
     }
   })
 
+  it('holds the unfinished-jobs cap against a storm of concurrent CreateJob', async () => {
+    const capped = await startEtApp({
+      service: held,
+      buckets: {
+        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+      },
+      maxActiveJobsPerOwner: 2,
+    })
+    try {
+      const mine = etClient(capped.endpoint, ALICE)
+      const pipelineId = await createPipeline(mine, 'Storm')
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => mine.send(seedJob(pipelineId, `storm/${i}`))),
+      )
+      const made = results.filter((r) => r.status === 'fulfilled')
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+      expect(made).toHaveLength(2)
+      expect(refused.map((e) => e.name)).toEqual(Array(4).fill('LimitExceededException'))
+    } finally {
+      await capped.app.close()
+    }
+  })
+
   it('refuses what it cannot do with a ValidationException, leaving nothing behind', async () => {
     const pipelineId = await createPipeline(alice, 'Refusals')
     const before = await s3.listKeys(BUCKETS.internal)
