@@ -147,6 +147,18 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
+/** Another app on the service that runs no job, with its own limits, for one test. */
+function startHeldApp(options: Partial<Parameters<typeof startEtApp>[0]>) {
+  return startEtApp({
+    service: held,
+    buckets: {
+      [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+      [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+    },
+    ...options,
+  })
+}
+
 async function createPipeline(
   client: ElasticTranscoderClient,
   name: string,
@@ -422,14 +434,7 @@ describe('access', () => {
   })
 
   it('caps the pipelines of each owner with a LimitExceededException', async () => {
-    const capped = await startEtApp({
-      service: held,
-      buckets: {
-        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
-        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
-      },
-      maxPipelinesPerOwner: 2,
-    })
+    const capped = await startHeldApp({ maxPipelinesPerOwner: 2 })
     try {
       const mine = etClient(capped.endpoint, ALICE)
       await createPipeline(mine, 'One')
@@ -448,14 +453,7 @@ describe('access', () => {
 
   it('publishes only to the SNS topics the server allows (its credentials, not the client)', async () => {
     const own = 'arn:aws:sns:us-east-1:123456789012:server-own-engine-events'
-    const guarded = await startEtApp({
-      service: held,
-      buckets: {
-        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
-        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
-      },
-      snsTopicAllowed: (arn) => arn !== own,
-    })
+    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn !== own })
     try {
       const mine = etClient(guarded.endpoint, ALICE)
       const refused = await createPipeline(mine, 'Hijack', '', own).catch((e) => e)
@@ -479,14 +477,7 @@ describe('access', () => {
   })
 
   it('holds the unfinished-jobs cap against a storm of concurrent CreateJob', async () => {
-    const capped = await startEtApp({
-      service: held,
-      buckets: {
-        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
-        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
-      },
-      maxActiveJobsPerOwner: 2,
-    })
+    const capped = await startHeldApp({ maxActiveJobsPerOwner: 2 })
     try {
       const mine = etClient(capped.endpoint, ALICE)
       const pipelineId = await createPipeline(mine, 'Storm')
