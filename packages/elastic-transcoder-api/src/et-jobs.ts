@@ -51,7 +51,9 @@ export class EtJobs {
     request: CheckedJobRequest,
   ): Promise<EtJobRecord> {
     const { service, store, buckets } = this.#options
-    const input = buckets.get(pipeline.inputBucket)
+    const input = this.#options.bucketAllowed(owner, pipeline.inputBucket)
+      ? buckets.get(pipeline.inputBucket)
+      : undefined
     if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
     const id = newEtId()
     let object: Awaited<ReturnType<typeof input.get>>

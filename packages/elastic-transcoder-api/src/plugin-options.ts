@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict'
-import { consoleLogger, type Logger, type Storage, type TranscodeService } from '@transcodekit/core'
+import {
+  consoleLogger,
+  type Logger,
+  type Owner,
+  type Storage,
+  type TranscodeService,
+} from '@transcodekit/core'
 import type { EtAccessKey } from './sigv4-verifier.ts'
 import type { EtStore } from './store/et-store.ts'
 import { memoryEtStore } from './store/memory-et-store.ts'
@@ -81,6 +87,8 @@ export interface ResolvedEtOptions {
   service: TranscodeService
   keys: readonly EtAccessKey[]
   buckets: ReadonlyMap<string, Storage>
+  /** Whether an owner's pipelines may use a bucket (configured, and among its keys' buckets). */
+  bucketAllowed: (owner: Owner, bucket: string) => boolean
   store: EtStore
   arnPrefix: string
   maxClockSkewMs: number
@@ -118,6 +126,26 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     options.buckets && typeof options.buckets === 'object',
     'elastic-transcoder-api: option "buckets" maps bucket names to storages',
   )
+  const buckets = new Map(Object.entries(options.buckets))
+  // Each owner's buckets: the union of its keys' lists; null (every bucket) if one has none.
+  const bucketsOf = new Map<Owner, Set<string> | null>()
+  for (const key of options.keys) {
+    const owner = key.owner ?? key.accessKeyId
+    for (const name of key.buckets ?? []) {
+      assert.ok(
+        buckets.has(name),
+        `elastic-transcoder-api: option "keys": ${key.accessKeyId} names the bucket ${name}, which "buckets" does not have`,
+      )
+    }
+    const known = bucketsOf.get(owner)
+    if (known === null || !key.buckets) bucketsOf.set(owner, null)
+    else bucketsOf.set(owner, new Set([...(known ?? []), ...key.buckets]))
+  }
+  const bucketAllowed = (owner: Owner, bucket: string) => {
+    if (!buckets.has(bucket)) return false
+    const allowed = bucketsOf.get(owner)
+    return allowed === null || allowed?.has(bucket) === true
+  }
   const region = options.region ?? 'us-east-1'
   const accountId = options.accountId ?? '000000000000'
   assert.match(region, /^[a-z0-9-]{1,32}$/, 'elastic-transcoder-api: option "region"')
@@ -160,8 +188,12 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   }
   return {
     service: options.service,
-    keys: options.keys.map((key) => ({ ...key })),
-    buckets: new Map(Object.entries(options.buckets)),
+    keys: options.keys.map((key) => ({
+      ...key,
+      ...(key.buckets ? { buckets: [...key.buckets] } : {}),
+    })),
+    buckets,
+    bucketAllowed,
     store: options.store ?? memoryEtStore(),
     arnPrefix: `arn:aws:elastictranscoder:${region}:${accountId}`,
     maxClockSkewMs,

@@ -476,6 +476,24 @@ describe('access', () => {
     }
   })
 
+  it("keeps each key to its own buckets: another owner's bucket is not there for it", async () => {
+    const scoped = await startHeldApp({
+      keys: [ALICE, { ...BOB, buckets: [BUCKETS.output] }],
+    })
+    try {
+      const bob = etClient(scoped.endpoint, BOB)
+      const reading = await createPipeline(bob, 'Reads Alice').catch((e) => e)
+      expect(reading.name).toBe('ValidationException')
+      expect(reading.message).toContain(`"${BUCKETS.input}" is not one this endpoint`)
+      const { Pipelines } = await bob.send(new ListPipelinesCommand({}))
+      expect(Pipelines).toEqual([])
+      // Alice, with every bucket, is unchanged.
+      expect(await createPipeline(etClient(scoped.endpoint, ALICE), 'Mine')).toMatch(/^\d{13}-/)
+    } finally {
+      await scoped.app.close()
+    }
+  })
+
   it('holds the unfinished-jobs cap against a storm of concurrent CreateJob', async () => {
     const capped = await startHeldApp({ maxActiveJobsPerOwner: 2 })
     try {

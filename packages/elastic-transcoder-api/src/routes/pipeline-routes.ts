@@ -1,3 +1,4 @@
+import type { Owner } from '@transcodekit/core'
 import { ElasticTranscoderError, notFound, validationError } from '../et-errors.ts'
 import { newEtId } from '../et-ids.ts'
 import { notificationTargetProblem } from '../et-notifier.ts'
@@ -20,8 +21,9 @@ function body(request: EtRequest): Wire {
   return value as Wire
 }
 
-function bucket(settings: ResolvedEtOptions, value: unknown, what: string): string {
-  if (typeof value !== 'string' || !settings.buckets.has(value)) {
+/** A bucket the owner's pipelines may use; another owner's answers as if it did not exist. */
+function bucket(settings: ResolvedEtOptions, owner: Owner, value: unknown, what: string): string {
+  if (typeof value !== 'string' || !settings.bucketAllowed(owner, value)) {
     throw validationError(
       `${what}: the bucket ${JSON.stringify(value)} is not one this endpoint is configured with.`,
     )
@@ -90,8 +92,8 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
       owner: request.etOwner,
       name: name(input.Name),
       status: 'Active',
-      inputBucket: bucket(settings, input.InputBucket, 'InputBucket'),
-      outputBucket: bucket(settings, outputBucketOf(input), 'OutputBucket'),
+      inputBucket: bucket(settings, request.etOwner, input.InputBucket, 'InputBucket'),
+      outputBucket: bucket(settings, request.etOwner, outputBucketOf(input), 'OutputBucket'),
       role: role(input.Role),
       awsKmsKeyArn: kmsKey(input.AwsKmsKeyArn),
       notifications: notifications(settings, input.Notifications),
@@ -131,10 +133,10 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
     const updated = await store.updatePipeline(current.id, request.etOwner, {
       ...(input.Name !== undefined ? { name: name(input.Name) } : {}),
       ...(input.InputBucket !== undefined
-        ? { inputBucket: bucket(settings, input.InputBucket, 'InputBucket') }
+        ? { inputBucket: bucket(settings, request.etOwner, input.InputBucket, 'InputBucket') }
         : {}),
       ...(outputBucketOf(input) !== undefined
-        ? { outputBucket: bucket(settings, outputBucketOf(input), 'OutputBucket') }
+        ? { outputBucket: bucket(settings, request.etOwner, outputBucketOf(input), 'OutputBucket') }
         : {}),
       ...(input.Role !== undefined ? { role: role(input.Role) } : {}),
       ...(input.AwsKmsKeyArn !== undefined ? { awsKmsKeyArn: kmsKey(input.AwsKmsKeyArn) } : {}),
