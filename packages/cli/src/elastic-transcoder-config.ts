@@ -3,8 +3,17 @@ import { fileURLToPath } from 'node:url'
 
 /** The Elastic Transcoder API of `serve`, when `ET_API_KEYS` is set. */
 export interface ElasticTranscoderConfig {
-  /** `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET` or `ACCESS_KEY_ID:SECRET:OWNER`, comma-separated. */
-  keys: Array<{ accessKeyId: string; secretAccessKey: string; owner: string }>
+  /**
+   * `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET`, `ACCESS_KEY_ID:SECRET:OWNER` or
+   * `ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET` (the only ET_BUCKETS its pipelines may use;
+   * every one without it), comma-separated.
+   */
+  keys: Array<{
+    accessKeyId: string
+    secretAccessKey: string
+    owner: string
+    buckets?: string[]
+  }>
   /** `ET_BUCKETS`: `name=file:///path` (a local folder) or `name=s3` (the S3 bucket of that name). */
   buckets: Array<{ name: string; kind: 'file'; path: string } | { name: string; kind: 's3' }>
   /** How `name=s3` buckets are reached: `S3_ENDPOINT`, `S3_REGION`, `S3_FORCE_PATH_STYLE`. */
@@ -42,10 +51,12 @@ export function elasticTranscoderConfig(
   const keys: ElasticTranscoderConfig['keys'] = []
   for (const [index, pair] of list(keysText).entries()) {
     const at = `ET_API_KEYS: pair ${index + 1}`
-    const [accessKeyId = '', secretAccessKey = '', owner = accessKeyId, ...rest] = pair.split(':')
+    const [accessKeyId = '', secretAccessKey = '', ownerText = '', bucketsText, ...rest] =
+      pair.split(':')
+    const owner = ownerText || accessKeyId
     if (rest.length > 0 || !KEY_ID.test(accessKeyId)) {
       problems.push(
-        `${at} must be ACCESS_KEY_ID:SECRET or ACCESS_KEY_ID:SECRET:OWNER (the key id in letters and digits)`,
+        `${at} must be ACCESS_KEY_ID:SECRET, ACCESS_KEY_ID:SECRET:OWNER or ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET (the key id in letters and digits)`,
       )
     } else if (secretAccessKey.length < 16 || /\s/.test(secretAccessKey)) {
       problems.push(
@@ -56,7 +67,12 @@ export function elasticTranscoderConfig(
     } else if (keys.some((key) => key.accessKeyId === accessKeyId)) {
       problems.push(`${at}: this access key id is given twice`)
     } else {
-      keys.push({ accessKeyId, secretAccessKey, owner })
+      keys.push({
+        accessKeyId,
+        secretAccessKey,
+        owner,
+        ...(bucketsText !== undefined ? { buckets: bucketsText.split('+') } : {}),
+      })
     }
   }
   if (keys.length === 0 && problems.length === 0) problems.push('ET_API_KEYS holds no key')
@@ -88,6 +104,15 @@ export function elasticTranscoderConfig(
   }
   if (buckets.length === 0)
     problems.push('ET_API_KEYS is set: ET_BUCKETS must name at least one bucket')
+  for (const [index, key] of keys.entries()) {
+    for (const name of key.buckets ?? []) {
+      if (!buckets.some((b) => b.name === name)) {
+        problems.push(
+          `ET_API_KEYS: pair ${index + 1} names the bucket ${JSON.stringify(name)}, which ET_BUCKETS does not have`,
+        )
+      }
+    }
+  }
   return {
     keys,
     buckets,

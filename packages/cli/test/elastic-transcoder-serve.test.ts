@@ -51,6 +51,28 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
     expect(loadConfig({}).elasticTranscoder).toBeNull()
   })
 
+  it('keeps a key to the buckets it names (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)', () => {
+    const config = loadConfig({
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}`,
+      ET_BUCKETS: 'media=file:///srv/media, results=file:///srv/results',
+    })
+    expect(config.elasticTranscoder?.keys).toEqual([
+      {
+        accessKeyId: 'AKIDONE000000001',
+        secretAccessKey: SECRET,
+        owner: 'alice',
+        buckets: ['media', 'results'],
+      },
+      { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDTWO000000001' },
+    ])
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+elsewhere`,
+        ET_BUCKETS: 'media=file:///srv/media',
+      }),
+    ).toEqual(['ET_API_KEYS: pair 1 names the bucket "elsewhere", which ET_BUCKETS does not have'])
+  })
+
   it('names bad entries by position, never printing a secret', () => {
     const problems = configProblems({
       ET_API_KEYS: `AKIDONE000000001:short,bad-id:${SECRET},AKIDTWO000000001:${SECRET}:bad owner`,
