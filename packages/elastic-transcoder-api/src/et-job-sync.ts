@@ -10,6 +10,9 @@ import {
   type EtStatus,
 } from './store/et-store.ts'
 
+/** Jobs read per page of a sweep. */
+const SWEEP_PAGE = 100
+
 /**
  * Keeps each ET job's status in step with its core job: from the service's events, on every
  * read or listing, and every `syncIntervalMs` for jobs other processes run. A completed core
@@ -55,18 +58,27 @@ export class EtJobSync {
     }
   }
 
-  /** Brings the oldest unfinished jobs up to date (one sweep at a time). */
+  /**
+   * Brings every unfinished job up to date, a page at a time, oldest first (one sweep at a
+   * time): not only the oldest page, which a backlog of waiting jobs would fill for good.
+   */
   #sweep(): void {
     if (this.#sweeping) return
     this.#sweeping = true
     const sweep: Promise<void> = (async () => {
-      for (const job of await this.#options.store.listUnfinishedJobs(100)) {
-        await this.refresh(job).catch((error: unknown) => {
-          this.#logger.error(
-            { etJobId: job.id, error: errorText(error) },
-            'elastic-transcoder-api: could not bring a job up to date',
-          )
-        })
+      let after: string | undefined
+      for (;;) {
+        const page = await this.#options.store.listUnfinishedJobs(SWEEP_PAGE, after)
+        for (const job of page) {
+          await this.refresh(job).catch((error: unknown) => {
+            this.#logger.error(
+              { etJobId: job.id, error: errorText(error) },
+              'elastic-transcoder-api: could not bring a job up to date',
+            )
+          })
+        }
+        if (page.length < SWEEP_PAGE || this.#timer === null) break
+        after = page.at(-1)?.id
       }
     })()
       .catch((error: unknown) => {

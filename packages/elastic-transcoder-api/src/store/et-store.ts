@@ -141,10 +141,11 @@ export interface EtStore {
     options?: { onlyIf?: readonly EtStatus[] },
   ): Promise<EtJobRecord | null>
   /**
-   * Any owner's jobs not ended yet (Submitted or Progressing), oldest first: what the API
-   * brings up to date now and then, for jobs whose core job another process runs.
+   * Any owner's jobs not ended yet (Submitted or Progressing), oldest first, after the id
+   * `after` if given: what the API brings up to date now and then, for jobs whose core job
+   * another process runs.
    */
-  listUnfinishedJobs(limit: number): Promise<EtJobRecord[]>
+  listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]>
   /**
    * True for the one caller that may copy the job's outputs to its bucket: the job was never
    * claimed, or its last claim is at least `leaseMs` old (its holder is taken for dead).

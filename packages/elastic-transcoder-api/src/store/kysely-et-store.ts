@@ -300,14 +300,15 @@ export class KyselyEtStore implements EtStore {
     return row ? toJob(row) : null
   }
 
-  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
-    const rows = await this.#db
+  async listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]> {
+    let query = this.#db
       .selectFrom('et_jobs')
       .selectAll()
       .where('status', 'in', ['Submitted', 'Progressing'])
       .orderBy('id')
       .limit(limit)
-      .execute()
+    if (after !== undefined) query = query.where('id', '>', after)
+    const rows = await query.execute()
     return rows.map(toJob)
   }
 

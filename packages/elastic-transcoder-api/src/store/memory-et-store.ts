@@ -117,9 +117,10 @@ export class MemoryEtStore implements EtStore {
     return structuredClone(updated)
   }
 
-  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
+  async listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]> {
     return [...this.#jobs.values()]
       .filter((job) => !ET_TERMINAL.includes(job.status))
+      .filter((job) => after === undefined || job.id.localeCompare(after) > 0)
       .sort((a, b) => a.id.localeCompare(b.id))
       .slice(0, limit)
       .map((job) => structuredClone(job))

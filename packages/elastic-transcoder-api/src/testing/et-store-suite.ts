@@ -249,6 +249,10 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         const unfinished = (await store.listUnfinishedJobs(1000)).map((j) => j.id)
         expect(unfinished.filter((id) => [a, b, c].includes(id))).toEqual([a, b])
         expect(await store.listUnfinishedJobs(1)).toHaveLength(1)
+        // Paged after an id: a sweep reaches every unfinished job, not only the oldest ones.
+        const afterA = (await store.listUnfinishedJobs(1000, a)).map((j) => j.id)
+        expect(afterA).toContain(b)
+        expect(afterA).not.toContain(a)
       }))
 
     it('lets exactly one caller claim the delivery of a job', () =>
