@@ -558,6 +558,10 @@ describe('consumer: the packed packages, installed with npm outside the workspac
           await writeFile(files[o.presetId]!, Buffer.from(await download.arrayBuffer()))
         }
         await expectSeedOutputs(files)
+        // The operations routes, prom-client from the installed tree included.
+        expect((await fetch(`${base}/readyz`)).status).toBe(200)
+        const metrics = await (await fetch(`${base}/metrics`)).text()
+        expect(metrics).toMatch(/^transcodekit_jobs\{state="complete"\} [1-9]/m)
         // The ffmpeg policy as an npm user meets it: the ffmpeg on PATH before the bundled one.
         const announced = output
           .split('\n')

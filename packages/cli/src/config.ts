@@ -7,7 +7,9 @@ import {
   errorText,
   type FfmpegEngineOptions,
   ffmpegEngine,
+  type JobEventChannel,
   type JobLimits,
+  type JobState,
   type Logger,
   localStorage,
   memoryRepository,
@@ -24,6 +26,12 @@ import {
   elasticTranscoderConfig,
   etBucketOverlapProblems,
 } from './elastic-transcoder-config.ts'
+import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
+import {
+  type PrometheusMetrics,
+  prometheusMetrics,
+  webhookOutcome,
+} from './ops/prometheus-metrics.ts'
 import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
@@ -117,6 +125,18 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number | undefined
   /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
   logLevel: LogLevel
+  /**
+   * `METRICS_TOKEN` (16+ bytes): `GET /metrics` wants it as `Authorization: Bearer <token>`.
+   * Without it, `/metrics` is as open as the API when the API has no keys (this machine only,
+   * unless `AUTH=none`), and not served at all when it has `API_KEYS`.
+   */
+  metricsToken: string | null
+  /**
+   * How often an open event stream re-reads its job besides the change notices
+   * (`EVENTS_POLL_MS`); `null`: 2000 on PostgreSQL (the notices carry changes), 500 on the
+   * embedded database (where the poll is how other processes' changes are seen).
+   */
+  eventsPollMs: number | null
   /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
   webhook: WebhookConfig | null
   /** The Elastic Transcoder API (`ET_API_KEYS`, `ET_BUCKETS`); `null`: not served. */
@@ -360,6 +380,9 @@ export function loadConfig(
         ? undefined
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    metricsToken: text('METRICS_TOKEN'),
+    eventsPollMs:
+      text('EVENTS_POLL_MS') === null ? null : integer('EVENTS_POLL_MS', 2000, 100, 3_600_000),
     webhook: readWebhookConfig(
       text('WEBHOOK_URL'),
       text('WEBHOOK_SECRET'),
@@ -382,6 +405,9 @@ export function loadConfig(
   if (config.elasticTranscoder) {
     problems.push(...etBucketOverlapProblems(config.elasticTranscoder, config))
   }
+  if (config.metricsToken !== null && Buffer.byteLength(config.metricsToken) < 16) {
+    problems.push('METRICS_TOKEN must be at least 16 bytes (e.g. `openssl rand -hex 16`)')
+  }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
   }
@@ -400,8 +426,23 @@ export interface Services {
   notifications: NotificationVerifier | null
   /** The database and schema of the repository; `null` with `DATABASE_URL=memory://`. */
   database: { db: Kysely<any>; schema: string } | null
+  /** The database, as `/readyz` and `/metrics` read it. */
+  databaseProbe: DatabaseProbe
+  /**
+   * The Prometheus registry of this process, following the service's jobs; its `recorder`
+   * takes what other parts count (webhook deliveries, uploads).
+   */
+  metrics: PrometheusMetrics
   /** Closes what `createServices` made, in order: the service, then the queue and database. */
   close(): Promise<void>
+}
+
+/** What the operations routes ask of the database. */
+export interface DatabaseProbe {
+  /** Resolves when the database answers a query. */
+  ping(): Promise<void>
+  /** Jobs per state, every process's. */
+  countJobsByState(): Promise<Record<JobState, number>>
 }
 
 /**
@@ -498,12 +539,14 @@ export async function createServices(
       })
     }
 
-    const { repository, queue, database } = await openPersistence(
+    const { repository, queue, database, databaseProbe, jobEvents } = await openPersistence(
       config,
       closers,
       options.attach ?? false,
       logger,
     )
+    // Webhook attempts count into the metrics, which follow the service and so come after it.
+    let counted: PrometheusMetrics['recorder'] | null = null
     const service = createTranscoder({
       storage,
       engine,
@@ -513,13 +556,29 @@ export async function createServices(
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
       logger,
+      jobEvents,
+      // Without a channel between processes (the embedded database), the watchers' poll is
+      // how a separate worker's changes are seen: often enough for a live progress bar.
+      watchIntervalMs: config.eventsPollMs ?? (jobEvents ? 2000 : 500),
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
-      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
+      ...(config.webhook && {
+        webhooks: {
+          ...webhookOptions(config.webhook),
+          onAttempt: (delivery) => counted?.webhookDelivery(webhookOutcome(delivery.state)),
+        },
+      }),
     })
     closers.push(() => service.close())
+    const metrics = prometheusMetrics({
+      service,
+      jobCounts: () => databaseProbe.countJobsByState(),
+      queueDepth: service.queue.depth ? () => service.queue.depth!() : undefined,
+    })
+    counted = metrics.recorder
+    closers.push(async () => metrics.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
-    return { service, notifications, database, close }
+    return { service, notifications, database, databaseProbe, metrics, close }
   } catch (error) {
     await close()
     throw error
@@ -543,9 +602,15 @@ async function openPersistence(
   repository: Repository
   queue?: Queue
   database: { db: Kysely<any>; schema: string } | null
+  databaseProbe: DatabaseProbe
+  /** Job changes between processes: PostgreSQL servers only (see pgJobEventChannel). */
+  jobEvents?: JobEventChannel
 }> {
   // Nothing kept across restarts: for trying things and for benchmarks.
-  if (config.databaseUrl === 'memory://') return { repository: memoryRepository(), database: null }
+  if (config.databaseUrl === 'memory://') {
+    const repository = memoryRepository()
+    return { repository, database: null, databaseProbe: memoryDatabaseProbe(repository) }
+  }
   const kysely = await import('@transcodekit/kysely')
   const embeddedDir = join(config.dataDir, 'db')
   let url = config.databaseUrl
@@ -573,5 +638,18 @@ async function openPersistence(
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
   const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
-  return { repository, queue, database: { db: opened.db, schema: config.databaseSchema } }
+  const database = { db: opened.db, schema: config.databaseSchema }
+  const databaseProbe: DatabaseProbe = {
+    ping: () => kysely.pingDatabase(opened.db),
+    countJobsByState: () => kysely.countJobsByState(opened.db, { schema: config.databaseSchema }),
+  }
+  if (config.databaseUrl === null) return { repository, queue, database, databaseProbe }
+  const jobEvents = kysely.pgJobEventChannel({
+    connectionString: url,
+    channel: `${config.databaseSchema}_jobs`.slice(0, 63),
+    logger,
+  })
+  closers.push(() => jobEvents.close())
+  await jobEvents.ready?.()
+  return { repository, queue, database, databaseProbe, jobEvents }
 }

@@ -14,6 +14,9 @@ import Fastify, {
 import { apiKeyOwner } from './api-keys.ts'
 import type { ServerConfig, Services } from './config.ts'
 import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
+import { registerOperationsRoutes } from './ops/ops-routes.ts'
+import { readiness } from './ops/readiness.ts'
+import { binaryChecks, databaseCheck, storageCheck } from './ops/readiness-checks.ts'
 
 const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
@@ -65,6 +68,7 @@ export async function buildServer(
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
   await registerRateLimits(app, config)
+  registerOperations(app, config, services)
   await app.register(transcodekit, {
     service: services.service,
     owner: config.apiKeys ? apiKeyOwner(config.apiKeys) : undefined,
@@ -108,6 +112,35 @@ export async function buildServer(
     maxUploadBytes: config.maxUploadBytes,
   }))
   return app
+}
+
+/**
+ * `/healthz`, `/readyz` and `/metrics`, outside the API prefix and the OpenAPI document.
+ * `/metrics` is operator data (how many jobs, which errors): with `METRICS_TOKEN` it wants that
+ * bearer; without it, it is as open as an API without keys, and not served when the API has
+ * keys (a token of an owner is not an operator's).
+ */
+function registerOperations(app: FastifyInstance, config: ServerConfig, services: Services): void {
+  const metricsAccess = config.metricsToken
+    ? { registry: services.metrics.registry, token: config.metricsToken }
+    : config.apiKeys
+      ? null
+      : { registry: services.metrics.registry, token: null }
+  if (!metricsAccess) {
+    app.log.info('GET /metrics is off: API_KEYS is set and METRICS_TOKEN is not')
+  }
+  registerOperationsRoutes(app, {
+    ready: readiness(
+      [
+        databaseCheck(() => services.databaseProbe.ping()),
+        storageCheck(services.service.storage),
+        ...binaryChecks({ ffmpeg: config.engine.kind === 'ffmpeg', ffmpegPath: config.ffmpegPath }),
+      ],
+      { logger: app.log },
+    ),
+    metrics: metricsAccess,
+    uploads: { url: `${config.apiPrefix}/uploads`, recorder: services.metrics.recorder },
+  })
 }
 
 /** The file URL secret kept in the data folder: made once (link() never replaces a file). */

@@ -42,17 +42,21 @@ export async function runWorker(options: WorkerOptions = {}): Promise<void> {
     { log, message: 'shutting down: running jobs are left to the next worker' },
     () => services.close(),
   )
-  services.service.subscribe(({ job }) => {
-    if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
-      const fields = {
-        jobId: job.id,
-        state: job.state,
-        ...(job.errorMessage ? { error: job.errorMessage } : {}),
+  // The jobs this worker ran, not those other processes ended.
+  services.service.subscribe(
+    ({ job }) => {
+      if (job.state === 'complete' || job.state === 'error' || job.state === 'canceled') {
+        const fields = {
+          jobId: job.id,
+          state: job.state,
+          ...(job.errorMessage ? { error: job.errorMessage } : {}),
+        }
+        if (job.state === 'error') log.error(fields, 'job ended')
+        else log.info(fields, 'job ended')
       }
-      if (job.state === 'error') log.error(fields, 'job ended')
-      else log.info(fields, 'job ended')
-    }
-  })
+    },
+    { remote: false },
+  )
   await services.service.ready()
   log.info(
     {

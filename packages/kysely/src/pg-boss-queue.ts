@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import {
   AbortedError,
   ConfigurationError,
@@ -5,12 +6,17 @@ import {
   errorText,
   type Logger,
   type Queue,
+  type QueueDepth,
   type QueueHandler,
   type QueueMessage,
   type WorkOptions,
 } from '@transcodekit/core'
 import { type Job as BossJob, PgBoss } from 'pg-boss'
 import { PgBossWebhookQueue } from './pg-boss-webhook-queue.ts'
+import { SendBatcher } from './send-batcher.ts'
+
+// The most messages one insert statement carries.
+const MAX_BATCH = 500
 
 export interface PgBossQueueOptions {
   /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
@@ -126,6 +132,8 @@ export class PgBossQueue implements Queue {
   #closing = false
   #closed: Promise<void> | null = null
   #webhooks: PgBossWebhookQueue | null = null
+  /** Sends made while an insert runs go together in the next one. */
+  readonly #sends = new SendBatcher<string, boolean>((jobIds) => this.#insert(jobIds), MAX_BATCH)
 
   constructor(options: PgBossQueueOptions) {
     this.#options = resolveOptions(options)
@@ -204,16 +212,64 @@ export class PgBossQueue implements Queue {
     })
   }
 
+  /**
+   * The queue's counts as pg-boss's last monitor pass left them (every
+   * `superviseIntervalSeconds`), across every worker: reading them costs one indexed row.
+   */
+  async depth(): Promise<QueueDepth> {
+    await this.start()
+    const queue = await this.#boss.getQueue(this.#options.queueName)
+    return { waiting: queue?.queuedCount ?? 0, running: queue?.activeCount ?? 0 }
+  }
+
+  /**
+   * Queues the job's message, unless one is already queued or running (the `exclusive` queue's
+   * unique index on the singleton key decides, in the database). Sends of a burst are batched:
+   * those made while an insert runs go in the next one, one statement for up to 500.
+   */
   async send(message: QueueMessage): Promise<void> {
     await this.start()
-    // null when the job is already queued or running: that delivery will do.
-    const sent = await this.#boss.send(
-      this.#options.queueName,
-      { jobId: message.jobId },
-      { singletonKey: message.jobId },
-    )
+    const sent = await this.#sends.add(message.jobId)
     // A worker in this process takes it now rather than at its next poll.
-    if (sent !== null && this.#workerId !== null) this.#boss.notifyWorker(this.#workerId)
+    if (sent && this.#workerId !== null) this.#boss.notifyWorker(this.#workerId)
+  }
+
+  /** Inserts one message per job id; for each, whether it was queued (false: one already was). */
+  async #insert(jobIds: string[]): Promise<Array<boolean | Error>> {
+    const name = this.#options.queueName
+    // Ids of our own, to tell which rows the insert made (it skips the others).
+    const ids = new Map<string, string>()
+    for (const jobId of jobIds) if (!ids.has(jobId)) ids.set(jobId, randomUUID())
+    try {
+      const inserted = new Set(
+        (await this.#boss.insert(
+          name,
+          [...ids].map(([jobId, id]) => ({ id, data: { jobId }, singletonKey: jobId })),
+          { returnId: true },
+        )) ?? [],
+      )
+      // A job id sent twice in the batch is queued once: the first send made it.
+      const first = new Set<string>()
+      return jobIds.map((jobId) => {
+        if (first.has(jobId)) return false
+        first.add(jobId)
+        return inserted.has(ids.get(jobId) as string)
+      })
+    } catch (error) {
+      // One bad message fails the whole statement: send each alone for its own outcome.
+      this.#logger.warn(
+        { error: errorText(error), messages: jobIds.length },
+        'transcodekit: a batch of queue messages failed; sending each alone',
+      )
+      return Promise.all(
+        jobIds.map((jobId) =>
+          this.#boss.send(name, { jobId }, { singletonKey: jobId }).then(
+            (id) => id !== null,
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          ),
+        ),
+      )
+    }
   }
 
   async work(handler: QueueHandler, options: WorkOptions = {}): Promise<void> {

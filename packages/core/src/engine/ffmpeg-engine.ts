@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -34,6 +33,8 @@ import type {
 } from '../ports/engine.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Storage } from '../ports/storage.ts'
+import { defaultSpawner } from '../process/process-launcher.ts'
+import type { SpawnedProcess, Spawner } from '../process/spawner.ts'
 import {
   demuxerName,
   type FfmpegOutputPlan,
@@ -68,6 +69,12 @@ export interface FfmpegEngineOptions {
   ffprobePath?: string
   /** Reads the duration of finished outputs. @default probeMedia with `ffprobePath` */
   probe?: Prober
+  /**
+   * How ffmpeg is started. `directSpawner` spawns from this process; the default spawns
+   * through a small launcher process, so that a large server does not pay for each spawn.
+   * @default defaultSpawner(): the shared process launcher (`TRANSCODEKIT_SPAWN=direct`: directSpawner)
+   */
+  spawner?: Spawner
   /**
    * Kill ffmpeg when its progress (output time, frames and bytes written, and on Linux bytes
    * of input read) has not moved for this long: an input with a huge timestamp gap keeps it
@@ -114,6 +121,7 @@ interface ResolvedOptions {
   killGraceMs: number
   x264Preset: string
   probe: Prober
+  spawner: Spawner
   stallTimeoutMs: number
   maxCpuSec: number
   maxMemoryBytes: number
@@ -135,6 +143,7 @@ function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
         ? (path, probeOptions) =>
             probeMedia(path, { ffprobePath: options.ffprobePath, ...probeOptions })
         : probeMedia),
+    spawner: options.spawner ?? defaultSpawner(),
     stallTimeoutMs: options.stallTimeoutMs ?? 120_000,
     maxCpuSec: options.maxCpuSec ?? 6 * 60 * 60,
     maxMemoryBytes: options.maxMemoryBytes ?? 4 * 1024 ** 3,
@@ -448,19 +457,7 @@ export class FfmpegEngine implements Engine {
       ),
     }
     return new Promise((resolvePromise, reject) => {
-      let child: ChildProcess
-      try {
-        child = spawn(...dieWithParent(binary, args, rlimits(limits)), {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
-      } catch (error) {
-        reject(
-          new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
-            cause: error,
-          }),
-        )
-        return
-      }
+      const child: SpawnedProcess = limits.spawner(...dieWithParent(binary, args, rlimits(limits)))
       let stderr = ''
       let pending = ''
       let outTimeUs = 0
@@ -595,6 +592,11 @@ export class FfmpegEngine implements Engine {
       }
       child.once('error', (error: NodeJS.ErrnoException) => {
         done()
+        // The launcher that ran it died: its own EngineError says so.
+        if (error instanceof EngineError) {
+          reject(error)
+          return
+        }
         reject(
           new EngineError(
             'ENGINE_UNAVAILABLE',

@@ -36,10 +36,20 @@ export interface Queue {
    * left to be delivered again. Resolves once they have returned.
    */
   close(): Promise<void>
+  /** How many messages wait and run, for metrics: across all workers where the queue knows. */
+  depth?(): Promise<QueueDepth>
   /**
    * Optional: a queue for webhook attempts on the same backend (pg-boss: a second named
    * queue), so that scheduled retries survive what the jobs survive. Probed once by the
    * service; the same queue every call.
    */
   webhookQueue?(): WebhookQueue
+}
+
+/** Messages in a queue, for `Queue.depth()`. */
+export interface QueueDepth {
+  /** Sent and not yet taken by a worker (including those waiting for a retry). */
+  waiting: number
+  /** Taken by a worker and not yet settled. */
+  running: number
 }

@@ -5,7 +5,7 @@ import {
   InvalidStateError,
 } from '../errors.ts'
 import { errorText } from '../logging/error-text.ts'
-import type { Queue, QueueHandler, QueueMessage, WorkOptions } from '../ports/queue.ts'
+import type { Queue, QueueDepth, QueueHandler, QueueMessage, WorkOptions } from '../ports/queue.ts'
 
 export interface InProcessQueueOptions {
   /** Deliveries after the first one for a handler that throws. @default 2 */
@@ -96,6 +96,10 @@ export class InProcessQueue implements Queue {
     this.#handler = handler
     this.#concurrency = concurrency
     this.#pump()
+  }
+
+  async depth(): Promise<QueueDepth> {
+    return { waiting: this.#ready.length + this.#timers.size, running: this.#running.size }
   }
 
   /** Resolves once nothing is waiting, waiting for a retry, or running. */

@@ -1,13 +1,5 @@
 import { InvalidStateError, NotFoundError } from '../errors.ts'
-import { decodeCursor, encodeCursor, pageLimit } from '../keys.ts'
-import {
-  type Asset,
-  isTerminal,
-  type Job,
-  type Owner,
-  type Page,
-  type PageRequest,
-} from '../model.ts'
+import { type Asset, isTerminal, type Job, type Owner, type Page } from '../model.ts'
 import type {
   JobPatch,
   ListAssetsRequest,
@@ -15,6 +7,7 @@ import type {
   NewJob,
   Repository,
 } from '../ports/repository.ts'
+import { paginate } from './memory-pagination.ts'
 import { MemoryWebhookStore } from './memory-webhook-store.ts'
 
 interface StoredJob {
@@ -193,35 +186,4 @@ export function memoryRepository(): MemoryRepository {
 /** One map key per (owner, key) pair, unambiguous whatever characters either holds. */
 function idempotencyScope(owner: Owner, key: string): string {
   return JSON.stringify([owner, key])
-}
-
-/** Newest first, ties broken by id (descending), resuming after the cursor's position. */
-function paginate<T extends { id: string; createdAt: Date }>(
-  items: T[],
-  request: PageRequest,
-): Page<T> {
-  const limit = pageLimit(request.limit)
-  const after = request.cursor ? decodeCursor(request.cursor) : null
-  const sorted = items.sort(newestFirst)
-  const start = after
-    ? sorted.findIndex(
-        (item) => newestFirst(item, { id: after.id, createdAt: after.createdAt }) > 0,
-      )
-    : 0
-  const page = start === -1 ? [] : sorted.slice(start, start + limit)
-  const last = page.at(-1)
-  const more = start !== -1 && start + limit < sorted.length
-  return {
-    items: page.map((item) => structuredClone(item)),
-    nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null,
-  }
-}
-
-function newestFirst(
-  a: { id: string; createdAt: Date },
-  b: { id: string; createdAt: Date },
-): number {
-  const byTime = b.createdAt.getTime() - a.createdAt.getTime()
-  if (byTime !== 0) return byTime
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
 }

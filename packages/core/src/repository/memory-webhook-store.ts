@@ -1,4 +1,4 @@
-import { decodeCursor, encodeCursor, pageLimit } from '../keys.ts'
+import { pageLimit } from '../keys.ts'
 import type { Page } from '../model.ts'
 import type {
   ListWebhookDeliveriesRequest,
@@ -7,6 +7,7 @@ import type {
   WebhookDelivery,
   WebhookDeliveryStore,
 } from '../ports/webhooks.ts'
+import { paginate } from './memory-pagination.ts'
 
 /**
  * Webhook deliveries in this process's memory, for the defaults and the tests: nothing
@@ -46,23 +47,13 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
   }
 
   async list(request: ListWebhookDeliveriesRequest = {}): Promise<Page<WebhookDelivery>> {
-    const limit = pageLimit(request.limit)
-    const after = request.cursor ? decodeCursor(request.cursor) : null
-    const items = [...this.#deliveries.values()]
-      .filter(
-        (d) =>
-          (request.owner === undefined || d.owner === request.owner) &&
-          (request.endpointId === undefined || d.endpointId === request.endpointId) &&
-          (request.state === undefined || d.state === request.state) &&
-          (!after || newestFirst(d, after) > 0),
-      )
-      .sort(newestFirst)
-    const page = items.slice(0, limit)
-    const last = page.at(-1)
-    return {
-      items: page.map((d) => structuredClone(d)),
-      nextCursor: items.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-    }
+    const matching = [...this.#deliveries.values()].filter(
+      (d) =>
+        (request.owner === undefined || d.owner === request.owner) &&
+        (request.endpointId === undefined || d.endpointId === request.endpointId) &&
+        (request.state === undefined || d.state === request.state),
+    )
+    return paginate(matching, request)
   }
 
   async recordAttempt(id: string, attempt: WebhookAttempt): Promise<WebhookDelivery | null> {
@@ -108,13 +99,4 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
 /** Makes an in-memory `WebhookDeliveryStore`. */
 export function memoryWebhookStore(): MemoryWebhookStore {
   return new MemoryWebhookStore()
-}
-
-function newestFirst(
-  a: { id: string; createdAt: Date },
-  b: { id: string; createdAt: Date },
-): number {
-  const byTime = b.createdAt.getTime() - a.createdAt.getTime()
-  if (byTime !== 0) return byTime
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
 }

@@ -5,6 +5,7 @@ import {
   InvalidStateError,
   NotFoundError,
 } from '../errors.ts'
+import { inProcessJobEvents } from '../events/in-process-job-events.ts'
 import { assetPrefix, jobPrefix } from '../keys.ts'
 import { watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import {
@@ -16,6 +17,7 @@ import {
   type Page,
 } from '../model.ts'
 import type { Engine } from '../ports/engine.ts'
+import type { JobEventChannel } from '../ports/job-events.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
 import type { ListAssetsRequest, ListJobsRequest, Repository } from '../ports/repository.ts'
@@ -26,6 +28,7 @@ import { inProcessQueue } from '../queue/in-process-queue.ts'
 import { type ServiceWebhooks, serviceWebhooks } from '../webhooks/service-webhooks.ts'
 import type { WebhookDispatcher } from '../webhooks/webhook-dispatcher.ts'
 import { ConcurrencyLimiter } from './concurrency-limiter.ts'
+import { JobEventRelay } from './job-event-relay.ts'
 import { type JobEvent, JobEventHub } from './job-events.ts'
 import { checkJobLimits } from './job-limits.ts'
 import { JobRunner } from './job-runner.ts'
@@ -81,6 +84,9 @@ export class TranscodeService {
   readonly #logger: Logger
   readonly #probes: ConcurrencyLimiter
   readonly #events = new JobEventHub()
+  readonly #jobEvents: JobEventChannel
+  readonly #ownsJobEvents: boolean
+  readonly #relay: JobEventRelay
   readonly #writer: JobWriter
   readonly #submitter: JobSubmitter
   readonly #runner: JobRunner
@@ -97,6 +103,16 @@ export class TranscodeService {
     this.#ownsQueue = !options.queue
     this.queue = options.queue ?? inProcessQueue()
     this.#probes = new ConcurrencyLimiter(this.#settings.probeConcurrency)
+    this.#ownsJobEvents = !options.jobEvents
+    this.#jobEvents = options.jobEvents ?? inProcessJobEvents()
+    this.#relay = new JobEventRelay({
+      channel: this.#jobEvents,
+      repository: this.repository,
+      logger: this.#logger,
+      wanted: (jobId) => this.#events.wants(jobId),
+      changed: (job) => this.#events.received(job),
+    })
+    this.#events.connect((job) => this.#relay.publish(job))
     this.#webhooks = options.webhooks
       ? serviceWebhooks(options.webhooks, {
           repository: this.repository,
@@ -348,15 +364,25 @@ export class TranscodeService {
     return this.#runner.applyStatus(job, status)
   }
 
-  /** Calls `listener` with every change of every job this process makes or sees. */
-  subscribe(listener: (event: JobEvent) => void): () => void {
-    return this.#events.subscribe(listener)
+  /**
+   * Calls `listener` with every change of every job this process makes, and of those other
+   * processes make when a `jobEvents` channel carries them (read back from the repository:
+   * a burst of changes may arrive as its latest state).
+   */
+  subscribe(
+    listener: (event: JobEvent) => void,
+    options: {
+      /** `false`: only this process's changes (nothing is read for the others'). @default true */
+      remote?: boolean
+    } = {},
+  ): () => void {
+    return this.#events.subscribe(listener, options)
   }
 
   /**
    * Yields a job now and whenever it changes, until it ends (the last value is terminal) or
-   * `signal` aborts. Changes made by workers in other processes are seen by re-reading the
-   * job every `pollIntervalMs`.
+   * `signal` aborts. Changes made by workers in other processes arrive through `jobEvents`;
+   * the job is also re-read every `watchIntervalMs`, for what a lost notice missed.
    */
   watch(id: string, options: OwnerScope & { signal?: AbortSignal } = {}): AsyncGenerator<Job> {
     return watchJob(
@@ -365,7 +391,7 @@ export class TranscodeService {
         events: this.#events,
         first: () => this.getJob(id, options),
         read: (jobId) => this.repository.getJob(jobId),
-        pollIntervalMs: this.#settings.pollIntervalMs,
+        pollIntervalMs: this.#settings.watchIntervalMs,
       },
       options.signal,
     )
@@ -406,6 +432,8 @@ export class TranscodeService {
     this.#closed = true
     await this.webhooks?.close()
     if (this.#ownsQueue) await this.queue.close()
+    this.#relay.close()
+    if (this.#ownsJobEvents) await this.#jobEvents.close()
     this.#events.close()
   }
 }

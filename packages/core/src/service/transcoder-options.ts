@@ -6,6 +6,7 @@ import { consoleLogger } from '../logging/console-logger.ts'
 import { type Prober, probeMedia } from '../media/ffprobe.ts'
 import type { Owner } from '../model.ts'
 import type { Engine } from '../ports/engine.ts'
+import type { JobEventChannel } from '../ports/job-events.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Queue } from '../ports/queue.ts'
 import type { Repository } from '../ports/repository.ts'
@@ -53,6 +54,18 @@ export interface TranscoderOptions {
   /** Where a job that ends in `error` is reported, with its code. @default consoleLogger() */
   logger?: Logger
   /**
+   * Carries job changes between the processes that share the repository, so that `subscribe`
+   * and `watch` see the jobs that workers elsewhere run as they change (kysely's
+   * `pgJobEventChannel` on PostgreSQL). One the app passes is not closed by the service.
+   * @default inProcessJobEvents() (this service only)
+   */
+  jobEvents?: JobEventChannel
+  /**
+   * How often `watch` re-reads its job besides the change notices: how soon other processes'
+   * changes are seen where no `jobEvents` channel carries them. @default pollIntervalMs
+   */
+  watchIntervalMs?: number
+  /**
    * Signed webhooks (Standard Webhooks) for every job state change and asset made or
    * deleted, to any number of endpoints; recorded in the repository's `webhookStore()` and
    * retried through the queue's `webhookQueue()` when they offer them. @default none
@@ -95,6 +108,7 @@ export interface ServiceSettings {
   probe: Prober
   probeConcurrency: number
   pollIntervalMs: number
+  watchIntervalMs: number
   defaultPresets: { audio: readonly string[]; video: readonly string[] }
   limits: ResolvedJobLimits
   logger: Logger
@@ -118,6 +132,11 @@ export function resolveTranscoderOptions(options: TranscoderOptions): ServiceSet
     audio: options.defaultPresets?.audio ?? DEFAULT_PRESETS.audio,
     video: options.defaultPresets?.video ?? DEFAULT_PRESETS.video,
   }
+  const pollIntervalMs = options.pollIntervalMs ?? 2000
+  const watchIntervalMs = options.watchIntervalMs ?? pollIntervalMs
+  if (!Number.isFinite(watchIntervalMs) || watchIntervalMs <= 0) {
+    throw new ConfigurationError('createTranscoder: option "watchIntervalMs" must be a number > 0')
+  }
   // An unknown default preset fails at start, not at the first upload.
   presets.resolveAll([...defaultPresets.audio, ...defaultPresets.video])
   return {
@@ -126,7 +145,8 @@ export function resolveTranscoderOptions(options: TranscoderOptions): ServiceSet
     maxInputBytes: options.maxInputBytes ?? 10 * 1024 ** 3,
     probe: options.probe ?? probeMedia,
     probeConcurrency,
-    pollIntervalMs: options.pollIntervalMs ?? 2000,
+    pollIntervalMs,
+    watchIntervalMs,
     defaultPresets,
     limits: resolveJobLimits(options.limits),
     logger: options.logger ?? consoleLogger(),

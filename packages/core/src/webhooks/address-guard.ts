@@ -1,5 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
-import { isIP } from 'node:net'
+import { BlockList, isIP } from 'node:net'
 import ipaddr from 'ipaddr.js'
 import { WebhookUrlError } from '../errors.ts'
 
@@ -20,15 +20,25 @@ export const systemResolver: AddressResolver = (hostname) =>
 const MAX_URL_LENGTH = 2048
 
 /**
+ * `::/96`, the IPv4-compatible IPv6 addresses (deprecated by RFC 4291), which ipaddr.js calls
+ * unicast (and reads `::8.8.8.8` as IPv4-mapped): judged on the address as the system parses it.
+ */
+const IPV4_COMPATIBLE = new BlockList()
+IPV4_COMPATIBLE.addSubnet('::', 96, 'ipv6')
+
+/**
  * Why `address` is not a public unicast address (`loopback`, `private`, `linkLocal`, …), or
  * `null` when it is. An IPv4-mapped IPv6 address is judged as the IPv4 address it carries;
  * every special range ipaddr.js knows (CGNAT, multicast, unique-local, NAT64, 6to4, Teredo,
- * documentation, reserved) is refused, not only the private ones.
+ * documentation, reserved) is refused, not only the private ones, and so is an
+ * IPv4-compatible one (`::7f00:1`), which a host with a sit tunnel sends to the IPv4 address.
  */
 export function addressRefusal(address: string): string | null {
   if (!ipaddr.isValid(address)) return 'not an IP address'
   const range = ipaddr.process(address).range()
-  return range === 'unicast' ? null : range
+  if (range !== 'unicast') return range
+  if (isIP(address) === 6 && IPV4_COMPATIBLE.check(address, 'ipv6')) return 'ipv4Compatible'
+  return null
 }
 
 /**

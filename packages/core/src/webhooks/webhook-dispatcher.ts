@@ -31,8 +31,8 @@ export interface WebhookDispatcherParts {
   ownsQueue?: boolean
 }
 
-/** Pending deliveries handed over again by `resume()`, at most. */
-const RESUME_BATCH = 100
+/** Pending deliveries `resume()` reads at a time. */
+const RESUME_PAGE = 100
 
 /**
  * Turns events into signed deliveries: records one delivery per (event, endpoint) in the store
@@ -46,6 +46,7 @@ export class WebhookDispatcher {
   readonly #options: ResolvedWebhookOptions
   readonly #logger: Logger
   readonly #ownsQueue: boolean
+  #sweeper: ReturnType<typeof setInterval> | null = null
 
   constructor(parts: WebhookDispatcherParts) {
     this.store = parts.store
@@ -67,6 +68,8 @@ export class WebhookDispatcher {
       concurrency: this.#options.workerConcurrency,
     })
     await this.resume()
+    this.#sweeper = setInterval(() => void this.#sweep(), this.#options.sweepIntervalMs)
+    this.#sweeper.unref()
   }
 
   /**
@@ -185,16 +188,52 @@ export class WebhookDispatcher {
     return requeued
   }
 
-  /** Schedules the next attempt of up to 100 pending deliveries (after a crash between recording and scheduling). */
+  /**
+   * Schedules the next attempt of every pending delivery, a page at a time (after a crash
+   * between recording and scheduling, or a restart that lost an in-memory queue). A task
+   * already waiting or running is not scheduled twice (the queue's rule). Returns how many.
+   */
   async resume(): Promise<number> {
-    const pending = await this.store.listDue(new Date(8.64e15), RESUME_BATCH)
-    for (const delivery of pending) await this.#scheduleNext(delivery)
-    return pending.length
+    let count = 0
+    let cursor: string | null = null
+    do {
+      const page: Page<WebhookDelivery> = await this.store.list({
+        state: 'pending',
+        limit: RESUME_PAGE,
+        cursor,
+      })
+      for (const delivery of page.items) await this.#scheduleNext(delivery)
+      count += page.items.length
+      cursor = page.nextCursor
+    } while (cursor)
+    return count
   }
 
   /** Stops delivering: closes the queue if the dispatcher made it. */
   async close(): Promise<void> {
+    if (this.#sweeper) clearInterval(this.#sweeper)
+    this.#sweeper = null
     if (this.#ownsQueue) await this.queue.close()
+  }
+
+  /**
+   * Schedules again the oldest pending deliveries overdue by a sweep interval: their task was
+   * lost. One still waiting or running is not scheduled twice (the queue's rule). Failures are
+   * logged; the next sweep tries again.
+   */
+  async #sweep(): Promise<void> {
+    try {
+      const overdue = new Date(Date.now() - this.#options.sweepIntervalMs)
+      for (const delivery of await this.store.listDue(overdue, RESUME_PAGE)) {
+        if (this.#sweeper === null) return
+        await this.#scheduleNext(delivery)
+      }
+    } catch (error) {
+      this.#logger.error(
+        { error: errorText(error) },
+        'transcodekit: the sweep for overdue webhook deliveries failed',
+      )
+    }
   }
 
   async #scheduleNext(delivery: WebhookDelivery): Promise<void> {

@@ -53,12 +53,18 @@ export interface WebhookOptions {
   retryDelayMs?: number
   /** Longest wait between attempts. @default 3600000 (an hour) */
   retryDelayMaxMs?: number
-  /** Longest wait for the connection to a receiver. @default 5000 */
+  /** Longest wait for the connection to a receiver; at most `timeoutMs`. @default 5000 */
   connectTimeoutMs?: number
-  /** Longest one attempt may take, DNS to status. @default 15000 */
+  /** Longest one attempt may take, DNS to status; at most 60000. @default 15000 */
   timeoutMs?: number
   /** Most bytes of a receiver's answer read (then discarded). @default 65536 */
   maxResponseBytes?: number
+  /**
+   * How often a delivering process looks for pending deliveries overdue by this long, and
+   * schedules them again: those whose task was lost (a process that only records and died, a
+   * task the queue dropped after its reruns). @default 60000
+   */
+  sweepIntervalMs?: number
   /** Deliver from this process: `false` for a process that only records deliveries. @default { concurrency: 4 } */
   worker?: false | { concurrency?: number }
   /** Resolves receiver host names (tests inject one). @default dns.promises.lookup */
@@ -90,10 +96,13 @@ export interface ResolvedWebhookOptions {
   timeoutMs: number
   maxResponseBytes: number
   workerConcurrency: number | null
+  sweepIntervalMs: number
   resolve: AddressResolver | undefined
   onAttempt: (delivery: WebhookDelivery) => void
 }
 
+/** Longest one attempt may take: half the pg-boss webhook queue's task expiry. */
+const MAX_TIMEOUT_MS = 60_000
 const ENDPOINT_ID = /^[A-Za-z0-9_.-]{1,64}$/
 const SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/
 
@@ -122,6 +131,7 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     timeoutMs: options.timeoutMs ?? 15_000,
     maxResponseBytes: options.maxResponseBytes ?? 65_536,
     workerConcurrency: worker === false ? null : (worker.concurrency ?? 4),
+    sweepIntervalMs: options.sweepIntervalMs ?? 60_000,
     resolve: options.resolve,
     onAttempt: options.onAttempt ?? (() => {}),
   }
@@ -132,9 +142,24 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     'retryDelayMaxMs',
     'an integer ≥ retryDelayMs',
   )
-  check(isInt(resolved.connectTimeoutMs, 1), 'connectTimeoutMs', 'an integer ≥ 1')
-  check(isInt(resolved.timeoutMs, 1), 'timeoutMs', 'an integer ≥ 1')
+  // Below the webhook queue's task expiry (pg-boss: 120 s), which would run the attempt again
+  // while it still runs.
+  check(
+    isInt(resolved.timeoutMs, 1) && resolved.timeoutMs <= MAX_TIMEOUT_MS,
+    'timeoutMs',
+    `an integer from 1 to ${MAX_TIMEOUT_MS}`,
+  )
+  check(
+    isInt(resolved.connectTimeoutMs, 1) && resolved.connectTimeoutMs <= resolved.timeoutMs,
+    'connectTimeoutMs',
+    'an integer from 1 to timeoutMs',
+  )
   check(isInt(resolved.maxResponseBytes, 0), 'maxResponseBytes', 'an integer ≥ 0')
+  check(
+    isInt(resolved.sweepIntervalMs, 10) && resolved.sweepIntervalMs <= 2_147_483_647,
+    'sweepIntervalMs',
+    'an integer from 10 to 2147483647',
+  )
   if (resolved.workerConcurrency !== null) {
     check(isInt(resolved.workerConcurrency, 1), 'worker.concurrency', 'an integer ≥ 1')
   }

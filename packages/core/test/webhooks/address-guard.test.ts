@@ -41,6 +41,12 @@ describe('addressRefusal', () => {
     ['ff02::1', 'multicast'],
     ['::ffff:127.0.0.1', 'loopback'],
     ['::ffff:169.254.169.254', 'linkLocal'],
+    // IPv4-compatible (deprecated ::/96): a host with a sit tunnel routes it to the IPv4 address.
+    ['::7f00:1', 'ipv4Compatible'],
+    ['::a00:1', 'ipv4Compatible'],
+    ['::8.8.8.8', 'ipv4Compatible'],
+    ['64:ff9b::7f00:1', 'rfc6052'],
+    ['2002:7f00:1::', '6to4'],
   ])('refuses %s (%s)', (address, range) => {
     expect(addressRefusal(address)).toBe(range)
   })
@@ -60,6 +66,7 @@ describe('checkWebhookUrl (configuration time, no DNS)', () => {
     'http://169.254.169.254/latest/meta-data',
     'http://[::1]:3000/hook',
     'http://[::ffff:7f00:1]/hook',
+    'http://[::127.0.0.1]/hook',
     'http://0.0.0.0/',
     'http://0x7f.1/hook',
     'http://localhost:3000/hook',
@@ -101,6 +108,21 @@ describe('checkWebhookUrl (configuration time, no DNS)', () => {
         endpoints: [{ url: 'https://example.com/', secret: SECRET, events: ['job.nope' as never] }],
       }),
     ).toThrow(/unknown event type/)
+  })
+})
+
+describe('resolveWebhookOptions deadlines', () => {
+  const endpoints = [{ url: 'https://example.com/', secret: SECRET }]
+
+  it('bounds an attempt below the webhook queue’s expiry, so an attempt never runs twice at once', () => {
+    expect(() => resolveWebhookOptions({ endpoints, timeoutMs: 300_000 })).toThrow(/timeoutMs/)
+    expect(resolveWebhookOptions({ endpoints, timeoutMs: 60_000 }).timeoutMs).toBe(60_000)
+  })
+
+  it('refuses a connect timeout longer than the whole attempt', () => {
+    expect(() => resolveWebhookOptions({ endpoints, connectTimeoutMs: 20_000 })).toThrow(
+      /connectTimeoutMs/,
+    )
   })
 })
 

@@ -129,6 +129,49 @@ describe('WebhookDispatcher', () => {
     expect(hooks.received.every((w) => w.id === pending.id)).toBe(true)
   })
 
+  it('hands over every pending delivery at start, not only the first hundred', async () => {
+    const secret = webhookSecret()
+    const hooks = await receiver(secret)
+    const store = memoryWebhookStore()
+    const endpoints = [{ id: 'main', url: hooks.url, secret }]
+    // A process that only records (as one whose in-memory queue died with it).
+    const recorder = await dispatcher({ store, endpoints, worker: false })
+    for (let i = 0; i < 150; i++) await recorder.publish(jobWebhookEvent(job()))
+    const ids: string[] = []
+    for (let cursor: string | null = null; ; ) {
+      const page = await store.list({ state: 'pending', limit: 100, cursor })
+      ids.push(...page.items.map((d) => d.id))
+      cursor = page.nextCursor
+      if (!cursor) break
+    }
+    expect(ids).toHaveLength(150)
+
+    await dispatcher({ store, endpoints })
+    for (const id of ids) {
+      await untilDelivery(store, id, (d) => d.state === 'delivered', 5000)
+    }
+    expect(new Set(hooks.received.map((w) => w.id)).size).toBe(150)
+  })
+
+  it('a running worker picks up, by its sweep, a due delivery no task of its queue carries', async () => {
+    const secret = webhookSecret()
+    const hooks = await receiver(secret)
+    const store = memoryWebhookStore()
+    const endpoints = [{ id: 'main', url: hooks.url, secret }]
+    // Started first: its resume() saw nothing.
+    await dispatcher({ store, endpoints, sweepIntervalMs: 20 })
+    // Another process records a delivery, and its task is lost with that process's queue.
+    const recorder = await dispatcher({ store, endpoints, worker: false })
+    await recorder.publish(jobWebhookEvent(job()))
+    await recorder.close()
+    const { id } = await only(store)
+    const got = await hooks.next()
+    expect(got.id).toBe(id)
+    expect(await untilDelivery(store, id, (d) => d.state === 'delivered')).toMatchObject({
+      attempts: 1,
+    })
+  })
+
   it('gives up after maxAttempts; a redelivery by hand sends the same id, for its owner only', async () => {
     const secret = webhookSecret()
     const hooks = await receiver(secret)

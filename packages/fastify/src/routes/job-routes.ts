@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
-import type { Job } from '@transcodekit/core'
+import { isTerminal, type Job } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
 import { authorize, mayDownload, ownerOf, reserveRoomForJob } from '../access-control.ts'
 import { RateLimitedError } from '../http-errors.ts'
@@ -17,6 +17,7 @@ import {
   ref,
 } from '../schemas.ts'
 import type { TypedInstance } from '../typed-instance.ts'
+import { jobEventId, lastEventId } from './job-event-id.ts'
 
 const HEARTBEAT_MS = 15_000
 
@@ -99,12 +100,19 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
         description:
           'A `text/event-stream`: an `event: job` whose `data` is the job (as `GET /jobs/{id}` ' +
           'answers it) now and on every change; the stream closes after the job reaches ' +
-          '`complete`, `error` or `canceled`. Comment lines keep the connection alive.',
+          '`complete`, `error` or `canceled`. Comment lines keep the connection alive. Each event ' +
+          'is a whole snapshot of the job, with an `id`: a client that reconnects with ' +
+          '`Last-Event-ID` gets the current snapshot unless that id is already the current one, ' +
+          'so it misses nothing; 204 when the job has ended and the client already has its end.',
         params: IdParamsSchema,
         response: {
           200: {
             description: 'The event stream',
             content: { 'text/event-stream': { schema: Type.String() } },
+          },
+          204: {
+            description: 'The job has ended and `Last-Event-ID` is its last event: nothing more',
+            type: 'null',
           },
           ...errorResponses(400, 401, 403, 404, 429),
         },
@@ -114,6 +122,11 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
       const { id } = request.params
       // A missing job (or another owner's) is a plain 404, before any stream starts.
       const owned = await ownJob(request, id, 'read')
+      const seen = lastEventId(request.headers['last-event-id'])
+      // EventSource stops reconnecting on a 204: the end of the job has been delivered.
+      if (seen !== null && isTerminal(owned.state) && jobEventId(owned) === seen) {
+        return reply.status(204).send()
+      }
       const download = await mayDownload(settings, request, owned)
       const open = openStreams.get(owned.owner) ?? 0
       if (open >= settings.maxEventStreamsPerOwner) {
@@ -131,14 +144,17 @@ export function registerJobRoutes(app: TypedInstance, settings: ResolvedOptions)
       void (async () => {
         try {
           stream.write('retry: 2000\n\n')
-          let sequence = 0
+          let sent = seen
           for await (const job of service.watch(id, {
             owner: owned.owner,
             signal: controller.signal,
           })) {
-            sequence++
+            const eventId = jobEventId(job)
+            // The client already has this snapshot (it reconnected with its id).
+            if (eventId === sent) continue
+            sent = eventId
             const data = withoutUrls(await jobView(service, job, settings), download)
-            stream.write(`id: ${sequence}\nevent: job\ndata: ${JSON.stringify(data)}\n\n`)
+            stream.write(`id: ${eventId}\nevent: job\ndata: ${JSON.stringify(data)}\n\n`)
           }
         } catch (error) {
           request.log.warn({ err: error }, 'transcodekit: job event stream failed')
