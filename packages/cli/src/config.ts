@@ -24,6 +24,7 @@ import { parseApiKeys } from './api-keys.ts'
 import {
   type ElasticTranscoderConfig,
   elasticTranscoderConfig,
+  etBucketOverlapProblems,
 } from './elastic-transcoder-config.ts'
 import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
 import {
@@ -400,6 +401,9 @@ export function loadConfig(
       },
       problems,
     ),
+  }
+  if (config.elasticTranscoder) {
+    problems.push(...etBucketOverlapProblems(config.elasticTranscoder, config))
   }
   if (config.metricsToken !== null && Buffer.byteLength(config.metricsToken) < 16) {
     problems.push('METRICS_TOKEN must be at least 16 bytes (e.g. `openssl rand -hex 16`)')

@@ -1,10 +1,19 @@
-import { isAbsolute } from 'node:path'
+import { isAbsolute, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** The Elastic Transcoder API of `serve`, when `ET_API_KEYS` is set. */
 export interface ElasticTranscoderConfig {
-  /** `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET` or `ACCESS_KEY_ID:SECRET:OWNER`, comma-separated. */
-  keys: Array<{ accessKeyId: string; secretAccessKey: string; owner: string }>
+  /**
+   * `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET`, `ACCESS_KEY_ID:SECRET:OWNER` or
+   * `ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET` (the only ET_BUCKETS its pipelines may use;
+   * every one without it), comma-separated.
+   */
+  keys: Array<{
+    accessKeyId: string
+    secretAccessKey: string
+    owner: string
+    buckets?: string[]
+  }>
   /** `ET_BUCKETS`: `name=file:///path` (a local folder) or `name=s3` (the S3 bucket of that name). */
   buckets: Array<{ name: string; kind: 'file'; path: string } | { name: string; kind: 's3' }>
   /** How `name=s3` buckets are reached: `S3_ENDPOINT`, `S3_REGION`, `S3_FORCE_PATH_STYLE`. */
@@ -14,6 +23,11 @@ export interface ElasticTranscoderConfig {
    * `AWS_ENDPOINT_URL_SNS` points it elsewhere.
    */
   snsRegion: string
+  /**
+   * `SNS_TOPIC_ARNS`: the topics the server itself listens to (engine events). A pipeline may
+   * not name them: the server would publish a client's message into its own event stream.
+   */
+  refusedSnsTopics: string[]
 }
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/
@@ -37,10 +51,12 @@ export function elasticTranscoderConfig(
   const keys: ElasticTranscoderConfig['keys'] = []
   for (const [index, pair] of list(keysText).entries()) {
     const at = `ET_API_KEYS: pair ${index + 1}`
-    const [accessKeyId = '', secretAccessKey = '', owner = accessKeyId, ...rest] = pair.split(':')
+    const [accessKeyId = '', secretAccessKey = '', ownerText = '', bucketsText, ...rest] =
+      pair.split(':')
+    const owner = ownerText || accessKeyId
     if (rest.length > 0 || !KEY_ID.test(accessKeyId)) {
       problems.push(
-        `${at} must be ACCESS_KEY_ID:SECRET or ACCESS_KEY_ID:SECRET:OWNER (the key id in letters and digits)`,
+        `${at} must be ACCESS_KEY_ID:SECRET, ACCESS_KEY_ID:SECRET:OWNER or ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET (the key id in letters and digits)`,
       )
     } else if (secretAccessKey.length < 16 || /\s/.test(secretAccessKey)) {
       problems.push(
@@ -51,7 +67,12 @@ export function elasticTranscoderConfig(
     } else if (keys.some((key) => key.accessKeyId === accessKeyId)) {
       problems.push(`${at}: this access key id is given twice`)
     } else {
-      keys.push({ accessKeyId, secretAccessKey, owner })
+      keys.push({
+        accessKeyId,
+        secretAccessKey,
+        owner,
+        ...(bucketsText !== undefined ? { buckets: bucketsText.split('+') } : {}),
+      })
     }
   }
   if (keys.length === 0 && problems.length === 0) problems.push('ET_API_KEYS holds no key')
@@ -83,7 +104,22 @@ export function elasticTranscoderConfig(
   }
   if (buckets.length === 0)
     problems.push('ET_API_KEYS is set: ET_BUCKETS must name at least one bucket')
-  return { keys, buckets, s3, snsRegion: text('AWS_REGION') ?? 'us-east-1' }
+  for (const [index, key] of keys.entries()) {
+    for (const name of key.buckets ?? []) {
+      if (!buckets.some((b) => b.name === name)) {
+        problems.push(
+          `ET_API_KEYS: pair ${index + 1} names the bucket ${JSON.stringify(name)}, which ET_BUCKETS does not have`,
+        )
+      }
+    }
+  }
+  return {
+    keys,
+    buckets,
+    s3,
+    snsRegion: text('AWS_REGION') ?? 'us-east-1',
+    refusedSnsTopics: list(text('SNS_TOPIC_ARNS') ?? ''),
+  }
 }
 
 function list(raw: string): string[] {
@@ -91,4 +127,40 @@ function list(raw: string): string[] {
     .split(',')
     .map((item) => item.trim())
     .filter((item) => item !== '')
+}
+
+/**
+ * An ET bucket must not be the server's own storage: every owner's media lies there, and any
+ * ET key could then read it as an `Input.Key` (or write beside it). S3: not `S3_BUCKET`; a
+ * folder: neither inside `DATA_DIR` nor holding it.
+ */
+export function etBucketOverlapProblems(
+  et: ElasticTranscoderConfig,
+  server: { dataDir: string; storage: { kind: 'local' } | { kind: 's3'; bucket: string } },
+): string[] {
+  const within = (inner: string, outer: string) => {
+    const path = relative(outer, inner)
+    return path === '' || (!path.startsWith('..') && !isAbsolute(path))
+  }
+  const problems: string[] = []
+  for (const bucket of et.buckets) {
+    if (
+      bucket.kind === 's3' &&
+      server.storage.kind === 's3' &&
+      bucket.name === server.storage.bucket
+    ) {
+      problems.push(
+        `ET_BUCKETS: ${bucket.name} is S3_BUCKET, the server's own storage: name another bucket`,
+      )
+    }
+    if (
+      bucket.kind === 'file' &&
+      (within(bucket.path, server.dataDir) || within(server.dataDir, bucket.path))
+    ) {
+      problems.push(
+        `ET_BUCKETS: ${bucket.name} (${bucket.path}) overlaps DATA_DIR (${server.dataDir}), the server's own files: name a folder outside it`,
+      )
+    }
+  }
+  return problems
 }

@@ -32,6 +32,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ET_BUCKETS: 'media=file:///srv/media, results=s3',
       S3_ENDPOINT: 'http://127.0.0.1:9000',
       S3_FORCE_PATH_STYLE: 'true',
+      SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:engine-events',
     })
     expect(config.elasticTranscoder).toEqual({
       keys: [
@@ -44,8 +45,32 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ],
       s3: { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
       snsRegion: 'us-east-1',
+      // The server's own event topics: no pipeline may have it publish there.
+      refusedSnsTopics: ['arn:aws:sns:us-east-1:123456789012:engine-events'],
     })
     expect(loadConfig({}).elasticTranscoder).toBeNull()
+  })
+
+  it('keeps a key to the buckets it names (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)', () => {
+    const config = loadConfig({
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}`,
+      ET_BUCKETS: 'media=file:///srv/media, results=file:///srv/results',
+    })
+    expect(config.elasticTranscoder?.keys).toEqual([
+      {
+        accessKeyId: 'AKIDONE000000001',
+        secretAccessKey: SECRET,
+        owner: 'alice',
+        buckets: ['media', 'results'],
+      },
+      { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDTWO000000001' },
+    ])
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+elsewhere`,
+        ET_BUCKETS: 'media=file:///srv/media',
+      }),
+    ).toEqual(['ET_API_KEYS: pair 1 names the bucket "elsewhere", which ET_BUCKETS does not have'])
   })
 
   it('names bad entries by position, never printing a secret', () => {
@@ -66,6 +91,34 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
     expect(configProblems({ ET_BUCKETS: 'media=s3' })).toEqual([
       'ET_BUCKETS is set but ET_API_KEYS is not',
     ])
+  })
+
+  it("refuses a bucket that is the server's own storage, where every owner's media lies", () => {
+    const keys = `AKIDONE000000001:${SECRET}`
+    expect(
+      configProblems({
+        ET_API_KEYS: keys,
+        ET_BUCKETS: 'media=s3',
+        STORAGE: 's3',
+        S3_BUCKET: 'media',
+      }),
+    ).toEqual([expect.stringMatching(/^ET_BUCKETS: media is S3_BUCKET, the server's own storage/)])
+    for (const path of ['/srv/tk', '/srv/tk/files', '/srv/tk/files/in', '/srv']) {
+      expect(
+        configProblems({
+          ET_API_KEYS: keys,
+          ET_BUCKETS: `media=file://${path}`,
+          DATA_DIR: '/srv/tk',
+        }),
+      ).toEqual([expect.stringMatching(/^ET_BUCKETS: media .* overlaps DATA_DIR/)])
+    }
+    expect(
+      configProblems({
+        ET_API_KEYS: keys,
+        ET_BUCKETS: 'media=file:///srv/media',
+        DATA_DIR: '/srv/tk',
+      }),
+    ).toEqual([])
   })
 })
 

@@ -3,7 +3,15 @@ import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
 import type { EtNotifier } from './et-notifier.ts'
 import { deliverOutput } from './output-delivery.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
-import type { EtJobRecord, EtOutputRecord, EtStatus } from './store/et-store.ts'
+import {
+  ET_TERMINAL,
+  type EtJobRecord,
+  type EtOutputRecord,
+  type EtStatus,
+} from './store/et-store.ts'
+
+/** Jobs read per page of a sweep. */
+const SWEEP_PAGE = 100
 
 /**
  * Keeps each ET job's status in step with its core job: from the service's events, on every
@@ -50,18 +58,27 @@ export class EtJobSync {
     }
   }
 
-  /** Brings the oldest unfinished jobs up to date (one sweep at a time). */
+  /**
+   * Brings every unfinished job up to date, a page at a time, oldest first (one sweep at a
+   * time): not only the oldest page, which a backlog of waiting jobs would fill for good.
+   */
   #sweep(): void {
     if (this.#sweeping) return
     this.#sweeping = true
     const sweep: Promise<void> = (async () => {
-      for (const job of await this.#options.store.listUnfinishedJobs(100)) {
-        await this.refresh(job).catch((error: unknown) => {
-          this.#logger.error(
-            { etJobId: job.id, error: errorText(error) },
-            'elastic-transcoder-api: could not bring a job up to date',
-          )
-        })
+      let after: string | undefined
+      for (;;) {
+        const page = await this.#options.store.listUnfinishedJobs(SWEEP_PAGE, after)
+        for (const job of page) {
+          await this.refresh(job).catch((error: unknown) => {
+            this.#logger.error(
+              { etJobId: job.id, error: errorText(error) },
+              'elastic-transcoder-api: could not bring a job up to date',
+            )
+          })
+        }
+        if (page.length < SWEEP_PAGE || this.#timer === null) break
+        after = page.at(-1)?.id
       }
     })()
       .catch((error: unknown) => {
@@ -146,17 +163,28 @@ export class EtJobSync {
     return this.#finish(current, core)
   }
 
-  /** Delivers the outputs of an ended core job (once: the store's claim) and ends the ET job. */
-  async #finish(job: EtJobRecord, core: Job): Promise<EtJobRecord> {
+  /**
+   * Delivers the outputs of an ended core job (one process at a time: the store's claim, a
+   * lease) and ends the ET job. Each output is recorded once copied, so a process that takes
+   * over from one that died copies only the outputs still left.
+   */
+  async #finish(claimed: EtJobRecord, core: Job): Promise<EtJobRecord> {
     const { store, buckets } = this.#options
-    if (!(await store.claimDelivery(job.id))) return job
+    if (!(await store.claimDelivery(claimed.id, this.#options.deliveryLeaseMs))) return claimed
+    // As the holder before, if any, left it: the outputs it copied are recorded Complete.
+    const job = (await store.getJobById(claimed.id)) ?? claimed
+    if (ET_TERMINAL.includes(job.status)) return job
     let outputs: EtOutputRecord[]
     try {
       const pipeline = await store.getPipeline(job.pipelineId, job.owner)
       const storage = pipeline ? buckets.get(pipeline.outputBucket) : undefined
       if (!pipeline || !storage) throw new Error('the pipeline or its output bucket is gone')
       outputs = []
-      for (const output of job.outputs) {
+      for (const [index, output] of job.outputs.entries()) {
+        if (output.status === 'Complete') {
+          outputs.push(output)
+          continue
+        }
         outputs.push(
           core.state === 'complete'
             ? await deliverOutput(this.#options.service, core, output, {
@@ -170,6 +198,7 @@ export class EtJobSync {
                 statusDetail: `4000 ${core.errorMessage ?? 'the job failed'}`,
               },
         )
+        await store.updateJob(job.id, { outputs: [...outputs, ...job.outputs.slice(index + 1)] })
       }
     } catch (error) {
       this.#logger.error(

@@ -10,9 +10,9 @@ import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
 import { ElasticTranscoderError, notFound, validationError } from './et-errors.ts'
 import { newEtId } from './et-ids.ts'
 import type { EtJobSync } from './et-job-sync.ts'
-import { checkJobRequest } from './job-request.ts'
+import { type CheckedJobRequest, checkJobRequest } from './job-request.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
-import type { EtJobRecord, EtPage, EtStatus } from './store/et-store.ts'
+import type { EtJobRecord, EtPage, EtPipelineRecord, EtStatus } from './store/et-store.ts'
 
 /**
  * The job operations of the API: CreateJob reads the input from the pipeline's input bucket
@@ -23,6 +23,8 @@ export class EtJobs {
   readonly #options: ResolvedEtOptions
   readonly #sync: EtJobSync
   readonly #logger: Logger
+  /** CreateJob requests of each owner in flight here: they count before their job exists. */
+  readonly #making = new Map<Owner, number>()
 
   constructor(options: ResolvedEtOptions, sync: EtJobSync) {
     this.#options = options
@@ -31,12 +33,27 @@ export class EtJobs {
   }
 
   async create(owner: Owner, body: unknown): Promise<EtJobRecord> {
-    const { service, store, buckets } = this.#options
+    const { service, store } = this.#options
     const request = checkJobRequest(body, service.presets)
     const pipeline = await store.getPipeline(request.pipelineId, owner)
     if (!pipeline) throw notFound('pipeline', request.pipelineId)
-    await this.#checkActiveJobs(owner)
-    const input = buckets.get(pipeline.inputBucket)
+    const release = await this.#reserveRoom(owner)
+    try {
+      return await this.#make(owner, pipeline, request)
+    } finally {
+      release()
+    }
+  }
+
+  async #make(
+    owner: Owner,
+    pipeline: EtPipelineRecord,
+    request: CheckedJobRequest,
+  ): Promise<EtJobRecord> {
+    const { service, store, buckets } = this.#options
+    const input = this.#options.bucketAllowed(owner, pipeline.inputBucket)
+      ? buckets.get(pipeline.inputBucket)
+      : undefined
     if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
     const id = newEtId()
     let object: Awaited<ReturnType<typeof input.get>>
@@ -116,20 +133,44 @@ export class EtJobs {
   }
 
   /**
-   * ET's LimitExceededException past `maxActiveJobsPerOwner` unfinished jobs. Checked before
-   * each job is made, so concurrent requests of one owner may pass it by the few in flight.
+   * ET's LimitExceededException past `maxActiveJobsPerOwner` unfinished jobs. The requests of
+   * the owner this process is still making jobs for count too, so that a storm of concurrent
+   * CreateJob cannot all pass the check before any of their jobs exists (processes sharing a
+   * store may still pass it by the few each has in flight). Call the returned function once
+   * the job is made or refused.
    */
-  async #checkActiveJobs(owner: Owner): Promise<void> {
+  async #reserveRoom(owner: Owner): Promise<() => void> {
     const cap = this.#options.maxActiveJobsPerOwner
-    if (cap === Number.POSITIVE_INFINITY) return
-    let active = 0
+    if (cap === Number.POSITIVE_INFINITY) return () => {}
+    const inFlight = this.#making.get(owner) ?? 0
+    this.#making.set(owner, inFlight + 1)
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      const left = (this.#making.get(owner) ?? 1) - 1
+      if (left > 0) this.#making.set(owner, left)
+      else this.#making.delete(owner)
+    }
+    try {
+      await this.#checkActiveJobs(owner, cap, inFlight)
+    } catch (error) {
+      release()
+      throw error
+    }
+    return release
+  }
+
+  async #checkActiveJobs(owner: Owner, cap: number, inFlight: number): Promise<void> {
+    let active = inFlight
     for (const status of ['Submitted', 'Progressing'] as const) {
+      if (active >= cap) break
       const page = await this.#options.store.listJobs({
         owner,
         status,
         ascending: false,
         after: null,
-        limit: cap,
+        limit: cap - active,
       })
       active += page.items.length
     }

@@ -18,16 +18,27 @@ export const SNS_TOPIC_ARN = /^arn:aws:sns:[a-z0-9-]{1,32}:\d{12}:[A-Za-z0-9_-]{
 /** Why a notification target is refused, or `null` when it may be used. */
 export function notificationTargetProblem(
   target: string,
-  allowed: (url: URL) => boolean,
+  allowed: Pick<ResolvedEtOptions, 'notificationUrlAllowed' | 'snsTopicAllowed'>,
 ): string | null {
-  if (target === '' || SNS_TOPIC_ARN.test(target)) return null
+  if (target === '') return null
+  if (SNS_TOPIC_ARN.test(target)) {
+    return allowed.snsTopicAllowed(target)
+      ? null
+      : `The SNS topic ${target} is not one this endpoint may publish to.`
+  }
   let url: URL | null = null
   try {
     url = new URL(target)
   } catch {
     // Neither an ARN nor a URL: refused below.
   }
-  if (url && (url.protocol === 'http:' || url.protocol === 'https:') && allowed(url)) return null
+  if (
+    url &&
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    allowed.notificationUrlAllowed(url)
+  ) {
+    return null
+  }
   return `The notification target ${JSON.stringify(target)} is not an SNS topic ARN or an allowed URL.`
 }
 
@@ -55,6 +66,8 @@ export class EtNotifier {
     const message = JSON.stringify(notificationMessage(job, state))
     try {
       if (SNS_TOPIC_ARN.test(target)) {
+        // Checked again at send time: the allow-list may have changed since the pipeline was made.
+        if (!this.#options.snsTopicAllowed(target)) throw new Error('the topic is not allowed')
         if (!this.#options.snsPublish) {
           this.#options.logger.warn(
             { jobId: job.id, target },

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict'
-import { consoleLogger, type Logger, type Storage, type TranscodeService } from '@transcodekit/core'
+import {
+  consoleLogger,
+  type Logger,
+  type Owner,
+  type Storage,
+  type TranscodeService,
+} from '@transcodekit/core'
 import type { EtAccessKey } from './sigv4-verifier.ts'
 import type { EtStore } from './store/et-store.ts'
 import { memoryEtStore } from './store/memory-et-store.ts'
@@ -39,8 +45,20 @@ export interface ElasticTranscoderApiOptions {
    * answers ET's LimitExceededException (429). @default 100
    */
   maxActiveJobsPerOwner?: number
+  /**
+   * How many pipelines one owner may have: CreatePipeline past it answers ET's
+   * LimitExceededException (429), as AWS does past its per-account quota. @default 200
+   */
+  maxPipelinesPerOwner?: number
   /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
   snsPublish?: SnsPublish
+  /**
+   * Which SNS topics a pipeline may name as a notification target. The server publishes with
+   * its own AWS credentials, not the client's role: a topic it may publish to but the client
+   * should not (another tenant's, or one the server itself listens to) must be refused here.
+   * @default () => true
+   */
+  snsTopicAllowed?: (topicArn: string) => boolean
   /**
    * Which `http(s)://` URLs a pipeline may name as a notification target instead of an SNS
    * topic. Every URL is refused unless allowed here: a client-chosen URL the server calls is
@@ -53,6 +71,12 @@ export interface ElasticTranscoderApiOptions {
    * `0`: only on events, reads and listings. @default 5_000
    */
   syncIntervalMs?: number
+  /**
+   * How long the process copying a job's outputs to their bucket holds the job: past it,
+   * the job is taken for abandoned (its process died) and another process copies what is
+   * left. Longer than the slowest copy of a job's outputs. @default 1_800_000 (30 min)
+   */
+  deliveryLeaseMs?: number
   /** How long one HTTP notification may take. @default 10_000 */
   notificationTimeoutMs?: number
   /** Where failures of background work are reported. @default consoleLogger() */
@@ -63,15 +87,20 @@ export interface ResolvedEtOptions {
   service: TranscodeService
   keys: readonly EtAccessKey[]
   buckets: ReadonlyMap<string, Storage>
+  /** Whether an owner's pipelines may use a bucket (configured, and among its keys' buckets). */
+  bucketAllowed: (owner: Owner, bucket: string) => boolean
   store: EtStore
   arnPrefix: string
   maxClockSkewMs: number
   bodyLimit: number
   pageSize: number
   maxActiveJobsPerOwner: number
+  maxPipelinesPerOwner: number
   syncIntervalMs: number
+  deliveryLeaseMs: number
   snsPublish: SnsPublish | null
   notificationUrlAllowed: (url: URL) => boolean
+  snsTopicAllowed: (topicArn: string) => boolean
   notificationTimeoutMs: number
   logger: Logger
 }
@@ -97,6 +126,26 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     options.buckets && typeof options.buckets === 'object',
     'elastic-transcoder-api: option "buckets" maps bucket names to storages',
   )
+  const buckets = new Map(Object.entries(options.buckets))
+  // Each owner's buckets: the union of its keys' lists; null (every bucket) if one has none.
+  const bucketsOf = new Map<Owner, Set<string> | null>()
+  for (const key of options.keys) {
+    const owner = key.owner ?? key.accessKeyId
+    for (const name of key.buckets ?? []) {
+      assert.ok(
+        buckets.has(name),
+        `elastic-transcoder-api: option "keys": ${key.accessKeyId} names the bucket ${name}, which "buckets" does not have`,
+      )
+    }
+    const known = bucketsOf.get(owner)
+    if (known === null || !key.buckets) bucketsOf.set(owner, null)
+    else bucketsOf.set(owner, new Set([...(known ?? []), ...key.buckets]))
+  }
+  const bucketAllowed = (owner: Owner, bucket: string) => {
+    if (!buckets.has(bucket)) return false
+    const allowed = bucketsOf.get(owner)
+    return allowed === null || allowed?.has(bucket) === true
+  }
   const region = options.region ?? 'us-east-1'
   const accountId = options.accountId ?? '000000000000'
   assert.match(region, /^[a-z0-9-]{1,32}$/, 'elastic-transcoder-api: option "region"')
@@ -104,11 +153,17 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   const maxClockSkewMs = options.maxClockSkewMs ?? 900_000
   const bodyLimit = options.bodyLimit ?? 65_536
   const notificationTimeoutMs = options.notificationTimeoutMs ?? 10_000
+  const deliveryLeaseMs = options.deliveryLeaseMs ?? 1_800_000
   const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? 100
   assert.ok(
     maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
       (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
     'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
+  )
+  const maxPipelinesPerOwner = options.maxPipelinesPerOwner ?? 200
+  assert.ok(
+    Number.isInteger(maxPipelinesPerOwner) && maxPipelinesPerOwner >= 1,
+    'elastic-transcoder-api: option "maxPipelinesPerOwner" must be an integer ≥ 1',
   )
   const syncIntervalMs = options.syncIntervalMs ?? 5_000
   assert.ok(
@@ -124,6 +179,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     maxClockSkewMs,
     bodyLimit,
     notificationTimeoutMs,
+    deliveryLeaseMs,
   })) {
     assert.ok(
       Number.isFinite(value) && value > 0,
@@ -132,17 +188,24 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   }
   return {
     service: options.service,
-    keys: options.keys.map((key) => ({ ...key })),
-    buckets: new Map(Object.entries(options.buckets)),
+    keys: options.keys.map((key) => ({
+      ...key,
+      ...(key.buckets ? { buckets: [...key.buckets] } : {}),
+    })),
+    buckets,
+    bucketAllowed,
     store: options.store ?? memoryEtStore(),
     arnPrefix: `arn:aws:elastictranscoder:${region}:${accountId}`,
     maxClockSkewMs,
     bodyLimit,
     pageSize,
     maxActiveJobsPerOwner,
+    maxPipelinesPerOwner,
     syncIntervalMs,
+    deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
+    snsTopicAllowed: options.snsTopicAllowed ?? (() => true),
     notificationTimeoutMs,
     logger: options.logger ?? consoleLogger(),
   }

@@ -10,6 +10,11 @@ export interface EtAccessKey {
   secretAccessKey: string
   /** @default the access key id */
   owner?: Owner
+  /**
+   * The buckets (names of the plugin's `buckets`) this key's pipelines may read and write:
+   * keep owners who share a server out of each other's media. @default every bucket
+   */
+  buckets?: readonly string[]
 }
 
 /** What the verifier needs of a request, as it arrived. */
@@ -55,7 +60,7 @@ function parseAmzDate(value: string | undefined): Date {
  * errors AWS answers, so SDKs report them as they did.
  */
 export class SigV4Verifier {
-  readonly #keys: Map<string, Required<EtAccessKey>>
+  readonly #keys: Map<string, Required<Omit<EtAccessKey, 'buckets'>>>
   readonly #maxSkewMs: number
 
   constructor(keys: readonly EtAccessKey[], options: { maxSkewMs: number }) {

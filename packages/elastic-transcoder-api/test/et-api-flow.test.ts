@@ -14,6 +14,7 @@ import {
   paginateListPresets,
   ReadJobCommand,
   ReadPipelineCommand,
+  UpdatePipelineNotificationsCommand,
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
@@ -145,6 +146,18 @@ afterAll(async () => {
   await s3?.close()
   if (dir) await rm(dir, { recursive: true, force: true })
 })
+
+/** Another app on the service that runs no job, with its own limits, for one test. */
+function startHeldApp(options: Partial<Parameters<typeof startEtApp>[0]>) {
+  return startEtApp({
+    service: held,
+    buckets: {
+      [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+      [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+    },
+    ...options,
+  })
+}
 
 async function createPipeline(
   client: ElasticTranscoderClient,
@@ -418,6 +431,84 @@ describe('access', () => {
     expect(jobs.name).toBe('ResourceNotFoundException')
     const job = await bob.send(seedJob(mine, 'bob/steal')).catch((e) => e)
     expect(job.name).toBe('ResourceNotFoundException')
+  })
+
+  it('caps the pipelines of each owner with a LimitExceededException', async () => {
+    const capped = await startHeldApp({ maxPipelinesPerOwner: 2 })
+    try {
+      const mine = etClient(capped.endpoint, ALICE)
+      await createPipeline(mine, 'One')
+      await createPipeline(mine, 'Two')
+      const third = await createPipeline(mine, 'Three').catch((e) => e)
+      expect(third.name).toBe('LimitExceededException')
+      expect(third.$metadata.httpStatusCode).toBe(429)
+      const { Pipelines } = await mine.send(new ListPipelinesCommand({}))
+      expect(Pipelines?.map((p) => p.Name)).toEqual(['One', 'Two'])
+      // Bob's room is his own.
+      expect(await createPipeline(etClient(capped.endpoint, BOB), 'Bob')).toMatch(/^\d{13}-/)
+    } finally {
+      await capped.app.close()
+    }
+  })
+
+  it('publishes only to the SNS topics the server allows (its credentials, not the client)', async () => {
+    const own = 'arn:aws:sns:us-east-1:123456789012:server-own-engine-events'
+    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn !== own })
+    try {
+      const mine = etClient(guarded.endpoint, ALICE)
+      const refused = await createPipeline(mine, 'Hijack', '', own).catch((e) => e)
+      expect(refused.name).toBe('ValidationException')
+      expect(refused.message).toContain(own)
+      const id = await createPipeline(mine, 'Fine', '', TOPIC)
+      const update = await mine
+        .send(
+          new UpdatePipelineNotificationsCommand({
+            Id: id,
+            Notifications: { Progressing: '', Completed: own, Warning: '', Error: '' },
+          }),
+        )
+        .catch((e) => e)
+      expect(update.name).toBe('ValidationException')
+      const { Pipelines } = await mine.send(new ListPipelinesCommand({}))
+      expect(Pipelines?.map((p) => p.Notifications?.Completed)).toEqual([TOPIC])
+    } finally {
+      await guarded.app.close()
+    }
+  })
+
+  it("keeps each key to its own buckets: another owner's bucket is not there for it", async () => {
+    const scoped = await startHeldApp({
+      keys: [ALICE, { ...BOB, buckets: [BUCKETS.output] }],
+    })
+    try {
+      const bob = etClient(scoped.endpoint, BOB)
+      const reading = await createPipeline(bob, 'Reads Alice').catch((e) => e)
+      expect(reading.name).toBe('ValidationException')
+      expect(reading.message).toContain(`"${BUCKETS.input}" is not one this endpoint`)
+      const { Pipelines } = await bob.send(new ListPipelinesCommand({}))
+      expect(Pipelines).toEqual([])
+      // Alice, with every bucket, is unchanged.
+      expect(await createPipeline(etClient(scoped.endpoint, ALICE), 'Mine')).toMatch(/^\d{13}-/)
+    } finally {
+      await scoped.app.close()
+    }
+  })
+
+  it('holds the unfinished-jobs cap against a storm of concurrent CreateJob', async () => {
+    const capped = await startHeldApp({ maxActiveJobsPerOwner: 2 })
+    try {
+      const mine = etClient(capped.endpoint, ALICE)
+      const pipelineId = await createPipeline(mine, 'Storm')
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => mine.send(seedJob(pipelineId, `storm/${i}`))),
+      )
+      const made = results.filter((r) => r.status === 'fulfilled')
+      const refused = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []))
+      expect(made).toHaveLength(2)
+      expect(refused.map((e) => e.name)).toEqual(Array(4).fill('LimitExceededException'))
+    } finally {
+      await capped.app.close()
+    }
   })
 
   it('refuses what it cannot do with a ValidationException, leaving nothing behind', async () => {

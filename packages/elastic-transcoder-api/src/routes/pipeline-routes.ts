@@ -1,3 +1,4 @@
+import type { Owner } from '@transcodekit/core'
 import { ElasticTranscoderError, notFound, validationError } from '../et-errors.ts'
 import { newEtId } from '../et-ids.ts'
 import { notificationTargetProblem } from '../et-notifier.ts'
@@ -20,8 +21,9 @@ function body(request: EtRequest): Wire {
   return value as Wire
 }
 
-function bucket(settings: ResolvedEtOptions, value: unknown, what: string): string {
-  if (typeof value !== 'string' || !settings.buckets.has(value)) {
+/** A bucket the owner's pipelines may use; another owner's answers as if it did not exist. */
+function bucket(settings: ResolvedEtOptions, owner: Owner, value: unknown, what: string): string {
+  if (typeof value !== 'string' || !settings.bucketAllowed(owner, value)) {
     throw validationError(
       `${what}: the bucket ${JSON.stringify(value)} is not one this endpoint is configured with.`,
     )
@@ -40,7 +42,7 @@ function notifications(settings: ResolvedEtOptions, value: unknown): EtNotificat
     if (typeof target !== 'string' || target.length > 2048) {
       throw validationError(`Notifications:${name} must be a string.`)
     }
-    const problem = notificationTargetProblem(target, settings.notificationUrlAllowed)
+    const problem = notificationTargetProblem(target, settings)
     if (problem) throw validationError(problem)
     result[name] = target
   }
@@ -90,14 +92,22 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
       owner: request.etOwner,
       name: name(input.Name),
       status: 'Active',
-      inputBucket: bucket(settings, input.InputBucket, 'InputBucket'),
-      outputBucket: bucket(settings, outputBucketOf(input), 'OutputBucket'),
+      inputBucket: bucket(settings, request.etOwner, input.InputBucket, 'InputBucket'),
+      outputBucket: bucket(settings, request.etOwner, outputBucketOf(input), 'OutputBucket'),
       role: role(input.Role),
       awsKmsKeyArn: kmsKey(input.AwsKmsKeyArn),
       notifications: notifications(settings, input.Notifications),
       createdAt: new Date(),
     }
-    await store.createPipeline(pipeline)
+    const created = await store.createPipeline(pipeline, {
+      maxPerOwner: settings.maxPipelinesPerOwner,
+    })
+    if (created === 'limit') {
+      throw new ElasticTranscoderError(
+        'LimitExceededException',
+        `Too many pipelines (at most ${settings.maxPipelinesPerOwner}): delete one first.`,
+      )
+    }
     return reply.status(201).send({ Pipeline: view(pipeline), Warnings: [] })
   })
 
@@ -123,10 +133,10 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
     const updated = await store.updatePipeline(current.id, request.etOwner, {
       ...(input.Name !== undefined ? { name: name(input.Name) } : {}),
       ...(input.InputBucket !== undefined
-        ? { inputBucket: bucket(settings, input.InputBucket, 'InputBucket') }
+        ? { inputBucket: bucket(settings, request.etOwner, input.InputBucket, 'InputBucket') }
         : {}),
       ...(outputBucketOf(input) !== undefined
-        ? { outputBucket: bucket(settings, outputBucketOf(input), 'OutputBucket') }
+        ? { outputBucket: bucket(settings, request.etOwner, outputBucketOf(input), 'OutputBucket') }
         : {}),
       ...(input.Role !== undefined ? { role: role(input.Role) } : {}),
       ...(input.AwsKmsKeyArn !== undefined ? { awsKmsKeyArn: kmsKey(input.AwsKmsKeyArn) } : {}),

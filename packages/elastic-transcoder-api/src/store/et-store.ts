@@ -99,7 +99,9 @@ export interface EtPage<T> {
  * - a job in a terminal status (`Complete`, `Canceled`, `Error`) never changes again;
  * - `updateJob` with `onlyIf` changes the job only while its status is one of those
  *   (a cancel that races a start: one of them wins);
- * - `claimDelivery` is true for exactly one caller per job.
+ * - `claimDelivery` is true for exactly one caller per job at a time: a claim lapses after
+ *   `leaseMs` (by the store's clock), so a process that died while copying does not leave
+ *   the job `Progressing` forever.
  *
  * @example
  * const store = memoryEtStore()
@@ -107,7 +109,14 @@ export interface EtPage<T> {
  * const { items, next } = await store.listPipelines({ owner, ascending: true, after: null, limit: 50 })
  */
 export interface EtStore {
-  createPipeline(pipeline: EtPipelineRecord): Promise<void>
+  /**
+   * Adds a pipeline, unless its owner has `maxPerOwner` already (`'limit'`): decided by the
+   * store, so that concurrent requests cannot pass the cap. @default maxPerOwner Infinity
+   */
+  createPipeline(
+    pipeline: EtPipelineRecord,
+    options?: { maxPerOwner?: number },
+  ): Promise<'created' | 'limit'>
   getPipeline(id: string, owner: Owner): Promise<EtPipelineRecord | null>
   listPipelines(request: EtListRequest): Promise<EtPage<EtPipelineRecord>>
   updatePipeline(
@@ -132,12 +141,16 @@ export interface EtStore {
     options?: { onlyIf?: readonly EtStatus[] },
   ): Promise<EtJobRecord | null>
   /**
-   * Any owner's jobs not ended yet (Submitted or Progressing), oldest first: what the API
-   * brings up to date now and then, for jobs whose core job another process runs.
+   * Any owner's jobs not ended yet (Submitted or Progressing), oldest first, after the id
+   * `after` if given: what the API brings up to date now and then, for jobs whose core job
+   * another process runs.
    */
-  listUnfinishedJobs(limit: number): Promise<EtJobRecord[]>
-  /** True for the one caller that may copy the job's outputs to its bucket. */
-  claimDelivery(id: string): Promise<boolean>
+  listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]>
+  /**
+   * True for the one caller that may copy the job's outputs to its bucket: the job was never
+   * claimed, or its last claim is at least `leaseMs` old (its holder is taken for dead).
+   */
+  claimDelivery(id: string, leaseMs: number): Promise<boolean>
 
   /** Optional: release what the store created. */
   close?(): Promise<void>

@@ -116,22 +116,41 @@ export class KyselyEtStore implements EtStore {
     this.#db = (options.db as Kysely<EtTables>).withSchema(schema)
   }
 
-  async createPipeline(p: EtPipelineRecord): Promise<void> {
-    await this.#db
-      .insertInto('et_pipelines')
-      .values({
-        id: p.id,
-        owner: p.owner,
-        name: p.name,
-        status: p.status,
-        input_bucket: p.inputBucket,
-        output_bucket: p.outputBucket,
-        role: p.role,
-        aws_kms_key_arn: p.awsKmsKeyArn,
-        notifications: JSON.stringify(p.notifications),
-        created_at: p.createdAt,
-      })
-      .execute()
+  async createPipeline(
+    p: EtPipelineRecord,
+    { maxPerOwner = Number.POSITIVE_INFINITY }: { maxPerOwner?: number } = {},
+  ): Promise<'created' | 'limit'> {
+    const row = {
+      id: p.id,
+      owner: p.owner,
+      name: p.name,
+      status: p.status,
+      input_bucket: p.inputBucket,
+      output_bucket: p.outputBucket,
+      role: p.role,
+      aws_kms_key_arn: p.awsKmsKeyArn,
+      notifications: JSON.stringify(p.notifications),
+      created_at: p.createdAt,
+    }
+    if (maxPerOwner === Number.POSITIVE_INFINITY) {
+      await this.#db.insertInto('et_pipelines').values(row).execute()
+      return 'created'
+    }
+    // The owner's pipelines are counted and added under a lock of that owner, held to the
+    // commit: two requests at once cannot both see room for one more.
+    return this.#db.transaction().execute(async (trx) => {
+      await sql`select pg_advisory_xact_lock(hashtext(${`transcodekit.et_pipelines:${p.owner}`}))`.execute(
+        trx,
+      )
+      const { count } = await trx
+        .selectFrom('et_pipelines')
+        .select((eb) => eb.fn.countAll<string>().as('count'))
+        .where('owner', '=', p.owner)
+        .executeTakeFirstOrThrow()
+      if (Number(count) >= maxPerOwner) return 'limit'
+      await trx.insertInto('et_pipelines').values(row).execute()
+      return 'created'
+    })
   }
 
   async getPipeline(id: string, owner: Owner): Promise<EtPipelineRecord | null> {
@@ -281,23 +300,29 @@ export class KyselyEtStore implements EtStore {
     return row ? toJob(row) : null
   }
 
-  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
-    const rows = await this.#db
+  async listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]> {
+    let query = this.#db
       .selectFrom('et_jobs')
       .selectAll()
       .where('status', 'in', ['Submitted', 'Progressing'])
       .orderBy('id')
       .limit(limit)
-      .execute()
+    if (after !== undefined) query = query.where('id', '>', after)
+    const rows = await query.execute()
     return rows.map(toJob)
   }
 
-  async claimDelivery(id: string): Promise<boolean> {
+  async claimDelivery(id: string, leaseMs: number): Promise<boolean> {
+    // The database's clock decides, in one statement: no two processes hold a live claim,
+    // whatever their own clocks say.
+    const lapsed = sql<Date>`now() - make_interval(secs => ${leaseMs / 1000})`
     const result = await this.#db
       .updateTable('et_jobs')
-      .set({ delivery_claimed_at: new Date() })
+      .set({ delivery_claimed_at: sql<Date>`now()` })
       .where('id', '=', id)
-      .where('delivery_claimed_at', 'is', null)
+      .where((eb) =>
+        eb.or([eb('delivery_claimed_at', 'is', null), eb('delivery_claimed_at', '<=', lapsed)]),
+      )
       .executeTakeFirst()
     return result.numUpdatedRows === 1n
   }

@@ -26,11 +26,19 @@ function page<T extends { id: string }>(all: T[], request: EtListRequest): EtPag
 export class MemoryEtStore implements EtStore {
   readonly #pipelines = new Map<string, EtPipelineRecord>()
   readonly #jobs = new Map<string, EtJobRecord>()
-  readonly #claimed = new Set<string>()
+  /** When each job's delivery was last claimed (ms since the epoch). */
+  readonly #claimed = new Map<string, number>()
 
-  async createPipeline(pipeline: EtPipelineRecord): Promise<void> {
+  async createPipeline(
+    pipeline: EtPipelineRecord,
+    { maxPerOwner = Number.POSITIVE_INFINITY }: { maxPerOwner?: number } = {},
+  ): Promise<'created' | 'limit'> {
     if (this.#pipelines.has(pipeline.id)) throw new Error(`pipeline ${pipeline.id} exists`)
+    let count = 0
+    for (const p of this.#pipelines.values()) if (p.owner === pipeline.owner) count++
+    if (count >= maxPerOwner) return 'limit'
     this.#pipelines.set(pipeline.id, structuredClone(pipeline))
+    return 'created'
   }
 
   async getPipeline(id: string, owner: string): Promise<EtPipelineRecord | null> {
@@ -109,17 +117,22 @@ export class MemoryEtStore implements EtStore {
     return structuredClone(updated)
   }
 
-  async listUnfinishedJobs(limit: number): Promise<EtJobRecord[]> {
+  async listUnfinishedJobs(limit: number, after?: string): Promise<EtJobRecord[]> {
     return [...this.#jobs.values()]
       .filter((job) => !ET_TERMINAL.includes(job.status))
+      .filter((job) => after === undefined || job.id.localeCompare(after) > 0)
       .sort((a, b) => a.id.localeCompare(b.id))
       .slice(0, limit)
       .map((job) => structuredClone(job))
   }
 
-  async claimDelivery(id: string): Promise<boolean> {
-    if (this.#claimed.has(id) || !this.#jobs.has(id)) return false
-    this.#claimed.add(id)
+  async claimDelivery(id: string, leaseMs: number): Promise<boolean> {
+    const claimedAt = this.#claimed.get(id)
+    const now = Date.now()
+    if (!this.#jobs.has(id) || (claimedAt !== undefined && claimedAt > now - leaseMs)) {
+      return false
+    }
+    this.#claimed.set(id, now)
     return true
   }
 }

@@ -94,6 +94,31 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
       }
     }
 
+    it('creates at most maxPerOwner pipelines of an owner, even when asked at once', () =>
+      withStore(async (store) => {
+        const [alice, bob] = [owner(), owner()]
+        const made = ids(7)
+        const results = await Promise.all(
+          made
+            .slice(0, 5)
+            .map((id) => store.createPipeline(pipeline(id, alice), { maxPerOwner: 2 })),
+        )
+        expect(results.filter((r) => r === 'created')).toHaveLength(2)
+        expect(results.filter((r) => r === 'limit')).toHaveLength(3)
+        const page = await store.listPipelines({
+          owner: alice,
+          ascending: true,
+          after: null,
+          limit: 50,
+        })
+        expect(page.items).toHaveLength(2)
+        // Another owner's count is its own.
+        expect(
+          await store.createPipeline(pipeline(made[5] as string, bob), { maxPerOwner: 2 }),
+        ).toBe('created')
+        expect(await store.createPipeline(pipeline(made[6] as string, bob))).toBe('created')
+      }))
+
     it('keeps pipelines per owner, pages them both ways, updates and deletes them', () =>
       withStore(async (store) => {
         const alice = owner()
@@ -224,6 +249,10 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         const unfinished = (await store.listUnfinishedJobs(1000)).map((j) => j.id)
         expect(unfinished.filter((id) => [a, b, c].includes(id))).toEqual([a, b])
         expect(await store.listUnfinishedJobs(1)).toHaveLength(1)
+        // Paged after an id: a sweep reaches every unfinished job, not only the oldest ones.
+        const afterA = (await store.listUnfinishedJobs(1000, a)).map((j) => j.id)
+        expect(afterA).toContain(b)
+        expect(afterA).not.toContain(a)
       }))
 
     it('lets exactly one caller claim the delivery of a job', () =>
@@ -233,10 +262,24 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         await store.createPipeline(pipeline(pipelineId, alice))
         await store.createJob(job(jobId, alice, pipelineId))
         const claims = await Promise.all(
-          Array.from({ length: 5 }, () => store.claimDelivery(jobId)),
+          Array.from({ length: 5 }, () => store.claimDelivery(jobId, 600_000)),
         )
         expect(claims.filter(Boolean)).toHaveLength(1)
-        expect(await store.claimDelivery(jobId)).toBe(false)
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(false)
+      }))
+
+    it('gives the delivery to another caller once the claim holder lease has lapsed', () =>
+      withStore(async (store) => {
+        const alice = owner()
+        const [pipelineId, jobId] = ids(2) as [string, string]
+        await store.createPipeline(pipeline(pipelineId, alice))
+        await store.createJob(job(jobId, alice, pipelineId))
+        // A process claimed it, then died while copying: its claim never ends by itself.
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(true)
+        // A caller for whom any claim older than 0 ms has lapsed takes it over…
+        expect(await store.claimDelivery(jobId, 0)).toBe(true)
+        // …and holds it for the next 10 minutes against everyone else.
+        expect(await store.claimDelivery(jobId, 600_000)).toBe(false)
       }))
   })
 }
