@@ -6,7 +6,8 @@ import type { Migration } from 'kysely/migration'
 
 /**
  * The custom presets of the Elastic Transcoder API (`@transcodekit/elastic-transcoder-api`):
- * each owner's, as CreatePreset made them, with the core preset each maps onto.
+ * each owner's, as CreatePreset made them, with the core preset each maps onto. And, for every
+ * output made with a preset of its job's own (not the catalog's), a copy of that preset.
  */
 export function etPresets(schema: string): Migration {
   return {
@@ -29,9 +30,13 @@ export function etPresets(schema: string): Migration {
         .on('et_presets')
         .columns(['owner', 'id'])
         .execute()
+      // The job runs from its own copy: deleting the custom preset later changes nothing.
+      await db.schema.alterTable('outputs').addColumn('preset', 'jsonb').execute()
     },
     async down(root: Kysely<any>) {
-      await root.withSchema(schema).schema.dropTable('et_presets').execute()
+      const db = root.withSchema(schema)
+      await db.schema.alterTable('outputs').dropColumn('preset').execute()
+      await db.schema.dropTable('et_presets').execute()
     },
   }
 }
