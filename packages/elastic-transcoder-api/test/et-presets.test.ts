@@ -15,7 +15,12 @@ import {
 } from '@aws-sdk/client-elastic-transcoder'
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { s3Storage } from '@transcodekit/aws'
-import { createTranscoder, ffmpegEngine, type TranscodeService } from '@transcodekit/core'
+import {
+  createTranscoder,
+  ffmpegEngine,
+  memoryRepository,
+  type TranscodeService,
+} from '@transcodekit/core'
 import { makeTone, probe } from '@transcodekit/core/testing'
 import { kyselyRepository, migrateToLatest, openDatabase } from '@transcodekit/kysely'
 import type { FastifyInstance } from 'fastify'
@@ -149,12 +154,6 @@ describe('custom presets', () => {
         ],
       }),
     )
-    // A preset in use by an unfinished job is not deleted (ET's ResourceInUseException).
-    const inUse = await alice.send(new DeletePresetCommand({ Id: mp3?.Id })).catch((e) => e)
-    const { Job: now } = await alice.send(new ReadJobCommand({ Id: Job?.Id }))
-    if (now?.Status === 'Submitted' || now?.Status === 'Progressing') {
-      expect(inUse.name).toBe('ResourceInUseException')
-    }
     await waitUntilJobComplete(
       { client: alice, maxWaitTime: 60, minDelay: 1, maxDelay: 1 },
       { Id: Job?.Id },
@@ -170,12 +169,52 @@ describe('custom presets', () => {
       expect(audio).toMatchObject({ codec_name: codec, channels: 1 })
       expect(Number(audio?.sample_rate)).toBe(sampleRate)
     }
-    // Deleted once the job is over (the mp3 one already, unless it was still in use).
-    await deleteAll(
-      alice,
-      inUse.name ? [mp3?.Id as string, flac?.Id as string] : [flac?.Id as string],
-    )
+    // Deleted once the job is over: gone for ReadPreset and ListPresets.
+    await deleteAll(alice, [mp3?.Id as string, flac?.Id as string])
+    const gone = await alice.send(new ReadPresetCommand({ Id: mp3?.Id })).catch((e) => e)
+    expect(gone.name).toBe('ResourceNotFoundException')
     expect(await listedIds(alice)).not.toContain(flac?.Id)
+  })
+
+  it('keeps a preset that an unfinished job uses (ResourceInUseException)', async () => {
+    // A service that takes jobs but runs none: the job stays Submitted.
+    const held = createTranscoder({
+      storage: s3Storage({ client: s3client, bucket: BUCKETS.internal }),
+      engine: ffmpegEngine(),
+      repository: memoryRepository(),
+      worker: false,
+    })
+    const waiting = await startEtApp({
+      service: held,
+      buckets: {
+        [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+        [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+      },
+    })
+    try {
+      const client = etClient(waiting.endpoint)
+      const { Preset } = await client.send(
+        new CreatePresetCommand({ Name: 'Held', Container: 'flac', Audio: { Codec: 'flac' } }),
+      )
+      const { Job } = await client.send(
+        new CreateJobCommand({
+          PipelineId: await pipelineOf(client),
+          Input: { Key: 'media/song.mp3' },
+          Outputs: [{ Key: 'held/song.flac', PresetId: Preset?.Id }],
+        }),
+      )
+      expect(Job?.Status).toBe('Submitted')
+      const inUse = await client.send(new DeletePresetCommand({ Id: Preset?.Id })).catch((e) => e)
+      expect(inUse.name).toBe('ResourceInUseException')
+      expect(inUse.$metadata.httpStatusCode).toBe(409)
+      expect((await client.send(new ReadPresetCommand({ Id: Preset?.Id }))).Preset?.Id).toBe(
+        Preset?.Id,
+      )
+      client.destroy()
+    } finally {
+      await waiting.app.close()
+      await held.close()
+    }
   })
 
   it('refuses what the preset schema cannot express with a ValidationException, leaving nothing', async () => {
