@@ -9,7 +9,6 @@ import {
   DeletePresetCommand,
   type ElasticTranscoderClient,
   paginateListPresets,
-  ReadJobCommand,
   ReadPresetCommand,
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
@@ -29,7 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
 import { s3rverClient } from '../../aws/test/aws-clients.ts'
 import { kyselyEtStore } from '../src/kysely.ts'
-import { ALICE, BOB, etClient, startEtApp } from './et-test-app.ts'
+import { BOB, etClient, startEtApp } from './et-test-app.ts'
 
 // Custom presets on an unchanged @aws-sdk/client-elastic-transcoder, the service and the ET
 // store both on PostgreSQL (one schema, dropped after): what CreatePreset makes survives in
