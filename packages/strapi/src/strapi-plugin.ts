@@ -95,6 +95,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
     ...options.retry,
     concurrency: options.concurrency,
     isPermanent: isPermanentError,
+    logger: strapiCoreLogger(strapi.log),
     onRetry(key, error, attempt, delayMs) {
       strapi.log.warn(
         `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,
@@ -365,6 +366,7 @@ function writeRecord(
 ): Promise<void> {
   const previous = state.writes.get(fileId) ?? Promise.resolve()
   const next = previous
+    // The previous write's failure is its own caller's to handle; this write runs anyway.
     .catch(() => {})
     .then(async () => {
       const query = strapi.db.query(UPLOAD_FILE_MODEL)
@@ -382,6 +384,7 @@ function writeRecord(
     .finally(() => {
       if (state.writes.get(fileId) === next) state.writes.delete(fileId)
     })
+    // Only the bookkeeping: `next` itself, failure included, goes back to the caller.
     .catch(() => {})
   return next
 }
