@@ -11,6 +11,8 @@ export interface StrapiHost {
     query(uid: string): StrapiQuery
   }
   plugin(name: string): { provider?: StrapiUploadProvider } | undefined
+  /** Strapi's services by uid (`admin::permission` takes the plugin's RBAC actions). */
+  service?(uid: string): unknown
 }
 
 export interface StrapiLogger {

@@ -9,6 +9,8 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import { adminController } from './admin-api/controller.ts'
+import { registerAdminPermissions } from './admin-api/permissions.ts'
 import {
   CMS_OWNER,
   createLifecycleAdapter,
@@ -64,6 +66,10 @@ export interface TranscodekitStrapiService {
   idle(): Promise<void>
   /** Reads what is recorded on a file entry, or `null`. */
   recordOf(fileId: string | number): Promise<TranscodeRecord | null>
+  /** The idempotency keys of file entries' jobs are `<keyPrefix><fileId>`. */
+  readonly keyPrefix: string
+  /** Records `jobId` (a retry) as the entry's job, and follows it to its end. */
+  track(fileId: string, jobId: string): void
 }
 
 const states = new WeakMap<object, PluginState>()
@@ -161,6 +167,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
   }
   states.set(strapi, state)
   await followUnfinished(state, strapi)
+  await registerAdminPermissions(strapi)
   strapi.log.info(
     `transcodekit: transcoding ${options.rules.map((r) => `${r.mime} → ${r.presets.join('+')}`).join(', ')}`,
   )
@@ -177,6 +184,9 @@ export async function destroy({ strapi }: { strapi: StrapiHost }): Promise<void>
   await state.close()
 }
 
+export { routes } from './admin-api/routes.ts'
+export const controllers = { admin: adminController }
+
 export const services = {
   transcoder: ({ strapi }: { strapi: StrapiHost }): TranscodekitStrapiService => ({
     get service() {
@@ -189,6 +199,19 @@ export const services = {
       const state = stateOf(strapi)
       await state.tasks.idle()
       await Promise.allSettled(state.writes.values())
+    },
+    get keyPrefix() {
+      return stateOf(strapi).options.keyPrefix
+    },
+    track(fileId, jobId) {
+      const state = stateOf(strapi)
+      state.tasks.run(`track:${fileId}`, async () => {
+        // The previous job's follower (it has ended, or is ending) makes way for the new job's.
+        await state.tasks.cancel(`follow:${fileId}`)
+        const job = await state.service.getJob(jobId)
+        await writeRecord(state, strapi, fileId, await state.adapter.describe(job))
+        follow(state, strapi, fileId, jobId)
+      })
     },
     async recordOf(fileId) {
       const row = await strapi.db
