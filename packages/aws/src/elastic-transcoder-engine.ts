@@ -21,6 +21,7 @@ import {
   type EngineStatus,
   InvalidStateError,
   isTerminal,
+  type JobErrorCode,
   type JobState,
   NotFoundError,
   type Preset,
@@ -69,7 +70,10 @@ export function elasticTranscoderState(status: unknown): JobState | null {
  * Elastic Transcoder's error codes (the number that starts `StatusDetail`): 3xxx are about
  * the output location, 4xxx about the input, the rest about the encode.
  */
-function errorCode(detail: string | undefined | null, fallback = 'ENCODE_FAILED'): string {
+function errorCode(
+  detail: string | undefined | null,
+  fallback: JobErrorCode = 'ENCODE_FAILED',
+): JobErrorCode {
   const number = detail ? /^(\d{4})\b/.exec(detail)?.[1] : undefined
   if (!number) return fallback
   if (number.startsWith('3')) return 'STORAGE_FAILED'

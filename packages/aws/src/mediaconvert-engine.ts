@@ -22,6 +22,7 @@ import {
   type EngineStatus,
   InvalidStateError,
   isTerminal,
+  type JobErrorCode,
   type JobState,
   NotFoundError,
   type Preset,
@@ -58,7 +59,7 @@ function mediaConvertState(status: unknown): JobState | null {
 }
 
 /** MediaConvert error codes: 1xxx are about the input, 3xxx about S3 and permissions. */
-function errorCode(code: unknown): string {
+function errorCode(code: unknown): JobErrorCode {
   const text = String(code ?? '')
   if (text.startsWith('1')) return 'DECODE_FAILED'
   if (text.startsWith('3')) return 'STORAGE_FAILED'

@@ -1,12 +1,78 @@
 /**
+ * The codes of the errors core throws to its callers (`TranscodeKitError.code`), each with
+ * its own meaning: safe to branch on, and stable across versions. Adapters map them (the
+ * Fastify plugin to HTTP statuses, the Strapi plugin to its answers), typed by this list so
+ * that a new code cannot go unmapped.
+ */
+export const REQUEST_ERROR_CODES = [
+  'NOT_FOUND',
+  'UNKNOWN_PRESET',
+  'INVALID_PRESET',
+  'INCOMPATIBLE_PRESET',
+  'UNSUPPORTED_MEDIA',
+  'TOO_LARGE',
+  'INVALID_STATE',
+  'IDEMPOTENCY_CONFLICT',
+  'INVALID_KEY',
+  'CONFIGURATION',
+  'ABORTED',
+  'INVALID_REQUEST',
+  'INVALID_CURSOR',
+  'INVALID_ID',
+  'INVALID_IDEMPOTENCY_KEY',
+  'INVALID_RANGE',
+  'INVALID_MESSAGE',
+  'NOTIFICATION_REJECTED',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'TOO_MANY_JOBS',
+  'INSUFFICIENT_STORAGE',
+  'MEDIA_TOO_LONG',
+  'FRAME_TOO_LARGE',
+  'FRAME_RATE_TOO_HIGH',
+  'OUTPUT_TOO_LARGE',
+] as const
+export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number]
+
+/** The limits of `JobLimits` that refuse an input, by the code of their `MediaLimitError`. */
+export type MediaLimitCode = Extract<
+  RequestErrorCode,
+  'MEDIA_TOO_LONG' | 'FRAME_TOO_LARGE' | 'FRAME_RATE_TOO_HIGH' | 'OUTPUT_TOO_LARGE'
+>
+
+/**
+ * Why a job or one of its outputs failed (`Job.errorCode`, `Output.errorCode`): set by the
+ * engines (`EngineError`) and the ffmpeg engine's guards, or by a limit that refused the job
+ * before it started (a `MediaLimitCode`).
+ */
+export const JOB_ERROR_CODES = [
+  'DECODE_FAILED',
+  'ENCODE_FAILED',
+  'TIMEOUT',
+  'ENGINE_UNAVAILABLE',
+  'ENGINE_REJECTED',
+  'ENGINE_FAILED',
+  'STORAGE_FAILED',
+  'STALLED',
+  'CPU_LIMIT',
+  'MEMORY_LIMIT',
+  'OUTPUT_TOO_LARGE',
+  'NO_FRAME',
+] as const
+export type JobErrorCode = (typeof JOB_ERROR_CODES)[number]
+
+/** Every code core gives an error. Adapters may add their own (`USAGE` in the CLI). */
+export type ErrorCode = RequestErrorCode | JobErrorCode
+
+/**
  * Base class of every error transcodekit throws on purpose. `code` is stable and safe to
- * branch on; the message is for people. No HTTP knowledge here: the Fastify package maps
- * codes to status codes in one place.
+ * branch on (core's are the `ErrorCode`s); the message is for people. No HTTP knowledge here:
+ * the Fastify package maps codes to status codes in one place.
  */
 export class TranscodeKitError extends Error {
-  readonly code: string
+  readonly code: ErrorCode | (string & {})
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode | (string & {}), message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
     this.code = code
@@ -102,7 +168,13 @@ export class ConfigurationError extends TranscodeKitError {
  * `STALLED`, `CPU_LIMIT`, `MEMORY_LIMIT`, `OUTPUT_TOO_LARGE`. An output that fails alone while
  * its job completes carries its own code (`NO_FRAME`).
  */
-export class EngineError extends TranscodeKitError {}
+export class EngineError extends TranscodeKitError {
+  declare readonly code: JobErrorCode
+
+  constructor(code: JobErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
+  }
+}
 
 /** The operation was aborted through its `AbortSignal`. */
 export class AbortedError extends TranscodeKitError {
@@ -112,7 +184,25 @@ export class AbortedError extends TranscodeKitError {
 }
 
 /** A request whose parameters are malformed (a bad cursor, an empty preset list). */
-export class InvalidRequestError extends TranscodeKitError {}
+export class InvalidRequestError extends TranscodeKitError {
+  declare readonly code: RequestErrorCode
+
+  constructor(
+    code: Extract<
+      RequestErrorCode,
+      | 'INVALID_REQUEST'
+      | 'INVALID_CURSOR'
+      | 'INVALID_ID'
+      | 'INVALID_IDEMPOTENCY_KEY'
+      | 'INVALID_RANGE'
+      | 'INVALID_MESSAGE'
+    >,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options)
+  }
+}
 
 /**
  * A push notification that failed verification (signature, certificate host, topic, age,
@@ -180,6 +270,7 @@ export function outOfSpace(error: unknown, what: string): InsufficientStorageErr
  */
 export class MediaLimitError extends TranscodeKitError {
   /** The option of `limits` that refused the input (`maxDurationSec`, …). */
+  declare readonly code: MediaLimitCode
   readonly limit: string
   /** The configured maximum. */
   readonly max: number
@@ -187,7 +278,7 @@ export class MediaLimitError extends TranscodeKitError {
   readonly actual: number
 
   constructor(
-    code: string,
+    code: MediaLimitCode,
     limit: string,
     actual: number,
     max: number,

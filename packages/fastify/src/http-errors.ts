@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
-import { TranscodeKitError } from '@transcodekit/core'
+import { type RequestErrorCode, TranscodeKitError } from '@transcodekit/core'
 
 /*
  * Every error the routes answer with, made once with `@fastify/error` and exported so an app
@@ -54,8 +54,11 @@ export const UploadTimeoutError = createError('TRANSCODEKIT_UPLOAD_TIMEOUT', '%s
 export const InsufficientStorageError = createError('TRANSCODEKIT_INSUFFICIENT_STORAGE', '%s', 507)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)
 
-/** Core error codes (`TranscodeKitError.code`) and the HTTP error each one becomes. */
-const FROM_CORE: Record<string, FastifyErrorConstructor> = {
+/**
+ * Core's request error codes (`TranscodeKitError.code`) and the HTTP error each one becomes:
+ * every one of them, so that a code core adds cannot go unmapped.
+ */
+const FROM_CORE: Record<RequestErrorCode, FastifyErrorConstructor> = {
   NOT_FOUND: NotFoundError,
   UNKNOWN_PRESET: UnknownPresetError,
   INVALID_PRESET: InvalidPresetError,
@@ -63,6 +66,11 @@ const FROM_CORE: Record<string, FastifyErrorConstructor> = {
   INVALID_REQUEST: InvalidRequestError,
   INVALID_CURSOR: InvalidCursorError,
   INVALID_IDEMPOTENCY_KEY: InvalidIdempotencyKeyError,
+  INVALID_ID: InvalidRequestError,
+  INVALID_RANGE: RangeNotSatisfiableError,
+  INVALID_MESSAGE: InvalidRequestError,
+  // The server's own options are wrong: nothing the client can change.
+  CONFIGURATION: InternalError,
   // A key the client made up (a file URL): to the client it names nothing.
   INVALID_KEY: NotFoundError,
   UNSUPPORTED_MEDIA: UnsupportedMediaError,
@@ -128,8 +136,10 @@ export function toHttpError(error: unknown): HttpError {
 
 function mapError(error: unknown): { code: string; statusCode?: number; message: string } {
   if (error instanceof TranscodeKitError) {
-    const make = FROM_CORE[error.code]
-    if (make) return make(error.message)
+    const make = Object.hasOwn(FROM_CORE, error.code)
+      ? FROM_CORE[error.code as RequestErrorCode]
+      : undefined
+    if (make) return make(make === InternalError ? 'internal error' : error.message)
     if (error.name === 'InvalidRequestError') return InvalidRequestError(error.message)
     return InternalError('internal error')
   }

@@ -9,5 +9,5 @@ export {
 export * from './http-errors.ts'
 export * from './plugin-options.ts'
 export * from './schemas.ts'
-export type { TypedInstance } from './transcodekit-plugin.ts'
 export { default, default as transcodekit } from './transcodekit-plugin.ts'
+export type { TypedInstance } from './typed-instance.ts'

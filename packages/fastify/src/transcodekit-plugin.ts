@@ -1,14 +1,7 @@
 import multipart from '@fastify/multipart'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Owner, TranscodeService } from '@transcodekit/core'
-import type {
-  FastifyBaseLogger,
-  FastifyInstance,
-  FastifyPluginAsync,
-  RawReplyDefaultExpression,
-  RawRequestDefaultExpression,
-  RawServerDefault,
-} from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { documentSecurity, resolveOwnerHook } from './access-control.ts'
 import { NotFoundError, toHttpError } from './http-errors.ts'
@@ -35,15 +28,6 @@ declare module 'fastify' {
     transcodekitOwner: Owner | null
   }
 }
-
-/** The routes' instance, typed by their TypeBox schemas. */
-export type TypedInstance = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->
 
 const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
   instance,

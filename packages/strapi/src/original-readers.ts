@@ -2,10 +2,17 @@ import { open, realpath } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { Readable } from 'node:stream'
 import { TranscodeKitError } from '@transcodekit/core'
+import type { OriginalReadCode } from './error-codes.ts'
 import type { MediaFileSnapshot, OriginalReader } from './lifecycle-adapter.ts'
 
-/** Why an original could not be read; `code` is `ORIGINAL_REJECTED` or `ORIGINAL_NOT_FOUND`. */
-export class OriginalReadError extends TranscodeKitError {}
+/** Why an original could not be read. */
+export class OriginalReadError extends TranscodeKitError {
+  declare readonly code: OriginalReadCode
+
+  constructor(code: OriginalReadCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options)
+  }
+}
 
 export interface LocalUploadsReaderOptions {
   /** The folder the local provider writes to (Strapi: `<public>/uploads`). */

@@ -11,6 +11,7 @@ import {
 } from '@transcodekit/core'
 import { adminController } from './admin-api/controller.ts'
 import { registerAdminPermissions } from './admin-api/permissions.ts'
+import { isPermanentError } from './error-codes.ts'
 import {
   CMS_OWNER,
   createLifecycleAdapter,
@@ -27,24 +28,6 @@ import type { StrapiHost, StrapiLifecycleEvent } from './strapi-host.ts'
 
 /** Where the plugin records a file's transcoding: `provider_metadata.transcodekit`. */
 export const RECORD_FIELD = 'transcodekit'
-
-/**
- * Error codes that retrying cannot fix: the original is not media, a preset does not apply,
- * the file is too large, the URL is not one the plugin reads.
- */
-const PERMANENT_CODES = new Set([
-  'UNSUPPORTED_MEDIA',
-  'INCOMPATIBLE_PRESET',
-  'UNKNOWN_PRESET',
-  'INVALID_PRESET',
-  'TOO_LARGE',
-  'IDEMPOTENCY_CONFLICT',
-  'INVALID_KEY',
-  'INVALID_IDEMPOTENCY_KEY',
-  'CONFIGURATION',
-  'ORIGINAL_REJECTED',
-  'ORIGINAL_NOT_FOUND',
-])
 
 interface PluginState {
   options: ResolvedPluginOptions
@@ -107,7 +90,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
   const tasks = new RetryTasks({
     ...options.retry,
     concurrency: options.concurrency,
-    isPermanent: (error) => PERMANENT_CODES.has(String((error as { code?: unknown })?.code)),
+    isPermanent: isPermanentError,
     onRetry(key, error, attempt, delayMs) {
       strapi.log.warn(
         `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,

@@ -8,6 +8,7 @@ import {
   AbortedError,
   ConfigurationError,
   EngineError,
+  type JobErrorCode,
   NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
@@ -639,7 +640,7 @@ export class FfmpegEngine implements Engine {
   async #check(
     output: PlannedOutput,
     signal: AbortSignal,
-  ): Promise<{ status: EngineOutputStatus } | { error: string; message: string }> {
+  ): Promise<{ status: EngineOutputStatus } | { error: JobErrorCode; message: string }> {
     const files = await readdir(output.dir)
     let size = 0
     for (const file of files) size += (await stat(join(output.dir, file))).size
@@ -754,7 +755,7 @@ function announce(found: { ffmpeg: BinaryVersion; ffprobe: BinaryVersion }, logg
 function failed(
   engineJobId: string,
   request: EngineJobRequest,
-  code: string,
+  code: JobErrorCode,
   message: string,
 ): EngineStatus {
   return {

@@ -1,3 +1,4 @@
+import type { JobErrorCode } from '../errors.ts'
 import type { JobState, MediaInfo } from '../model.ts'
 import type { Preset } from '../presets/preset-schema.ts'
 import type { Storage } from './storage.ts'
@@ -47,7 +48,7 @@ export interface EngineOutputStatus {
   size?: number | null
   durationSec?: number | null
   /** Why this output failed while the job completed (only with `state: 'error'`). */
-  error?: { code: string; message: string }
+  error?: { code: JobErrorCode; message: string }
 }
 
 /** What an engine says about a job at one moment. */
@@ -59,7 +60,7 @@ export interface EngineStatus {
   progress?: number
   outputs?: EngineOutputStatus[]
   /** Set when `state` is `error`: `DECODE_FAILED`, `ENCODE_FAILED`, `TIMEOUT`, … */
-  error?: { code: string; message: string }
+  error?: { code: JobErrorCode; message: string }
 }
 
 export interface EngineRunOptions {

@@ -9,7 +9,7 @@ import {
   PageQuerySchema,
   ref,
 } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 
 export function registerAssetRoutes(app: TypedInstance, settings: ResolvedOptions): void {
   const { service } = settings

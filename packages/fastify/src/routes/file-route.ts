@@ -5,7 +5,7 @@ import { contentDisposition, isInlineType } from '../http/content-disposition.ts
 import { NotFoundError, RangeNotSatisfiableError, toHttpError } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 
 const MAX_AGE_SEC = 3600
 

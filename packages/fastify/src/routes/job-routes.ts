@@ -16,7 +16,7 @@ import {
   PageQuerySchema,
   ref,
 } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 
 const HEARTBEAT_MS = 15_000
 

@@ -1,7 +1,7 @@
 import { presetNeeds } from '@transcodekit/core'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, PresetListSchema, ref } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 
 export function registerPresetRoute(app: TypedInstance, { service }: ResolvedOptions): void {
   app.get(

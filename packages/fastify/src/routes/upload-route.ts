@@ -18,7 +18,7 @@ import {
 } from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses, ref, UploadResultSchema } from '../schemas.ts'
-import type { TypedInstance } from '../transcodekit-plugin.ts'
+import type { TypedInstance } from '../typed-instance.ts'
 import { ownedJobView } from './job-routes.ts'
 
 const MAX_PRESETS = 20

@@ -1,4 +1,4 @@
-import { NotFoundError, TranscodeKitError } from '@transcodekit/core'
+import { NotFoundError, type RequestErrorCode, TranscodeKitError } from '@transcodekit/core'
 import { type TranscodeRecord, UPLOAD_FILE_MODEL } from '../lifecycle-adapter.ts'
 import type { StrapiHost } from '../strapi-host.ts'
 import type { TranscodekitStrapiService } from '../strapi-plugin.ts'
@@ -92,8 +92,10 @@ export function adminController({ strapi }: { strapi: AdminHost }) {
   }
 }
 
-const STATUS: Record<string, number> = {
+/** The refusals an admin route answers with their code; any other error is a logged 500. */
+const STATUS: Partial<Record<RequestErrorCode, number>> = {
   INVALID_REQUEST: 400,
+  INVALID_CURSOR: 400,
   NOT_FOUND: 404,
   INVALID_STATE: 409,
   TOO_MANY_JOBS: 429,
@@ -110,7 +112,7 @@ function handle(strapi: AdminHost, action: (ctx: AdminContext) => Promise<unknow
       ctx.status = 200
     } catch (error) {
       const code = error instanceof TranscodeKitError ? error.code : null
-      const status = code ? STATUS[code] : undefined
+      const status = code ? STATUS[code as RequestErrorCode] : undefined
       if (status && error instanceof Error) {
         ctx.status = status
         ctx.body = { data: null, error: { status, code, message: error.message } }

@@ -1,0 +1,45 @@
+import { isTerminal, type Job } from '../model.ts'
+import type { Logger } from '../ports/logger.ts'
+import type { JobPatch, Repository } from '../ports/repository.ts'
+import type { JobEventHub } from './job-events.ts'
+import { fingerprint } from './service-support.ts'
+
+/**
+ * Writes job changes and announces each one that changed what a watcher sees; a job that
+ * fails is logged here, once, with its code.
+ */
+export class JobWriter {
+  readonly #repository: Repository
+  readonly #events: JobEventHub
+  readonly #logger: Logger
+  /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
+  readonly #lastSeen = new Map<string, string>()
+
+  constructor(repository: Repository, events: JobEventHub, logger: Logger) {
+    this.#repository = repository
+    this.#events = events
+    this.#logger = logger
+  }
+
+  /** Announces a job just created. */
+  created(job: Job): void {
+    this.#events.emit({ type: 'job.created', job })
+  }
+
+  async update(id: string, patch: JobPatch): Promise<Job | null> {
+    const before = this.#lastSeen.get(id)
+    const job = await this.#repository.updateJob(id, patch)
+    if (job && fingerprint(job) !== before) {
+      this.#lastSeen.set(id, fingerprint(job))
+      if (isTerminal(job.state)) this.#lastSeen.delete(id)
+      if (job.state === 'error' && patch.state === 'error') {
+        this.#logger.warn(
+          { jobId: job.id, code: job.errorCode, message: job.errorMessage },
+          'transcode job failed',
+        )
+      }
+      this.#events.emit({ type: 'job.updated', job })
+    }
+    return job
+  }
+}

@@ -1,0 +1,128 @@
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ConfigurationError } from '../errors.ts'
+import { assertValidPrefix } from '../keys.ts'
+import { consoleLogger } from '../logging/console-logger.ts'
+import { type Prober, probeMedia } from '../media/ffprobe.ts'
+import type { Owner } from '../model.ts'
+import type { Engine } from '../ports/engine.ts'
+import type { Logger } from '../ports/logger.ts'
+import type { Queue } from '../ports/queue.ts'
+import type { Repository } from '../ports/repository.ts'
+import type { Storage } from '../ports/storage.ts'
+import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
+import { type JobLimits, type ResolvedJobLimits, resolveJobLimits } from './job-limits.ts'
+
+export interface TranscoderOptions {
+  storage: Storage
+  engine: Engine
+  repository: Repository
+  /** Hands jobs to workers. @default inProcessQueue() */
+  queue?: Queue
+  /** The preset catalog. @default createPresetCatalog() (the built-ins) */
+  presets?: PresetCatalog
+  /** Presets used when `transcode` is given none, by the kind of input. */
+  defaultPresets?: { audio?: readonly string[]; video?: readonly string[] }
+  /** Prefix of every storage key, ending with `/`. @default '' */
+  keyPrefix?: string
+  /** Where uploads are spooled while they are checked. @default `<os tmpdir>/transcodekit` */
+  tmpDir?: string
+  /** Largest accepted upload, in bytes. @default 10 GiB */
+  maxInputBytes?: number
+  /** Reads media facts from a local file. @default probeMedia (ffprobe) */
+  probe?: Prober
+  /**
+   * Most probes of uploads running at once in this process; the others wait their turn, so
+   * a burst of uploads does not start more ffprobe processes than there are cores.
+   * @default os.availableParallelism()
+   */
+  probeConcurrency?: number
+  /**
+   * Run jobs in this process: `false` makes a process that only submits (an API server in
+   * front of separate workers). @default { concurrency: 1 }
+   */
+  worker?: false | { concurrency?: number }
+  /** How often a remote engine is asked for a job's status, and watchers re-read a job. @default 2000 */
+  pollIntervalMs?: number
+  /**
+   * What one job may cost, checked on the input's probe before a job is created and again
+   * before a worker starts it. @default see `JobLimits` (4 h, 4096×4096, 240 fps, 4 GiB)
+   */
+  limits?: JobLimits
+  /** Where a job that ends in `error` is reported, with its code. @default consoleLogger() */
+  logger?: Logger
+}
+
+/** Whose resources a call may see and change. */
+export interface OwnerScope {
+  /**
+   * Only this owner's resources: another owner's answer as missing (`NotFoundError`), so
+   * that nothing tells the caller they exist. Left out, any owner's: for trusted callers
+   * (workers, CMS adapters), never for a client's request. @default undefined
+   */
+  owner?: Owner
+}
+
+export interface IngestOptions {
+  /** Who the asset belongs to. @default DEFAULT_OWNER */
+  owner?: Owner
+  /** The client's file name: kept as metadata only. */
+  filename?: string | null
+  signal?: AbortSignal
+  /** Overrides `maxInputBytes` for this call. */
+  maxBytes?: number
+}
+
+export interface TranscodeOptions extends OwnerScope {
+  /** Preset ids or aliases; default: `defaultPresets` for the kind of input. */
+  presets?: readonly string[]
+  /** The same key always gives the same job. */
+  idempotencyKey?: string | null
+}
+
+/** The service's settings, every default applied: what its parts are given. */
+export interface ServiceSettings {
+  keyPrefix: string
+  tmpDir: string
+  maxInputBytes: number
+  probe: Prober
+  probeConcurrency: number
+  pollIntervalMs: number
+  defaultPresets: { audio: readonly string[]; video: readonly string[] }
+  limits: ResolvedJobLimits
+  logger: Logger
+  presets: PresetCatalog
+}
+
+const DEFAULT_PRESETS = { audio: ['aac-256k', 'waveform'], video: ['mp4-720p', 'thumbnail'] }
+
+/** Applies the defaults to the settings in `options` and checks them; `options` is not changed. */
+export function resolveTranscoderOptions(options: TranscoderOptions): ServiceSettings {
+  const probeConcurrency = options.probeConcurrency ?? availableParallelism()
+  if (!Number.isInteger(probeConcurrency) || probeConcurrency < 1) {
+    throw new ConfigurationError(
+      'createTranscoder: option "probeConcurrency" must be an integer ≥ 1',
+    )
+  }
+  const keyPrefix = options.keyPrefix ?? ''
+  assertValidPrefix(keyPrefix)
+  const presets = options.presets ?? createPresetCatalog()
+  const defaultPresets = {
+    audio: options.defaultPresets?.audio ?? DEFAULT_PRESETS.audio,
+    video: options.defaultPresets?.video ?? DEFAULT_PRESETS.video,
+  }
+  // An unknown default preset fails at start, not at the first upload.
+  presets.resolveAll([...defaultPresets.audio, ...defaultPresets.video])
+  return {
+    keyPrefix,
+    tmpDir: options.tmpDir ?? join(tmpdir(), 'transcodekit'),
+    maxInputBytes: options.maxInputBytes ?? 10 * 1024 ** 3,
+    probe: options.probe ?? probeMedia,
+    probeConcurrency,
+    pollIntervalMs: options.pollIntervalMs ?? 2000,
+    defaultPresets,
+    limits: resolveJobLimits(options.limits),
+    logger: options.logger ?? consoleLogger(),
+    presets,
+  }
+}
