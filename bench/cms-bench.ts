@@ -7,11 +7,13 @@
  * its own, then delivers the same 1,000 events again.
  *
  * Prints each round (events/s, the job rows and pg-boss messages made by the burst and by the
- * resend), then min / median / max of the rates and of the per-round ratio to pg-boss alone.
+ * resend), then min / median / max of the rates and of the per-round ratio to pg-boss alone,
+ * and the CPU per event of the burst: of the processes it spawned (ffprobe), and of this one.
  * Fails (exit code 1) unless every burst made exactly 1,000 jobs and the resend 0 more.
  *
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node bench/cms-bench.ts
  *   ROUNDS=5 EVENTS=1000   (the defaults)
+ *   TRANSCODEKIT_SPAWN=direct   spawns ffprobe from this process instead of the launcher
  */
 import { randomUUID } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -29,6 +31,7 @@ import {
   roundsFromEnv,
 } from './support/bench-rounds.ts'
 
+import { childrenCpuSec } from './support/child-cpu.ts'
 import { openBenchService } from './support/pg-boss-service.ts'
 
 const kyselyRequire = createRequire(new URL('../packages/kysely/package.json', import.meta.url))
@@ -72,6 +75,9 @@ interface Sample {
   jobsAfterResend?: number
   messages: number
   messagesAfterResend?: number
+  /** The adapter's burst: CPU ms per event of the processes it spawned (ffprobe), and its own. */
+  childCpuMs?: number | null
+  ownCpuMs?: number
 }
 
 let failed = false
@@ -110,9 +116,18 @@ try {
       const adapter = adapterFor(round)
       const burst = events(round)
       const before = await messages(bossSchema, queueName)
+      const childCpu = childrenCpuSec()
+      const ownCpu = process.cpuUsage()
       let started = performance.now()
       const outcomes = await Promise.all(burst.map((event) => adapter.handle(event)))
       const ms = performance.now() - started
+      const childCpuAfter = childrenCpuSec()
+      const ownCpuUs = process.cpuUsage(ownCpu)
+      const childCpuMs =
+        childCpu === null || childCpuAfter === null
+          ? null
+          : ((childCpuAfter - childCpu) * 1000) / EVENTS
+      const ownCpuMs = (ownCpuUs.user + ownCpuUs.system) / 1000 / EVENTS
       if (outcomes.some((o) => o.status !== 'submitted')) throw new Error('an event not submitted')
       const jobs = await jobRows(`bench-${round}:`)
       const sent = (await messages(bossSchema, queueName)) - before
@@ -129,6 +144,8 @@ try {
         jobsAfterResend,
         messages: sent,
         messagesAfterResend: sentAfterResend,
+        childCpuMs,
+        ownCpuMs,
       }
     },
   }
@@ -179,6 +196,22 @@ try {
     0,
   )
   printSpread('  ratio adapter time / pg-boss alone time', ratios(ms('adapter'), ms('pg-boss')), 1)
+  // Where the time goes: the spawned processes (ffprobe) against this process, per event.
+  const adapterSamples = samples.get('adapter')!
+  if (adapterSamples.every((s) => typeof s.childCpuMs === 'number')) {
+    printSpread(
+      '  adapter: CPU of spawned processes per event',
+      adapterSamples.map((s) => s.childCpuMs as number),
+      1,
+      'ms',
+    )
+  }
+  printSpread(
+    '  adapter: CPU of this process per event',
+    adapterSamples.map((s) => s.ownCpuMs as number),
+    1,
+    'ms',
+  )
   const extra = samples.get('adapter')!.map((s) => s.jobsAfterResend! - s.jobs!)
   console.log(
     `jobs per burst: exactly ${EVENTS} in every round: ${failed ? 'NO' : 'yes'}; more jobs after the resend: ${extra.join(', ')}`,

@@ -14,7 +14,7 @@ import {
   INSTALLED,
   PG_URL,
   strapiEnv,
-} from './support/strapi-app.ts'
+} from './support/strapi-admin-app.ts'
 
 // The plugin's admin part in the real Strapi 5 admin (built by examples/strapi/install.sh),
 // driven by Chromium; and its admin routes under Strapi's admin RBAC.

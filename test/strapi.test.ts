@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTone, makeVideo, probe } from '../packages/core/src/testing/index.ts'
 import { type S3rverHandle, startS3rver } from './fakes/s3rver-server.ts'
+import { compileOnce } from './support/strapi-app.ts'
 
 // The real Strapi 5 app of examples/strapi, booted in this process (no admin build), on a
 // PostgreSQL database of its own, with the transcodekit plugin as config/plugins.ts sets it up.
@@ -113,11 +114,11 @@ interface Profile {
   takeDown(): Promise<() => Promise<void>>
 }
 
-/** Strapi's local upload provider; transcodekit on local disk and the in-memory repository. */
+/** Strapi's local upload provider; transcodekit on local disk and in Strapi's own database. */
 function localProfile(): Profile {
   let dataDir = ''
   return {
-    name: 'local upload provider, local storage, memory repository',
+    name: "local upload provider, local storage, Strapi's own database",
     durable: false,
     async setUp(work) {
       const publicDir = join(work, 'public')
@@ -190,26 +191,6 @@ function s3Profile(): Profile {
       return () => admin(`ALTER DATABASE ${database} ALLOW_CONNECTIONS true`)
     },
   }
-}
-
-let compiled: Promise<{ appDir: string; distDir: string }> | null = null
-
-/** Compiles the app's TypeScript (config/, src/) once for every boot of this file. */
-function compileOnce(): Promise<{ appDir: string; distDir: string }> {
-  compiled ??= (async () => {
-    const { compileStrapi } = createRequire(join(APP_DIR, 'package.json'))('@strapi/strapi')
-    // compileStrapi exits the process when TypeScript fails: make that a test failure.
-    const exit = process.exit
-    process.exit = ((code?: number) => {
-      throw new Error(`compiling examples/strapi failed (exit ${code})`)
-    }) as typeof process.exit
-    try {
-      return await compileStrapi({ appDir: APP_DIR })
-    } finally {
-      process.exit = exit
-    }
-  })()
-  return compiled
 }
 
 async function filesUnder(root: string): Promise<string[]> {
@@ -548,7 +529,7 @@ function defineSuite(profile: Profile): void {
     }
   })
 
-  // Only where jobs live in PostgreSQL: an in-memory repository forgets them on restart.
+  // The restart test runs once, in the PostgreSQL profile (strapi-database.test.ts: on SQLite).
   if (profile.durable)
     it('finishes and records a job that a restart of Strapi interrupted', async () => {
       const mp4 = await makeVideo(join(work, 'long.mp4'), { seconds: 20, width: 640, height: 360 })

@@ -75,6 +75,8 @@ async function readmeSnippet(): Promise<string> {
 const TYPE_PROBES = `import { S3Client } from '@aws-sdk/client-s3'
 import { s3Storage } from '@transcodekit/aws'
 import { createTranscoder, type Job } from '@transcodekit/core'
+import elasticTranscoderApi from '@transcodekit/elastic-transcoder-api'
+import { kyselyEtStore } from '@transcodekit/elastic-transcoder-api/kysely'
 import transcodekit from '@transcodekit/fastify'
 import { openDatabase, startEmbeddedPostgres } from '@transcodekit/kysely'
 import { createLifecycleAdapter } from '@transcodekit/strapi'
@@ -94,6 +96,10 @@ s3Storage({ client: new S3Client({}) })
 createLifecycleAdapter()
 // @ts-expect-error the plugin needs its service
 await Fastify().register(transcodekit, {})
+// @ts-expect-error the Elastic Transcoder API needs its service, keys and buckets
+await Fastify().register(elasticTranscoderApi, {})
+// @ts-expect-error the ET store needs the app's Kysely instance
+kyselyEtStore({})
 `
 
 const TSCONFIG = {
@@ -207,6 +213,7 @@ describe('consumer: the packed packages, installed with npm outside the workspac
         '@transcodekit/aws',
         '@transcodekit/cli',
         '@transcodekit/core',
+        '@transcodekit/elastic-transcoder-api',
         '@transcodekit/fastify',
         '@transcodekit/kysely',
         '@transcodekit/strapi',

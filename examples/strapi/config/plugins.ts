@@ -20,7 +20,8 @@ export default ({ env }: Core.Config.Shared.ConfigParams) => ({
       transcoder: {
         // Default: public/uploads/transcodekit, served by Strapi under /uploads/transcodekit/.
         dataDir: env('TRANSCODEKIT_DATA_DIR', undefined),
-        // A PostgreSQL URL keeps jobs across restarts (@transcodekit/kysely); unset: in memory.
+        // Unset: jobs live in Strapi's own database (SQLite, PostgreSQL, MySQL), durable. A
+        // PostgreSQL URL keeps them in a transcodekit database instead (@transcodekit/kysely).
         databaseUrl: env('TRANSCODEKIT_DATABASE_URL', null),
         worker: env.bool('TRANSCODEKIT_WORKER', true),
         concurrency: env.int('TRANSCODEKIT_CONCURRENCY', 1),

@@ -49,6 +49,11 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            MEDIACONVERT_QUEUE); both need STORAGE=s3
   FILE_URL_SECRET          32+ bytes signing the file URLs (default: one kept in DATA_DIR)
   SNS_TOPIC_ARNS, AWS_REGION
+  WEBHOOK_URL              a receiver of signed webhooks (Standard Webhooks): every job
+                           state change, asset.created, asset.deleted
+  WEBHOOK_SECRET           its whsec_… secret (required with WEBHOOK_URL)
+  WEBHOOK_ALLOW_PRIVATE    false (true: a receiver on a private or loopback address)
+  WEBHOOK_RETRY_DELAY_MS   30000: first retry's wait, doubled up to an hour
 
 Job limits, from the probe before a job starts, for every engine (0: no limit); past one,
 the upload or retry answers 422 with its code:

@@ -1,8 +1,10 @@
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import {
+  consoleLogger,
   createTranscoder,
   type Engine,
+  errorText,
   type FfmpegEngineOptions,
   ffmpegEngine,
   type JobLimits,
@@ -15,7 +17,13 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import type { Kysely } from 'kysely'
 import { parseApiKeys } from './api-keys.ts'
+import {
+  type ElasticTranscoderConfig,
+  elasticTranscoderConfig,
+} from './elastic-transcoder-config.ts'
+import { readWebhookConfig, type WebhookConfig, webhookOptions } from './webhook-config.ts'
 
 /** The server's settings, read from the environment once at start. */
 export interface ServerConfig {
@@ -108,6 +116,10 @@ export interface ServerConfig {
   uploadIdleTimeoutMs: number | undefined
   /** Level of the JSON log lines (`LOG_LEVEL`), server, worker and core alike. */
   logLevel: LogLevel
+  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
+  webhook: WebhookConfig | null
+  /** The Elastic Transcoder API (`ET_API_KEYS`, `ET_BUCKETS`); `null`: not served. */
+  elasticTranscoder: ElasticTranscoderConfig | null
 }
 
 /** The ffmpeg engine options `serve` and `worker` take from the environment. */
@@ -347,6 +359,24 @@ export function loadConfig(
         ? undefined
         : integer('UPLOAD_IDLE_TIMEOUT_MS', 0, 0, 2_147_483_647),
     logLevel: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    webhook: readWebhookConfig(
+      text('WEBHOOK_URL'),
+      text('WEBHOOK_SECRET'),
+      {
+        allowPrivateAddresses: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+        retryDelayMs: integer('WEBHOOK_RETRY_DELAY_MS', 30_000, 1000, 86_400_000),
+      },
+      problems,
+    ),
+    elasticTranscoder: elasticTranscoderConfig(
+      text,
+      {
+        endpoint: text('S3_ENDPOINT'),
+        region: text('S3_REGION') ?? region,
+        forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+      },
+      problems,
+    ),
   }
   if (config.fileUrlSecret !== null && Buffer.byteLength(config.fileUrlSecret) < 32) {
     problems.push('FILE_URL_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)')
@@ -364,6 +394,8 @@ export interface Services {
   service: TranscodeService
   /** SNS verification, when `SNS_TOPIC_ARNS` is set. */
   notifications: NotificationVerifier | null
+  /** The database and schema of the repository; `null` with `DATABASE_URL=memory://`. */
+  database: { db: Kysely<any>; schema: string } | null
   /** Closes what `createServices` made, in order: the service, then the queue and database. */
   close(): Promise<void>
 }
@@ -386,8 +418,13 @@ export async function createServices(
   } = {},
 ): Promise<Services> {
   const closers: Array<() => Promise<void>> = []
+  const logger = options.logger ?? consoleLogger()
   const close = async () => {
-    for (const closeOne of closers.reverse()) await closeOne().catch(() => {})
+    for (const closeOne of closers.reverse()) {
+      await closeOne().catch((error: unknown) => {
+        logger.error({ error: errorText(error) }, 'transcodekit: a service did not close cleanly')
+      })
+    }
   }
   try {
     await mkdir(config.dataDir, { recursive: true })
@@ -453,11 +490,16 @@ export async function createServices(
         ...config.ffmpegGuards,
         ...(config.ffmpegPath ? { ffmpegPath: config.ffmpegPath } : {}),
         tmpDir: join(config.dataDir, 'tmp', 'ffmpeg'),
-        logger: options.logger,
+        logger,
       })
     }
 
-    const { repository, queue } = await openPersistence(config, closers, options.attach ?? false)
+    const { repository, queue, database } = await openPersistence(
+      config,
+      closers,
+      options.attach ?? false,
+      logger,
+    )
     const service = createTranscoder({
       storage,
       engine,
@@ -466,13 +508,14 @@ export async function createServices(
       tmpDir: join(config.dataDir, 'tmp', 'uploads'),
       maxInputBytes: config.maxUploadBytes,
       limits: config.jobLimits,
-      logger: options.logger,
+      logger,
       worker: (options.worker ?? config.worker) ? { concurrency: config.workerConcurrency } : false,
+      ...(config.webhook && { webhooks: webhookOptions(config.webhook) }),
     })
     closers.push(() => service.close())
     const notifications =
       config.snsTopicArns.length > 0 ? aws!.snsVerifier({ topicArns: config.snsTopicArns }) : null
-    return { service, notifications, close }
+    return { service, notifications, database, close }
   } catch (error) {
     await close()
     throw error
@@ -491,9 +534,14 @@ async function openPersistence(
   config: ServerConfig,
   closers: Array<() => Promise<void>>,
   attach: boolean,
-): Promise<{ repository: Repository; queue?: Queue }> {
+  logger: Logger,
+): Promise<{
+  repository: Repository
+  queue?: Queue
+  database: { db: Kysely<any>; schema: string } | null
+}> {
   // Nothing kept across restarts: for trying things and for benchmarks.
-  if (config.databaseUrl === 'memory://') return { repository: memoryRepository() }
+  if (config.databaseUrl === 'memory://') return { repository: memoryRepository(), database: null }
   const kysely = await import('@transcodekit/kysely')
   const embeddedDir = join(config.dataDir, 'db')
   let url = config.databaseUrl
@@ -509,7 +557,7 @@ async function openPersistence(
     closers.push(() => embedded.close())
     url = embedded.url
   }
-  const opened = await kysely.openDatabase({ url })
+  const opened = await kysely.openDatabase({ url, logger })
   closers.push(() => opened.close())
   await kysely.migrateToLatest(opened.db, { schema: config.databaseSchema }).catch((error) => {
     if (!attach || config.databaseUrl !== null) throw error
@@ -519,7 +567,7 @@ async function openPersistence(
     )
   })
   const repository = kysely.kyselyRepository({ db: opened.db, schema: config.databaseSchema })
-  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema })
+  const queue = kysely.pgBossQueue({ connectionString: url, schema: config.queueSchema, logger })
   closers.push(() => queue.close())
-  return { repository, queue }
+  return { repository, queue, database: { db: opened.db, schema: config.databaseSchema } }
 }

@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify'
 import { apiKeyOwner } from './api-keys.ts'
 import type { ServerConfig, Services } from './config.ts'
+import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
 
 const PUBLIC_FILES: Record<string, [file: string, contentType: string]> = {
   '/': ['index.html', 'text/html; charset=utf-8'],
@@ -74,6 +75,15 @@ export async function buildServer(
     fileUrlSecret: config.fileUrlSecret ?? (await keptSecret(config.dataDir)),
     uploadIdleTimeoutMs: config.uploadIdleTimeoutMs,
   })
+
+  if (config.elasticTranscoder) {
+    await registerElasticTranscoderApi(
+      app,
+      config.elasticTranscoder,
+      services,
+      config.maxJobsPerOwner,
+    )
+  }
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

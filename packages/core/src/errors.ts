@@ -31,6 +31,7 @@ export const REQUEST_ERROR_CODES = [
   'FRAME_TOO_LARGE',
   'FRAME_RATE_TOO_HIGH',
   'OUTPUT_TOO_LARGE',
+  'WEBHOOK_URL_REFUSED',
 ] as const
 export type RequestErrorCode = (typeof REQUEST_ERROR_CODES)[number]
 
@@ -341,5 +342,16 @@ export class OutputTooLargeError extends MediaLimitError {
       max,
       `the outputs would take about ${actual} bytes, more than the limit of ${max} bytes`,
     )
+  }
+}
+
+/**
+ * A webhook URL that may not be called: not http(s), with credentials in it, or naming (or
+ * resolving to) a private, loopback, link-local or otherwise non-public address while the app
+ * does not allow those (`allowPrivateAddresses`).
+ */
+export class WebhookUrlError extends TranscodeKitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WEBHOOK_URL_REFUSED', message, options)
   }
 }

@@ -74,6 +74,11 @@ export interface Output {
   name: string
   /** The canonical preset id of the catalog. */
   presetId: string
+  /**
+   * The name the preset was asked for by, when it is not the canonical id: an Elastic
+   * Transcoder id (`1351620000001-300300` for `wav`) or an alias. Absent when asked by its id.
+   */
+  requestedPresetId?: string
   storageKey: string
   contentType: string
   state: JobState

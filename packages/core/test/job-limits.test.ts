@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type FfmpegEngineOptions, ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
 import { MediaLimitError } from '../src/errors.ts'
 import { bundledBinaries } from '../src/media/ffmpeg-binaries.ts'
@@ -22,6 +22,15 @@ import {
 import { makeTone, makeVideo } from '../src/testing/media-fixtures.ts'
 import { filesUnder } from '../src/testing/test-helpers.ts'
 import { children, meterChildren } from './process-meter.ts'
+
+// The meter reads this process's own children: ffmpeg and ffprobe are spawned from it here,
+// not through the process launcher (ffmpeg-engine.test.ts runs the guards through it).
+beforeAll(() => {
+  vi.stubEnv('TRANSCODEKIT_SPAWN', 'direct')
+})
+afterAll(() => {
+  vi.unstubAllEnvs()
+})
 
 const MiB = 1024 ** 2
 const NO_LIMITS: JobLimits = {

@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ffmpegEngine } from '../src/engine/ffmpeg-engine.ts'
 import { ffmpegPath } from '../src/media/ffmpeg-binaries.ts'
 import { probeMedia } from '../src/media/ffprobe.ts'
@@ -13,6 +13,15 @@ import { createTranscoder } from '../src/service/transcode-service.ts'
 import { localStorage } from '../src/storage/local-storage.ts'
 import { makeHugeFramesVideo } from '../src/testing/bomb-fixtures.ts'
 import { meterChildren } from './process-meter.ts'
+
+// The meter reads this process's own children: ffmpeg and ffprobe are spawned from it here,
+// not through the process launcher (ffmpeg-engine.test.ts runs the guards through it).
+beforeAll(() => {
+  vi.stubEnv('TRANSCODEKIT_SPAWN', 'direct')
+})
+afterAll(() => {
+  vi.unstubAllEnvs()
+})
 
 const MiB = 1024 ** 2
 let dir: string

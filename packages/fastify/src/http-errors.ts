@@ -69,6 +69,8 @@ const FROM_CORE: Record<RequestErrorCode, FastifyErrorConstructor> = {
   INVALID_ID: InvalidRequestError,
   INVALID_RANGE: RangeNotSatisfiableError,
   INVALID_MESSAGE: InvalidRequestError,
+  // A webhook URL refused by the SSRF guard, should an app pass one from a request.
+  WEBHOOK_URL_REFUSED: InvalidRequestError,
   // The server's own options are wrong: nothing the client can change.
   CONFIGURATION: InternalError,
   // A key the client made up (a file URL): to the client it names nothing.

@@ -26,6 +26,7 @@ export async function jobView(
       return {
         name: output.name,
         presetId: output.presetId,
+        requestedPresetId: output.requestedPresetId ?? null,
         contentType: output.contentType,
         state: output.state,
         size: output.size,

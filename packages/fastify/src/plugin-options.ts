@@ -6,6 +6,7 @@ import {
   type NotificationVerifier,
   type Owner,
   type TranscodeService,
+  type WebhookDelivery,
 } from '@transcodekit/core'
 import type { FastifyRequest } from 'fastify'
 import { FileUrlSigner } from './http/file-url-signer.ts'
@@ -37,9 +38,16 @@ export type TranscodekitAction =
   | 'cancel'
   | 'retry'
   | 'download'
+  /** List the owner's webhook deliveries. */
+  | 'listDeliveries'
+  /** Send a webhook delivery again. */
+  | 'redeliver'
 
 /** The resource an action is on; `null` for `upload` and `list`. */
-export type TranscodekitResource = { type: 'asset'; asset: Asset } | { type: 'job'; job: Job }
+export type TranscodekitResource =
+  | { type: 'asset'; asset: Asset }
+  | { type: 'job'; job: Job }
+  | { type: 'webhookDelivery'; delivery: WebhookDelivery }
 
 export interface AuthorizeRequest {
   /** Who asks, as `owner` resolved it. */

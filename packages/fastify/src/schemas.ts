@@ -75,6 +75,12 @@ export const OutputSchema = Type.Object(
   {
     name: Type.String(),
     presetId: Type.String(),
+    requestedPresetId: Nullable(
+      Type.String({
+        description:
+          'The preset id as it was asked for (an Elastic Transcoder id such as 1351620000001-300300, or an alias), when not the canonical presetId',
+      }),
+    ),
     contentType: Type.String(),
     state: ref(JobStateSchema),
     size: Nullable(Type.Integer()),

@@ -16,7 +16,9 @@ import { registerJobRoutes } from './routes/job-routes.ts'
 import { registerNotificationRoute } from './routes/notification-route.ts'
 import { registerPresetRoute } from './routes/preset-route.ts'
 import { registerUploadRoute } from './routes/upload-route.ts'
+import { registerWebhookRoutes } from './routes/webhook-routes.ts'
 import { sharedSchemas } from './schemas.ts'
+import { webhookSchemas } from './webhook-schemas.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -71,6 +73,8 @@ const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
     registerAssetRoutes(api, settings)
     registerJobRoutes(api, settings)
     registerPresetRoute(api, settings)
+    const webhooks = settings.service.webhooks
+    if (webhooks) registerWebhookRoutes(api, settings, webhooks)
   })
   if (settings.serveFiles) registerFileRoute(app, settings)
   if (settings.notifications) await instance.register(registerNotificationRoute, { settings })
@@ -83,7 +87,7 @@ async function transcodekit(fastify: FastifyInstance, options: TranscodekitPlugi
     fastify.decorateRequest('transcodekitOwner', null)
   }
   // Shared schemas live in the app's context, where @fastify/swagger can see them.
-  for (const schema of sharedSchemas) {
+  for (const schema of [...sharedSchemas, ...webhookSchemas]) {
     if (!fastify.getSchema(schema.$id!)) fastify.addSchema(schema)
   }
   if (settings.serveFiles) {

@@ -10,6 +10,7 @@ import {
   memoryRepository,
   type NotificationVerifier,
   type Repository,
+  type TranscoderOptions,
   type TranscodeService,
 } from '@transcodekit/core'
 import { filesUnder } from '@transcodekit/core/testing'
@@ -54,6 +55,8 @@ export interface TestAppOptions {
   maxEventStreamsPerOwner?: number
   /** Folder to make the app's folder in (a small file system). @default os tmpdir */
   parentDir?: string
+  /** The service's webhooks. @default none */
+  webhooks?: TranscoderOptions['webhooks']
 }
 
 /** An app per test: local storage and a spool folder in a fresh temp folder, memory rows. */
@@ -71,6 +74,7 @@ export async function makeApp(options: TestAppOptions = {}): Promise<TestApp> {
     tmpDir,
     worker: options.worker === false ? false : { concurrency: 1 },
     pollIntervalMs: 200,
+    webhooks: options.webhooks,
   })
   const app = Fastify({ logger: false })
   await app.register(swagger, {

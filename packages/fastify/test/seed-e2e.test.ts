@@ -43,6 +43,10 @@ describe("the seed's case over HTTP", () => {
       'flac',
       'aac-256k',
     ])
+    // The ids as the client asked for them, beside the canonical names.
+    expect(
+      job.outputs.map((o: { requestedPresetId: string | null }) => o.requestedPresetId),
+    ).toEqual(SEED_PRESETS)
 
     // Follow the job over server-sent events until it ends.
     const events = await fetch(`${base}/api/jobs/${job.id}/events`)

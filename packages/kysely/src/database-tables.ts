@@ -58,6 +58,8 @@ export interface OutputsTable {
   /** Why this output failed while its job completed. */
   error_code: string | null
   error_message: string | null
+  /** The name the preset was asked for by, when not its id (migration 0005). */
+  requested_preset_id: string | null
 }
 
 /** The tables of `@transcodekit/kysely`, as seen through `db.withSchema(schema)`. */

@@ -125,6 +125,7 @@ async function main(options: EmbeddedProcessOptions): Promise<void> {
   let stopping: Promise<void> | null = null
   const stop = () => {
     stopping ??= (async () => {
+      // A failed start was already reported to the parent ('failed'): only wait for it to settle.
       await starting.catch(() => {})
       await wire?.close()
       await db?.close()

@@ -1,4 +1,4 @@
-import { ConfigurationError } from '@transcodekit/core'
+import { ConfigurationError, errorText } from '@transcodekit/core'
 import type { Kysely } from 'kysely'
 import {
   type Migration,
@@ -9,6 +9,8 @@ import {
 import { initial } from './migrations/0001-initial.ts'
 import { owners } from './migrations/0002-owners.ts'
 import { outputErrors } from './migrations/0003-output-errors.ts'
+import { webhookDeliveries } from './migrations/0004-webhook-deliveries.ts'
+import { elasticTranscoder } from './migrations/0005-elastic-transcoder.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -48,6 +50,8 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
     'transcodekit-0001-initial': initial(schema),
     'transcodekit-0002-owners': owners(schema),
     'transcodekit-0003-output-errors': outputErrors(schema),
+    'transcodekit-0004-webhook-deliveries': webhookDeliveries(schema),
+    'transcodekit-0005-elastic-transcoder': elasticTranscoder(schema),
   }
 }
 
@@ -89,7 +93,7 @@ export async function migrateToLatest(
   if (error) {
     const failed = results.find((result) => result.status === 'Error')
     throw new Error(
-      `transcodekit migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`,
+      `transcodekit migration ${failed?.migrationName ?? ''} failed: ${errorText(error)}`,
       { cause: error },
     )
   }

@@ -23,6 +23,7 @@ import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
 import { resolveSchema } from './kysely-migrations.ts'
+import { KyselyWebhookStore } from './kysely-webhook-store.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -36,6 +37,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 interface OutputJson {
   name: string
   preset_id: string
+  requested_preset_id: string | null
   storage_key: string
   content_type: string
   state: JobState
@@ -58,11 +60,18 @@ type Db = Kysely<TranscodekitDatabase>
 export class KyselyRepository implements Repository {
   readonly #db: Db
   readonly #schema: string
+  readonly #webhooks: KyselyWebhookStore
 
   constructor(options: KyselyRepositoryOptions) {
     if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
     this.#schema = resolveSchema(options.schema)
     this.#db = (options.db as Db).withSchema(this.#schema)
+    this.#webhooks = new KyselyWebhookStore({ db: options.db, schema: this.#schema })
+  }
+
+  /** Webhook deliveries in the same database and schema (migration 0004). */
+  webhookStore(): KyselyWebhookStore {
+    return this.#webhooks
   }
 
   /** The schema the tables live in. */
@@ -151,6 +160,7 @@ export class KyselyRepository implements Repository {
         name: output.name,
         position,
         preset_id: output.presetId,
+        requested_preset_id: output.requestedPresetId ?? null,
         storage_key: output.storageKey,
         content_type: output.contentType,
       })),
@@ -190,6 +200,7 @@ export class KyselyRepository implements Repository {
             'name',
             'position',
             'preset_id',
+            'requested_preset_id',
             'storage_key',
             'content_type',
             'state',
@@ -202,6 +213,7 @@ export class KyselyRepository implements Repository {
                 sql<string>`o->>'name'`.as('name'),
                 sql<number>`(o->>'position')::int`.as('position'),
                 sql<string>`o->>'preset_id'`.as('preset_id'),
+                sql<string | null>`o->>'requested_preset_id'`.as('requested_preset_id'),
                 sql<string>`o->>'storage_key'`.as('storage_key'),
                 sql<string>`o->>'content_type'`.as('content_type'),
                 sql<JobState>`'submitted'`.as('state'),
@@ -217,6 +229,7 @@ export class KyselyRepository implements Repository {
         outputs: job.outputs.map((output) => ({
           name: output.name,
           preset_id: output.presetId,
+          requested_preset_id: output.requestedPresetId ?? null,
           storage_key: output.storageKey,
           content_type: output.contentType,
           state: 'submitted',
@@ -353,6 +366,7 @@ function selectJobs(db: Db) {
           .select([
             'outputs.name',
             'outputs.preset_id',
+            'outputs.requested_preset_id',
             'outputs.storage_key',
             'outputs.content_type',
             'outputs.state',
@@ -399,6 +413,7 @@ function toJob(row: JobWithOutputs): Job {
         jobId: row.id,
         name: output.name,
         presetId: output.preset_id,
+        ...(output.requested_preset_id ? { requestedPresetId: output.requested_preset_id } : {}),
         storageKey: output.storage_key,
         contentType: output.content_type,
         state: output.state,

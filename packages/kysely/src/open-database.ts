@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { ConfigurationError } from '@transcodekit/core'
+import { ConfigurationError, consoleLogger, type Logger } from '@transcodekit/core'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { openPGlite } from './pglite-open.ts'
@@ -10,6 +10,8 @@ export interface OpenServerDatabaseOptions {
   url: string
   /** Most connections the pool opens. @default 10 */
   maxConnections?: number
+  /** Where a failure of an idle connection is reported (pino fits). @default core's consoleLogger() */
+  logger?: Logger
 }
 
 export interface OpenEmbeddedDatabaseOptions {
@@ -66,8 +68,14 @@ export async function openDatabase<DB = any>(
     }
     const pool = new pg.Pool({ connectionString: options.url, max, types: OUR_TYPES })
     // An idle connection that the server drops emits `error` on the pool; without a listener
-    // that would end the process. The next query fails (and reconnects) on its own.
-    pool.on('error', () => {})
+    // that would end the process. The next query reconnects on its own: only worth a warning.
+    const logger = options.logger ?? consoleLogger()
+    pool.on('error', (error) => {
+      logger.warn(
+        { error: error.message },
+        'transcodekit: an idle database connection failed; the pool opens a new one when needed',
+      )
+    })
     const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) })
     return { db, close: once(() => db.destroy()) }
   }

@@ -1,12 +1,21 @@
+import { randomUUID } from 'node:crypto'
 import {
   AbortedError,
   ConfigurationError,
+  consoleLogger,
+  errorText,
+  type Logger,
   type Queue,
   type QueueHandler,
   type QueueMessage,
   type WorkOptions,
 } from '@transcodekit/core'
 import { type Job as BossJob, PgBoss } from 'pg-boss'
+import { PgBossWebhookQueue } from './pg-boss-webhook-queue.ts'
+import { SendBatcher } from './send-batcher.ts'
+
+// The most messages one insert statement carries.
+const MAX_BATCH = 500
 
 export interface PgBossQueueOptions {
   /** A PostgreSQL connection string: the queue makes its own PgBoss on it, and stops it in `close()`. */
@@ -45,8 +54,13 @@ export interface PgBossQueueOptions {
   pollingIntervalSeconds?: number
   /** How long `close()` waits for running handlers once they are aborted. @default 30000 */
   stopTimeoutMs?: number
-  /** Errors pg-boss reports in the background (a lost connection, a failed maintenance pass). @default console.error */
+  /**
+   * Errors pg-boss reports in the background (a lost connection, a failed maintenance pass).
+   * @default logged by `logger`
+   */
   onError?: (error: unknown) => void
+  /** Where background failures are logged (pino fits). @default core's consoleLogger() */
+  logger?: Logger
 }
 
 interface ResolvedOptions {
@@ -108,6 +122,7 @@ export class PgBossQueue implements Queue {
   readonly #boss: PgBoss
   readonly #ownsBoss: boolean
   readonly #options: ResolvedOptions
+  readonly #logger: Logger
   readonly #running = new Set<AbortController>()
   #ready: Promise<void> | null = null
   #working = false
@@ -115,9 +130,13 @@ export class PgBossQueue implements Queue {
   #workerId: string | null = null
   #closing = false
   #closed: Promise<void> | null = null
+  #webhooks: PgBossWebhookQueue | null = null
+  /** Sends made while an insert runs go together in the next one. */
+  readonly #sends = new SendBatcher<string, boolean>((jobIds) => this.#insert(jobIds), MAX_BATCH)
 
   constructor(options: PgBossQueueOptions) {
     this.#options = resolveOptions(options)
+    this.#logger = options.logger ?? consoleLogger()
     if (options.boss) {
       this.#boss = options.boss
       this.#ownsBoss = false
@@ -136,9 +155,12 @@ export class PgBossQueue implements Queue {
         schedule: false,
       })
       this.#ownsBoss = true
-      const onError =
-        options.onError ?? ((error: unknown) => console.error('[transcodekit] pg-boss:', error))
-      this.#boss.on('error', onError)
+      this.#boss.on(
+        'error',
+        options.onError ??
+          ((error: unknown) =>
+            this.#logger.error({ error: errorText(error) }, 'transcodekit: pg-boss failed')),
+      )
     }
   }
 
@@ -149,6 +171,20 @@ export class PgBossQueue implements Queue {
 
   get queueName(): string {
     return this.#options.queueName
+  }
+
+  /**
+   * Webhook attempts on the same PgBoss, in the queue `<queueName>-webhooks`. Close it before
+   * this queue: stopping a PgBoss this queue made stops its workers too.
+   */
+  webhookQueue(): PgBossWebhookQueue {
+    this.#webhooks ??= new PgBossWebhookQueue({
+      boss: this.#boss,
+      startBoss: () => this.start(),
+      queueName: `${this.#options.queueName}-webhooks`,
+      pollingIntervalSeconds: this.#options.pollingIntervalSeconds,
+    })
+    return this.#webhooks
   }
 
   /** Starts pg-boss (when the queue made it) and creates the queue. Called by `send` and `work`. */
@@ -175,16 +211,54 @@ export class PgBossQueue implements Queue {
     })
   }
 
+  /**
+   * Queues the job's message, unless one is already queued or running (the `exclusive` queue's
+   * unique index on the singleton key decides, in the database). Sends of a burst are batched:
+   * those made while an insert runs go in the next one, one statement for up to 500.
+   */
   async send(message: QueueMessage): Promise<void> {
     await this.start()
-    // null when the job is already queued or running: that delivery will do.
-    const sent = await this.#boss.send(
-      this.#options.queueName,
-      { jobId: message.jobId },
-      { singletonKey: message.jobId },
-    )
+    const sent = await this.#sends.add(message.jobId)
     // A worker in this process takes it now rather than at its next poll.
-    if (sent !== null && this.#workerId !== null) this.#boss.notifyWorker(this.#workerId)
+    if (sent && this.#workerId !== null) this.#boss.notifyWorker(this.#workerId)
+  }
+
+  /** Inserts one message per job id; for each, whether it was queued (false: one already was). */
+  async #insert(jobIds: string[]): Promise<Array<boolean | Error>> {
+    const name = this.#options.queueName
+    // Ids of our own, to tell which rows the insert made (it skips the others).
+    const ids = new Map<string, string>()
+    for (const jobId of jobIds) if (!ids.has(jobId)) ids.set(jobId, randomUUID())
+    try {
+      const inserted = new Set(
+        (await this.#boss.insert(
+          name,
+          [...ids].map(([jobId, id]) => ({ id, data: { jobId }, singletonKey: jobId })),
+          { returnId: true },
+        )) ?? [],
+      )
+      // A job id sent twice in the batch is queued once: the first send made it.
+      const first = new Set<string>()
+      return jobIds.map((jobId) => {
+        if (first.has(jobId)) return false
+        first.add(jobId)
+        return inserted.has(ids.get(jobId) as string)
+      })
+    } catch (error) {
+      // One bad message fails the whole statement: send each alone for its own outcome.
+      this.#logger.warn(
+        { error: errorText(error), messages: jobIds.length },
+        'transcodekit: a batch of queue messages failed; sending each alone',
+      )
+      return Promise.all(
+        jobIds.map((jobId) =>
+          this.#boss.send(name, { jobId }, { singletonKey: jobId }).then(
+            (id) => id !== null,
+            (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+          ),
+        ),
+      )
+    }
   }
 
   async work(handler: QueueHandler, options: WorkOptions = {}): Promise<void> {
@@ -234,12 +308,19 @@ export class PgBossQueue implements Queue {
 
   async #close(): Promise<void> {
     this.#closing = true
+    // Its workers run on this PgBoss: stopped first, while the PgBoss still runs.
+    await this.#webhooks?.close()
     for (const controller of this.#running)
       controller.abort(new AbortedError('the queue is closing'))
     if (!this.#ready) {
-      if (this.#ownsBoss) await this.#boss.stop({ graceful: false, close: true }).catch(() => {})
+      if (this.#ownsBoss) {
+        await this.#boss.stop({ graceful: false, close: true }).catch((error: unknown) => {
+          this.#logger.warn({ error: errorText(error) }, 'transcodekit: pg-boss did not stop')
+        })
+      }
       return
     }
+    // A failed start was answered to whoever called start(); there is nothing to stop then.
     await this.#ready.catch(() => {})
     if (this.#ownsBoss) {
       await this.#boss.stop({ graceful: true, close: true, timeout: this.#options.stopTimeoutMs })

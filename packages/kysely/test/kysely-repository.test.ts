@@ -110,10 +110,13 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
     )
     expect(rows.map((r) => r.table_name)).toEqual([
       'assets',
+      'et_jobs',
+      'et_pipelines',
       'jobs',
       'outputs',
       'transcodekit_migration',
       'transcodekit_migration_lock',
+      'webhook_deliveries',
     ])
     expect(await migrateToLatest(db, { schema })).toEqual([])
   })
@@ -134,6 +137,9 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       'ON jobs USING btree (owner, state, created_at DESC, id DESC)',
       'UNIQUE INDEX outputs_pkey ON outputs USING btree (job_id, name)',
       'UNIQUE INDEX outputs_storage_key_key ON outputs USING btree (storage_key)',
+      'UNIQUE INDEX webhook_deliveries_event_unique ON webhook_deliveries USING btree (endpoint_id, event_key)',
+      'ON webhook_deliveries USING btree (owner, created_at DESC, id DESC)',
+      "ON webhook_deliveries USING btree (next_attempt_at) WHERE (state = 'pending'::text)",
     ]
     for (const fragment of expected)
       expect(
@@ -169,6 +175,8 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0001-initial',
         'transcodekit-0002-owners',
         'transcodekit-0003-output-errors',
+        'transcodekit-0004-webhook-deliveries',
+        'transcodekit-0005-elastic-transcoder',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -215,7 +223,12 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
 
       expect(
         (await migrateToLatest(db, { schema: oldSchema })).map((r) => r.migrationName),
-      ).toEqual(['transcodekit-0002-owners', 'transcodekit-0003-output-errors'])
+      ).toEqual([
+        'transcodekit-0002-owners',
+        'transcodekit-0003-output-errors',
+        'transcodekit-0004-webhook-deliveries',
+        'transcodekit-0005-elastic-transcoder',
+      ])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })
       expect(await old.getJob(jobId)).toMatchObject({ owner: DEFAULT_OWNER, assetId: a.id })

@@ -145,15 +145,46 @@ describe('openDatabase', () => {
         'transcodekit-0001-initial:Success',
         'transcodekit-0002-owners:Success',
         'transcodekit-0003-output-errors:Success',
+        'transcodekit-0004-webhook-deliveries:Success',
+        'transcodekit-0005-elastic-transcoder:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(
         pools[0]!.db,
       )
-      expect(rows[0]!.n).toBe(5)
+      expect(rows[0]!.n).toBe(8)
     } finally {
       await pools[0]!.db.schema.dropSchema(schema).ifExists().cascade().execute()
       for (const { close } of pools) await close()
+    }
+  })
+  it('logs an idle connection the server drops, and the next query runs on a new one', async () => {
+    const warnings: Array<{ fields: unknown; message: string }> = []
+    const logger = {
+      debug() {},
+      info() {},
+      warn(fields: unknown, message: string) {
+        warnings.push({ fields, message })
+      },
+      error() {},
+    }
+    const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 1, logger })
+    try {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db)
+      const admin = new pg.Client({ connectionString: DATABASE_URL })
+      await admin.connect()
+      try {
+        await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid])
+      } finally {
+        await admin.end()
+      }
+      await expect.poll(() => warnings.length, { timeout: 10_000 }).toBeGreaterThan(0)
+      expect(warnings[0]!.message).toMatch(/idle database connection failed/)
+      expect(warnings[0]!.fields).toMatchObject({ error: expect.stringMatching(/terminat/i) })
+      const again = await sql<{ one: number }>`select 1 as one`.execute(db)
+      expect(again.rows[0]!.one).toBe(1)
+    } finally {
+      await close()
     }
   })
 })

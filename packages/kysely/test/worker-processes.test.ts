@@ -46,9 +46,12 @@ interface WorkerProcess {
   tmpDir: string
 }
 
-/** The live processes whose parent is `pid`, from /proc. */
+/**
+ * The live processes under `pid`, from /proc: its children and theirs (ffmpeg runs under the
+ * worker's process launcher).
+ */
 async function childrenOf(pid: number): Promise<Array<{ pid: number; comm: string }>> {
-  const found: Array<{ pid: number; comm: string }> = []
+  const all: Array<{ pid: number; ppid: number; comm: string }> = []
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => null)
@@ -56,7 +59,20 @@ async function childrenOf(pid: number): Promise<Array<{ pid: number; comm: strin
     // "pid (comm) state ppid …": comm may contain spaces, so split after the last ")".
     const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
     const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    if (Number(ppid) === pid && state !== 'Z') found.push({ pid: Number(entry), comm })
+    if (state !== 'Z') all.push({ pid: Number(entry), ppid: Number(ppid), comm })
+  }
+  const under = new Set([pid])
+  const found: Array<{ pid: number; comm: string }> = []
+  // Parents before children is not the order of /proc: go round until nothing is added.
+  for (let added = true; added; ) {
+    added = false
+    for (const p of all) {
+      if (under.has(p.ppid) && !under.has(p.pid)) {
+        under.add(p.pid)
+        found.push({ pid: p.pid, comm: p.comm })
+        added = true
+      }
+    }
   }
   return found
 }

@@ -36,6 +36,7 @@ const RETRYABLE: Record<RequestErrorCode | OriginalReadCode, boolean> = {
   NOTIFICATION_REJECTED: false,
   UNAUTHENTICATED: false,
   FORBIDDEN: false,
+  WEBHOOK_URL_REFUSED: false,
   ORIGINAL_REJECTED: false,
   ORIGINAL_NOT_FOUND: false,
 }

@@ -1,3 +1,6 @@
+export * from './knex-migrations.ts'
+export * from './knex-queue.ts'
+export * from './knex-repository.ts'
 export * from './lifecycle-adapter.ts'
 export * from './media-rules.ts'
 export * from './original-readers.ts'

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import {
   type Asset,
   ConfigurationError,
+  InvalidRequestError,
   isTerminal,
   type Job,
   type JobState,
@@ -51,6 +52,15 @@ export interface ReadOriginalOptions {
   signal?: AbortSignal
 }
 
+export interface SubmitOptions extends ReadOriginalOptions {
+  /**
+   * The entry's file was replaced by this version (a digest of its bytes): submit under the
+   * key `<prefix><id>:<version>`, a new job, rather than under the entry's key.
+   * @default undefined (the entry's first file)
+   */
+  version?: string
+}
+
 /** Opens the bytes of an uploaded original, wherever the CMS stored them. */
 export type OriginalReader = (
   file: MediaFileSnapshot,
@@ -93,6 +103,10 @@ export interface TranscodeRecord {
   error: { code: string; message: string } | null
   outputs: RecordedOutput[]
   updatedAt: string
+  /** SHA-256 of the file version the job is for. */
+  sourceSha256?: string | null
+  /** The asset of the file version this one replaced, removed once this job completes. */
+  replacesAssetId?: string | null
 }
 
 export type LifecycleOutcome =
@@ -124,12 +138,16 @@ export interface LifecycleAdapter {
   snapshot(event: LifecycleEvent): MediaFileSnapshot | null
   /** The idempotency key of a media entry. */
   keyOf(file: Pick<MediaFileSnapshot, 'id'>): string
+  /** The idempotency key of one version of a media entry's file (see `SubmitOptions`). */
+  versionKeyOf(file: Pick<MediaFileSnapshot, 'id'>, version: string): string
+  /** The media entry id an idempotency key of this adapter is for, or `null`. */
+  fileIdOf(key: string): string | null
   /** The rule that applies to a media entry, if any. */
   ruleFor(file: Pick<MediaFileSnapshot, 'mime'>): MediaRule | null
   /** Handles `afterCreate` and `afterDelete` (and ignores other actions and models). */
   handle(event: LifecycleEvent, options?: ReadOriginalOptions): Promise<LifecycleOutcome>
   /** Submits the job of a media entry (or finds it); `skipped` when no rule matches. */
-  submit(file: MediaFileSnapshot, options?: ReadOriginalOptions): Promise<LifecycleOutcome>
+  submit(file: MediaFileSnapshot, options?: SubmitOptions): Promise<LifecycleOutcome>
   /** Deletes the asset of a media entry with its jobs and outputs. */
   remove(file: MediaFileSnapshot): Promise<LifecycleOutcome>
   /** The job of a media entry, or `null` when it has none. */
@@ -148,17 +166,28 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
   const inFlight = new Map<string, Promise<LifecycleOutcome>>()
 
   const keyOf = (file: Pick<MediaFileSnapshot, 'id'>) => `${keyPrefix}${file.id}`
+  const versionKeyOf = (file: Pick<MediaFileSnapshot, 'id'>, version: string) => {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(version)) {
+      throw new InvalidRequestError(
+        'INVALID_IDEMPOTENCY_KEY',
+        'a file version must be 1 to 64 letters, digits, - or _',
+      )
+    }
+    return `${keyPrefix}${file.id}:${version}`
+  }
+  const fileIdOf = (key: string) =>
+    key.startsWith(keyPrefix) ? (key.slice(keyPrefix.length).split(':')[0] ?? null) : null
 
   const jobOf = (file: Pick<MediaFileSnapshot, 'id'>) =>
     service.repository.getJobByIdempotencyKey(keyOf(file), CMS_OWNER)
 
   async function submitOnce(
     file: MediaFileSnapshot,
+    idempotencyKey: string,
     opts: ReadOriginalOptions,
   ): Promise<LifecycleOutcome> {
     const rule = matchRule(rules, file.mime)
     if (!rule) return { status: 'skipped', reason: 'no-rule', file }
-    const idempotencyKey = keyOf(file)
     const existing = await service.repository.getJobByIdempotencyKey(idempotencyKey, CMS_OWNER)
     if (existing) {
       return {
@@ -183,6 +212,8 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
     service,
     rules,
     keyOf,
+    versionKeyOf,
+    fileIdOf,
     jobOf,
     ruleFor: (file) => matchRule(rules, file.mime),
 
@@ -202,10 +233,10 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
     },
 
     submit(file, opts = {}) {
-      const key = keyOf(file)
+      const key = opts.version === undefined ? keyOf(file) : versionKeyOf(file, opts.version)
       const running = inFlight.get(key)
       if (running) return running
-      const submission = submitOnce(file, opts).finally(() => inFlight.delete(key))
+      const submission = submitOnce(file, key, opts).finally(() => inFlight.delete(key))
       inFlight.set(key, submission)
       return submission
     },

@@ -14,11 +14,17 @@ export interface TranscoderSettings {
   /** URL prefix the outputs are served under. @default '/uploads/transcodekit/' */
   publicUrl?: string
   /**
-   * PostgreSQL URL of the transcodekit database (`@transcodekit/kysely`), so jobs survive a
-   * restart and several processes share them. `null`: jobs are kept in memory. @default null
+   * PostgreSQL URL of a transcodekit database of its own (`@transcodekit/kysely`, shared with
+   * `@transcodekit/cli` workers and servers). `null`: jobs, outputs and the work queue are kept
+   * in Strapi's own database (SQLite, PostgreSQL or MySQL/MariaDB, tables `transcodekit_*`),
+   * so they survive a restart and every Strapi process on that database shares them.
+   * @default null
    */
   databaseUrl?: string | null
-  /** Run jobs in this Strapi process. `false`: another process runs them. @default true */
+  /**
+   * Run jobs (ffmpeg) in this Strapi process. `false`: another process on the same database
+   * runs them (another Strapi process with `worker: true`). @default true
+   */
   worker?: boolean
   /** Jobs run at once by this process. @default 1 */
   concurrency?: number

@@ -1,3 +1,5 @@
+import type { Knex } from 'knex'
+
 /**
  * The parts of a Strapi 5 instance the plugin uses, typed here so that this package needs
  * no `@strapi/strapi` to compile or test (a subset of `Core.Strapi`).
@@ -9,6 +11,8 @@ export interface StrapiHost {
   db: {
     lifecycles: { subscribe(subscriber: StrapiLifecycleSubscriber): (() => unknown) | unknown }
     query(uid: string): StrapiQuery
+    /** Strapi's Knex instance (SQLite, PostgreSQL or MySQL), owned by Strapi. */
+    connection: Knex
   }
   plugin(name: string): { provider?: StrapiUploadProvider } | undefined
   /** Strapi's services by uid (`admin::permission` takes the plugin's RBAC actions). */
@@ -38,6 +42,8 @@ export interface StrapiLifecycleSubscriber {
   models?: string[]
   afterCreate?(event: StrapiLifecycleEvent): void | Promise<void>
   afterDelete?(event: StrapiLifecycleEvent): void | Promise<void>
+  beforeUpdate?(event: StrapiLifecycleEvent): void | Promise<void>
+  afterUpdate?(event: StrapiLifecycleEvent): void | Promise<void>
 }
 
 export interface StrapiLifecycleEvent {
@@ -45,6 +51,8 @@ export interface StrapiLifecycleEvent {
   model: { uid: string }
   result?: unknown
   params?: unknown
+  /** Shared by the before- and after- hooks of one subscriber for one operation. */
+  state?: Record<string, unknown>
 }
 
 /** The upload provider in use (`strapi.plugin('upload').provider`). */

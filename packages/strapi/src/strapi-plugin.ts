@@ -4,7 +4,7 @@ import {
   type Engine,
   ffmpegEngine,
   localStorage,
-  memoryRepository,
+  type Queue,
   type Repository,
   type Storage,
   type TranscodeService,
@@ -12,6 +12,10 @@ import {
 import { adminController } from './admin-api/controller.ts'
 import { registerAdminPermissions } from './admin-api/permissions.ts'
 import { isPermanentError } from './error-codes.ts'
+import { replacesFile, sha256Of } from './file-versions.ts'
+import { migrateStrapiTables } from './knex-migrations.ts'
+import { knexQueue } from './knex-queue.ts'
+import { knexRepository } from './knex-repository.ts'
 import {
   CMS_OWNER,
   createLifecycleAdapter,
@@ -25,6 +29,7 @@ import { localUploadsReader, urlReader } from './original-readers.ts'
 import { type ResolvedPluginOptions, resolvePluginOptions } from './plugin-options.ts'
 import { RetryTasks } from './retry-tasks.ts'
 import type { StrapiHost, StrapiLifecycleEvent } from './strapi-host.ts'
+import { strapiCoreLogger } from './strapi-logger.ts'
 
 /** Where the plugin records a file's transcoding: `provider_metadata.transcodekit`. */
 export const RECORD_FIELD = 'transcodekit'
@@ -33,6 +38,7 @@ interface PluginState {
   options: ResolvedPluginOptions
   service: TranscodeService
   adapter: LifecycleAdapter
+  readOriginal: OriginalReader
   tasks: RetryTasks
   unsubscribe: () => void
   close: () => Promise<void>
@@ -56,6 +62,9 @@ export interface TranscodekitStrapiService {
 }
 
 const states = new WeakMap<object, PluginState>()
+
+/** Where beforeUpdate leaves the replaced file's record for afterUpdate (`event.state`). */
+const PREVIOUS_RECORD = 'transcodekitPreviousRecord'
 
 function stateOf(strapi: StrapiHost): PluginState {
   const state = states.get(strapi)
@@ -81,10 +90,11 @@ export function register(): void {}
 export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<void> {
   const options = resolvePluginOptions(strapi.config.get('plugin::transcodekit', {}))
   const { service, close } = await obtainService(strapi, options)
+  const readOriginal = options.readOriginal ?? providerReader(strapi)
   const adapter = createLifecycleAdapter({
     service,
     rules: options.rules,
-    readOriginal: options.readOriginal ?? providerReader(strapi),
+    readOriginal,
     keyPrefix: options.keyPrefix,
   })
   const tasks = new RetryTasks({
@@ -125,6 +135,36 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
         strapi.log.error(`transcodekit: afterCreate could not be handled: ${describeError(error)}`)
       }
     },
+    async beforeUpdate(event: StrapiLifecycleEvent) {
+      // The record of the file being replaced names the asset to remove once the new one is
+      // transcoded; it is handed to afterUpdate in the subscriber's event state.
+      try {
+        const params = event.params as { where?: unknown; data?: unknown } | undefined
+        if (!replacesFile(params?.data) || !event.state) return
+        if (!params?.where || typeof params.where !== 'object') return
+        const row = await strapi.db.query(UPLOAD_FILE_MODEL).findOne({
+          where: params.where as Record<string, unknown>,
+          select: ['id', 'provider_metadata'],
+        })
+        event.state[PREVIOUS_RECORD] = row ? recordIn(row) : null
+      } catch (error) {
+        strapi.log.error(`transcodekit: beforeUpdate could not be handled: ${describeError(error)}`)
+      }
+    },
+    afterUpdate(event: StrapiLifecycleEvent) {
+      try {
+        // A new name, caption or alternative text (or our own record) is not a new file.
+        if (!replacesFile((event.params as { data?: unknown } | undefined)?.data)) return
+        const file = adapter.snapshot(event)
+        if (!file || !adapter.ruleFor(file)) return
+        const previous =
+          (event.state?.[PREVIOUS_RECORD] as TranscodeRecord | null | undefined) ??
+          recordIn({ provider_metadata: file.providerMetadata })
+        replaceLater(state, strapi, file, previous?.assetId ?? null)
+      } catch (error) {
+        strapi.log.error(`transcodekit: afterUpdate could not be handled: ${describeError(error)}`)
+      }
+    },
     afterDelete(event: StrapiLifecycleEvent) {
       try {
         const file = adapter.snapshot(event)
@@ -139,6 +179,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
     options,
     service,
     adapter,
+    readOriginal,
     tasks,
     unsubscribe: () => {},
     close,
@@ -196,12 +237,8 @@ export const services = {
         follow(state, strapi, fileId, jobId)
       })
     },
-    async recordOf(fileId) {
-      const row = await strapi.db
-        .query(UPLOAD_FILE_MODEL)
-        .findOne({ where: { id: fileId }, select: ['id', 'provider_metadata'] })
-      const metadata = row?.provider_metadata as Record<string, unknown> | null | undefined
-      return (metadata?.[RECORD_FIELD] as TranscodeRecord | undefined) ?? null
+    recordOf(fileId) {
+      return readRecord(strapi, String(fileId))
     },
   }),
 }
@@ -219,20 +256,106 @@ function submitLater(state: PluginState, strapi: StrapiHost, file: MediaFileSnap
   )
 }
 
+/**
+ * The entry's file was replaced (Strapi keeps its `hash`, so the bytes tell): new bytes get a
+ * new job under the key of their SHA-256; the previous version's asset is named in the record
+ * and removed once the new job completes (`follow`). The same bytes again start nothing.
+ */
+function replaceLater(
+  state: PluginState,
+  strapi: StrapiHost,
+  file: MediaFileSnapshot,
+  previousAssetId: string | null,
+): void {
+  const key = `replace:${file.id}`
+  const start = () =>
+    state.tasks.run(
+      key,
+      async (signal) => {
+        const sha256 = await sha256Of(await state.readOriginal(file, { signal }), signal)
+        const previous = previousAssetId
+          ? await state.service.repository.getAsset(previousAssetId)
+          : null
+        if (previous?.sha256 === sha256) return
+        const version = sha256.slice(0, 32)
+        const outcome = await state.adapter.submit(file, { signal, version })
+        if (outcome.status !== 'submitted') return
+        // The previous version's job is no longer what the entry shows.
+        await state.tasks.cancel(`follow:${file.id}`)
+        const replaces = previousAssetId !== outcome.job.assetId ? previousAssetId : null
+        await writeRecord(state, strapi, file.id, {
+          ...(await state.adapter.describe(outcome.job)),
+          sourceSha256: sha256,
+          replacesAssetId: replaces,
+        })
+        follow(state, strapi, file.id, outcome.job.id)
+      },
+      { limited: true },
+    )
+  // A replacement of a replacement still being submitted: the newest one wins.
+  if (!start()) {
+    state.tasks.cancel(key).then(start, (error: unknown) => {
+      strapi.log.error(`transcodekit: ${key} could not be restarted: ${describeError(error)}`)
+    })
+  }
+}
+
 function follow(state: PluginState, strapi: StrapiHost, fileId: string, jobId: string): void {
   state.tasks.run(`follow:${fileId}`, async (signal) => {
     const job = await state.adapter.settled(jobId, { signal })
     if (signal.aborted) return
-    await writeRecord(state, strapi, fileId, await state.adapter.describe(job))
+    const current = await readRecord(strapi, fileId)
+    // Another version's job took over the entry meanwhile: this one's record is not wanted.
+    if (current?.jobId && current.jobId !== job.id) return
+    const record: TranscodeRecord = {
+      ...(await state.adapter.describe(job)),
+      sourceSha256: current?.sourceSha256 ?? null,
+      replacesAssetId: current?.replacesAssetId ?? null,
+    }
+    if (job.state === 'complete' && record.replacesAssetId) {
+      await deleteAssetIfAny(state.service, record.replacesAssetId)
+      record.replacesAssetId = null
+    }
+    await writeRecord(state, strapi, fileId, record)
   })
+}
+
+async function deleteAssetIfAny(service: TranscodeService, assetId: string): Promise<void> {
+  try {
+    await service.deleteAsset(assetId)
+  } catch (error) {
+    // Already gone (a concurrent delivery, an earlier attempt): the outcome is the same.
+    if ((error as { code?: unknown })?.code !== 'NOT_FOUND') throw error
+  }
+}
+
+async function readRecord(strapi: StrapiHost, fileId: string): Promise<TranscodeRecord | null> {
+  const id = /^\d+$/.test(fileId) ? Number(fileId) : fileId
+  const row = await strapi.db
+    .query(UPLOAD_FILE_MODEL)
+    .findOne({ where: { id }, select: ['id', 'provider_metadata'] })
+  return row ? recordIn(row) : null
+}
+
+/** The record on a row of the upload file model, if any. */
+function recordIn(row: { provider_metadata?: unknown }): TranscodeRecord | null {
+  const metadata = row.provider_metadata as Record<string, unknown> | null | undefined
+  return (metadata?.[RECORD_FIELD] as TranscodeRecord | undefined) ?? null
 }
 
 function removeLater(state: PluginState, file: MediaFileSnapshot): void {
   state.tasks.run(`delete:${file.id}`, async () => {
     // A submission still retrying, or a job still followed, would act on a deleted entry.
     await state.tasks.cancel(`create:${file.id}`)
+    await state.tasks.cancel(`replace:${file.id}`)
     await state.tasks.cancel(`follow:${file.id}`)
     await state.adapter.remove(file)
+    // A replaced file's job is under the key of its version: its record names its asset, and
+    // the asset of the version it replaced if that one is not removed yet.
+    const record = recordIn({ provider_metadata: file.providerMetadata })
+    for (const assetId of new Set([record?.assetId, record?.replacesAssetId])) {
+      if (assetId) await deleteAssetIfAny(state.service, assetId)
+    }
   })
 }
 
@@ -248,10 +371,8 @@ async function followUnfinished(state: PluginState, strapi: StrapiHost): Promise
         cursor,
       })
       for (const job of page.items) {
-        const key = job.idempotencyKey
-        if (key?.startsWith(state.options.keyPrefix)) {
-          follow(state, strapi, key.slice(state.options.keyPrefix.length), job.id)
-        }
+        const fileId = job.idempotencyKey ? state.adapter.fileIdOf(job.idempotencyKey) : null
+        if (fileId) follow(state, strapi, fileId, job.id)
       }
       cursor = page.nextCursor
     } while (cursor)
@@ -308,7 +429,9 @@ async function obtainService(
           baseUrl: t.publicUrl,
         })
     const engine: Engine = ffmpegEngine()
+    const logger = strapiCoreLogger(strapi.log)
     let repository: Repository
+    let queue: Queue | undefined
     if (t.databaseUrl) {
       // Optional peer: only an app that sets `databaseUrl` needs it installed.
       const kysely: typeof import('@transcodekit/kysely') = await import('@transcodekit/kysely')
@@ -317,26 +440,46 @@ async function obtainService(
       await kysely.migrateToLatest(db)
       repository = kysely.kyselyRepository({ db })
     } else {
-      repository = memoryRepository()
+      // Strapi's own database (SQLite, PostgreSQL, MySQL): jobs and the work queue are durable
+      // with no setup, and every Strapi process on that database shares them.
+      const knex = strapi.db.connection
+      await migrateStrapiTables(knex)
+      repository = knexRepository({ knex })
+      const durable = knexQueue({ knex, logger })
+      closers.push(() => durable.close())
+      queue = durable
     }
     const service = createTranscoder({
       storage,
       engine,
       repository,
+      logger,
+      ...(queue ? { queue } : {}),
       worker: t.worker ? { concurrency: t.concurrency } : false,
     })
     closers.unshift(() => service.close())
-    // Jobs a previous run left unfinished are handed to a worker again.
-    if (t.databaseUrl && t.worker) await service.resume()
-    return { service, close: () => closeAll(closers) }
+    // Jobs a previous run left unfinished (or whose hand-over was cut short) are handed over
+    // again; the queue's claims make sure each runs once.
+    if (t.worker) await service.resume()
+    return { service, close: () => closeAll(closers, strapi) }
   } catch (error) {
-    await closeAll(closers)
+    await closeAll(closers, strapi)
     throw error
   }
 }
 
-async function closeAll(closers: Array<() => Promise<unknown> | unknown>): Promise<void> {
-  for (const close of closers) await Promise.resolve(close()).catch(() => {})
+/** Closes each resource in turn; one that fails is logged and the others are still closed. */
+async function closeAll(
+  closers: Array<() => Promise<unknown> | unknown>,
+  strapi: StrapiHost,
+): Promise<void> {
+  for (const close of closers) {
+    try {
+      await close()
+    } catch (error) {
+      strapi.log.error(`transcodekit: could not close a resource: ${describeError(error)}`)
+    }
+  }
 }
 
 async function openS3Storage(

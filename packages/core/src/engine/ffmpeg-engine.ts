@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process'
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,6 +14,7 @@ import {
 import { assertValidKey } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { errorText } from '../logging/error-text.ts'
 import { isExecutable } from '../media/executable.ts'
 import {
   type BinaryChoice,
@@ -33,6 +33,8 @@ import type {
 } from '../ports/engine.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Storage } from '../ports/storage.ts'
+import { defaultSpawner } from '../process/process-launcher.ts'
+import type { SpawnedProcess, Spawner } from '../process/spawner.ts'
 import {
   demuxerName,
   type FfmpegOutputPlan,
@@ -67,6 +69,12 @@ export interface FfmpegEngineOptions {
   ffprobePath?: string
   /** Reads the duration of finished outputs. @default probeMedia with `ffprobePath` */
   probe?: Prober
+  /**
+   * How ffmpeg is started. `directSpawner` spawns from this process; the default spawns
+   * through a small launcher process, so that a large server does not pay for each spawn.
+   * @default defaultSpawner(): the shared process launcher (`TRANSCODEKIT_SPAWN=direct`: directSpawner)
+   */
+  spawner?: Spawner
   /**
    * Kill ffmpeg when its progress (output time, frames and bytes written, and on Linux bytes
    * of input read) has not moved for this long: an input with a huge timestamp gap keeps it
@@ -113,6 +121,7 @@ interface ResolvedOptions {
   killGraceMs: number
   x264Preset: string
   probe: Prober
+  spawner: Spawner
   stallTimeoutMs: number
   maxCpuSec: number
   maxMemoryBytes: number
@@ -134,6 +143,7 @@ function resolveOptions(options: FfmpegEngineOptions): ResolvedOptions {
         ? (path, probeOptions) =>
             probeMedia(path, { ffprobePath: options.ffprobePath, ...probeOptions })
         : probeMedia),
+    spawner: options.spawner ?? defaultSpawner(),
     stallTimeoutMs: options.stallTimeoutMs ?? 120_000,
     maxCpuSec: options.maxCpuSec ?? 6 * 60 * 60,
     maxMemoryBytes: options.maxMemoryBytes ?? 4 * 1024 ** 3,
@@ -240,7 +250,7 @@ export class FfmpegEngine implements Engine {
       (found) => announce(found, this.#options.logger),
       (error: unknown) =>
         this.#options.logger.error(
-          { error: errorMessage(error) },
+          { error: errorText(error) },
           'ffmpeg engine: no working ffmpeg or ffprobe; jobs will fail with ENGINE_UNAVAILABLE',
         ),
     )
@@ -447,19 +457,7 @@ export class FfmpegEngine implements Engine {
       ),
     }
     return new Promise((resolvePromise, reject) => {
-      let child: ChildProcess
-      try {
-        child = spawn(...dieWithParent(binary, args, rlimits(limits)), {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        })
-      } catch (error) {
-        reject(
-          new EngineError('ENGINE_UNAVAILABLE', `ffmpeg could not be started: ${String(error)}`, {
-            cause: error,
-          }),
-        )
-        return
-      }
+      const child: SpawnedProcess = limits.spawner(...dieWithParent(binary, args, rlimits(limits)))
       let stderr = ''
       let pending = ''
       let outTimeUs = 0
@@ -594,6 +592,11 @@ export class FfmpegEngine implements Engine {
       }
       child.once('error', (error: NodeJS.ErrnoException) => {
         done()
+        // The launcher that ran it died: its own EngineError says so.
+        if (error instanceof EngineError) {
+          reject(error)
+          return
+        }
         reject(
           new EngineError(
             'ENGINE_UNAVAILABLE',
@@ -703,14 +706,21 @@ export class FfmpegEngine implements Engine {
       }
       stop.throwIfAborted()
     } catch (error) {
-      await Promise.all(stored.map((key) => storage.delete(key).catch(() => {})))
+      await Promise.all(
+        stored.map((key) =>
+          storage.delete(key).catch((cleanup: unknown) => {
+            this.#options.logger.error(
+              { key, error: errorText(cleanup) },
+              'transcodekit: could not remove an output stored before its job failed',
+            )
+          }),
+        ),
+      )
       if (stop.aborted) throw error
       if (error instanceof TranscodeKitError && error.code === 'INVALID_KEY') throw error
-      throw new EngineError(
-        'STORAGE_FAILED',
-        `storing the outputs failed: ${errorMessage(error)}`,
-        { cause: error },
-      )
+      throw new EngineError('STORAGE_FAILED', `storing the outputs failed: ${errorText(error)}`, {
+        cause: error,
+      })
     }
   }
 }
@@ -800,10 +810,6 @@ function sumExtinf(playlist: string): number | null {
     found = true
   }
   return found ? Math.round(total * 1000) / 1000 : null
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
 }
 
 let setpriv: string | null | undefined

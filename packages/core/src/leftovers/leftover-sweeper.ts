@@ -5,6 +5,7 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ConfigurationError } from '../errors.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
+import { errorText } from '../logging/error-text.ts'
 import type { Logger } from '../ports/logger.ts'
 
 /*
@@ -197,7 +198,7 @@ export async function sweepLeftovers(
       // next sweep, and is said.
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
         logger.warn(
-          { folder, entry: name, error: error instanceof Error ? error.message : String(error) },
+          { folder, entry: name, error: errorText(error) },
           'transcodekit: could not sweep a leftover entry; the next sweep tries again',
         )
       }

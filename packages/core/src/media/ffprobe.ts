@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process'
-import { promisify } from 'node:util'
-import { UnsupportedMediaError } from '../errors.ts'
+import { EngineError, UnsupportedMediaError } from '../errors.ts'
 import type { MediaInfo, MediaStream } from '../model.ts'
+import { defaultSpawner } from '../process/process-launcher.ts'
+import { runProcess } from '../process/run-process.ts'
+import type { Spawner } from '../process/spawner.ts'
 import { ffprobePath } from './ffmpeg-binaries.ts'
 import { ALLOWED_INPUT_FORMATS } from './sniff.ts'
-
-const execFileAsync = promisify(execFile)
 
 export interface ProbeOptions {
   signal?: AbortSignal
@@ -21,6 +20,11 @@ export interface ProbeOptions {
    * still reported, for the job limits to refuse. @default Infinity (ffprobe's own bound)
    */
   maxFramePixels?: number
+  /**
+   * How ffprobe is started. @default defaultSpawner(): through the shared process launcher
+   * (`TRANSCODEKIT_SPAWN=direct`: from this process)
+   */
+  spawner?: Spawner
 }
 
 // ffprobe's words for a frame it did not decode because of `-max_pixels`.
@@ -53,7 +57,7 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
   let stdout: string
   let stderr: string
   try {
-    ;({ stdout, stderr } = await execFileAsync(
+    ;({ stdout, stderr } = await runProcess(
       options.ffprobePath ?? ffprobePath(),
       [
         ...pixelArgs,
@@ -69,10 +73,17 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
         '-show_streams',
         `file:${path}`,
       ],
-      { signal: options.signal, timeout: options.timeoutMs ?? 30_000, maxBuffer: 8 * 1024 * 1024 },
+      {
+        signal: options.signal,
+        timeoutMs: options.timeoutMs ?? 30_000,
+        maxOutputBytes: 8 * 1024 * 1024,
+        spawner: options.spawner ?? defaultSpawner(),
+      },
     ))
   } catch (error) {
     if (options.signal?.aborted) throw error
+    // The launcher died: not the input's fault.
+    if (error instanceof EngineError) throw error
     throw new UnsupportedMediaError('the input is not a media file ffprobe can read', {
       cause: error,
     })

@@ -1,3 +1,5 @@
+import type { WebhookQueue } from './webhooks.ts'
+
 export interface QueueMessage {
   jobId: string
 }
@@ -34,4 +36,10 @@ export interface Queue {
    * left to be delivered again. Resolves once they have returned.
    */
   close(): Promise<void>
+  /**
+   * Optional: a queue for webhook attempts on the same backend (pg-boss: a second named
+   * queue), so that scheduled retries survive what the jobs survive. Probed once by the
+   * service; the same queue every call.
+   */
+  webhookQueue?(): WebhookQueue
 }

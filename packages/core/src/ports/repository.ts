@@ -1,4 +1,5 @@
 import type { Asset, Job, JobState, Output, Owner, Page, PageRequest } from '../model.ts'
+import type { WebhookDeliveryStore } from './webhooks.ts'
 
 /** A job as first written: `submitted`, progress 0, no attempts yet. */
 export interface NewJob {
@@ -11,7 +12,9 @@ export interface NewJob {
   idempotencyKey: string | null
   /** Fingerprint of what was asked for, to tell a retried request from a conflicting one. */
   requestHash: string
-  outputs: Array<Pick<Output, 'name' | 'presetId' | 'storageKey' | 'contentType'>>
+  outputs: Array<
+    Pick<Output, 'name' | 'presetId' | 'storageKey' | 'contentType' | 'requestedPresetId'>
+  >
   createdAt: Date
 }
 
@@ -81,6 +84,12 @@ export interface Repository {
    * (unchanged if the rules refused the patch), or `null` if it does not exist.
    */
   updateJob(id: string, patch: JobPatch): Promise<Job | null>
+
+  /**
+   * Optional: where webhook deliveries are recorded, in the same database, so that they
+   * survive what the jobs survive. Probed once by the service; the same store every call.
+   */
+  webhookStore?(): WebhookDeliveryStore
 
   /** Optional: release what the repository created. */
   close?(): Promise<void>

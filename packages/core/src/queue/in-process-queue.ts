@@ -4,6 +4,7 @@ import {
   InvalidRequestError,
   InvalidStateError,
 } from '../errors.ts'
+import { errorText } from '../logging/error-text.ts'
 import type { Queue, QueueHandler, QueueMessage, WorkOptions } from '../ports/queue.ts'
 
 export interface InProcessQueueOptions {
@@ -44,7 +45,7 @@ function resolveOptions(options: InProcessQueueOptions): ResolvedOptions {
     onError:
       options.onError ??
       ((error, message, attempt) => {
-        const reason = error instanceof Error ? error.message : String(error)
+        const reason = errorText(error)
         process.emitWarning(
           `job ${message.jobId} failed after ${attempt} deliveries and was dropped: ${reason}`,
           'TranscodeKitQueueWarning',

@@ -15,6 +15,7 @@ import type {
   NewJob,
   Repository,
 } from '../ports/repository.ts'
+import { MemoryWebhookStore } from './memory-webhook-store.ts'
 
 interface StoredJob {
   job: Job
@@ -32,6 +33,11 @@ export class MemoryRepository implements Repository {
   readonly #jobs = new Map<string, StoredJob>()
   /** Job ids by `idempotencyScope(owner, key)`. */
   readonly #byIdempotencyKey = new Map<string, string>()
+  readonly #webhooks = new MemoryWebhookStore()
+
+  webhookStore(): MemoryWebhookStore {
+    return this.#webhooks
+  }
 
   async createAsset(asset: Asset): Promise<void> {
     if (this.#assets.has(asset.id)) throw new InvalidStateError(`asset ${asset.id} already exists`)
@@ -98,6 +104,7 @@ export class MemoryRepository implements Repository {
         jobId: input.id,
         name: output.name,
         presetId: output.presetId,
+        ...(output.requestedPresetId ? { requestedPresetId: output.requestedPresetId } : {}),
         storageKey: output.storageKey,
         contentType: output.contentType,
         state: 'submitted',

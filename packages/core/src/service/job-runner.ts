@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises'
 import { AbortedError, TranscodeKitError } from '../errors.ts'
 import { jobPrefix } from '../keys.ts'
+import { errorText } from '../logging/error-text.ts'
 import { type Asset, isTerminal, type Job } from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
 import type { QueueHandlerContext } from '../ports/queue.ts'
@@ -8,7 +9,7 @@ import type { JobPatch, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import { checkJobLimits } from './job-limits.ts'
 import type { JobWriter } from './job-writer.ts'
-import { clampProgress, errorText } from './service-support.ts'
+import { clampProgress } from './service-support.ts'
 import type { ServiceSettings } from './transcoder-options.ts'
 
 export interface RunnerParts {

@@ -38,6 +38,8 @@ export class JobSubmitter {
     asset: Asset,
     presets: readonly Preset[],
     idempotencyKey: string | null,
+    /** The name each preset (by id) was asked for by, when not its id. */
+    requestedNames: ReadonlyMap<string, string> = new Map(),
   ): Promise<Job> {
     const { repository, queue, writer, engineName, keyPrefix } = this.#parts
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
@@ -70,10 +72,13 @@ export class JobSubmitter {
         presetId: preset.id,
         storageKey: outputKey(keyPrefix, asset.id, jobId, preset.id, preset.extension),
         contentType: preset.contentType,
+        ...(requestedNames.has(preset.id)
+          ? { requestedPresetId: requestedNames.get(preset.id) as string }
+          : {}),
       })),
     })
     if (created) {
-      writer.created(job)
+      await writer.created(job)
       try {
         await queue.send({ jobId: job.id })
       } catch (error) {

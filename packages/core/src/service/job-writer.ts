@@ -1,12 +1,14 @@
 import { isTerminal, type Job } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { JobPatch, Repository } from '../ports/repository.ts'
+import type { ServiceWebhooks } from '../webhooks/service-webhooks.ts'
 import type { JobEventHub } from './job-events.ts'
 import { fingerprint } from './service-support.ts'
 
 /**
  * Writes job changes and announces each one that changed what a watcher sees; a job that
- * fails is logged here, once, with its code.
+ * fails is logged here, once, with its code. Each state change is published as a webhook
+ * event, when the service has webhooks, before the change is returned.
  */
 export class JobWriter {
   readonly #repository: Repository
@@ -14,16 +16,24 @@ export class JobWriter {
   readonly #logger: Logger
   /** The fingerprint of each unfinished job as last announced, so a no-op update is silent. */
   readonly #lastSeen = new Map<string, string>()
+  readonly #webhooks: ServiceWebhooks | null
 
-  constructor(repository: Repository, events: JobEventHub, logger: Logger) {
+  constructor(
+    repository: Repository,
+    events: JobEventHub,
+    logger: Logger,
+    webhooks: ServiceWebhooks | null = null,
+  ) {
     this.#repository = repository
     this.#events = events
     this.#logger = logger
+    this.#webhooks = webhooks
   }
 
   /** Announces a job just created. */
-  created(job: Job): void {
+  async created(job: Job): Promise<void> {
     this.#events.emit({ type: 'job.created', job })
+    await this.#webhooks?.jobCreated(job)
   }
 
   async update(id: string, patch: JobPatch): Promise<Job | null> {
@@ -39,6 +49,7 @@ export class JobWriter {
         )
       }
       this.#events.emit({ type: 'job.updated', job })
+      await this.#webhooks?.jobChanged(job)
     }
     return job
   }

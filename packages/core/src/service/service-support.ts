@@ -14,7 +14,3 @@ export function fingerprint(job: Job): string {
 export function clampProgress(value: number): number {
   return Math.min(100, Math.max(0, Math.round(value * 10) / 10))
 }
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}

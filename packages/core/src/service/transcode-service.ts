@@ -23,6 +23,8 @@ import type { Storage } from '../ports/storage.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
+import { type ServiceWebhooks, serviceWebhooks } from '../webhooks/service-webhooks.ts'
+import type { WebhookDispatcher } from '../webhooks/webhook-dispatcher.ts'
 import { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import { type JobEvent, JobEventHub } from './job-events.ts'
 import { checkJobLimits } from './job-limits.ts'
@@ -30,7 +32,7 @@ import { JobRunner } from './job-runner.ts'
 import { JobSubmitter } from './job-submission.ts'
 import { watchJob } from './job-watch.ts'
 import { JobWriter } from './job-writer.ts'
-import { errorText, inScope } from './service-support.ts'
+import { inScope } from './service-support.ts'
 import {
   type IngestOptions,
   type OwnerScope,
@@ -48,6 +50,8 @@ export type {
   TranscodeOptions,
   TranscoderOptions,
 } from './transcoder-options.ts'
+
+import { errorText } from '../logging/error-text.ts'
 
 /**
  * What everything else calls: the HTTP plugin, the CMS adapter, the workers. The work itself
@@ -67,6 +71,11 @@ export class TranscodeService {
   readonly repository: Repository
   readonly queue: Queue
   readonly presets: PresetCatalog
+  /** The webhook deliveries (list, read, redeliver), when the `webhooks` option is given. */
+  readonly webhooks: WebhookDispatcher | null
+  readonly #webhooks: ServiceWebhooks | null
+  /** Resolves to the error the webhooks' start met, if any. */
+  readonly #webhooksStarted: Promise<unknown>
   readonly #ownsQueue: boolean
   readonly #settings: ServiceSettings
   readonly #logger: Logger
@@ -88,7 +97,15 @@ export class TranscodeService {
     this.#ownsQueue = !options.queue
     this.queue = options.queue ?? inProcessQueue()
     this.#probes = new ConcurrencyLimiter(this.#settings.probeConcurrency)
-    this.#writer = new JobWriter(this.repository, this.#events, this.#logger)
+    this.#webhooks = options.webhooks
+      ? serviceWebhooks(options.webhooks, {
+          repository: this.repository,
+          queue: this.queue,
+          logger: this.#logger,
+        })
+      : null
+    this.webhooks = this.#webhooks?.dispatcher ?? null
+    this.#writer = new JobWriter(this.repository, this.#events, this.#logger, this.#webhooks)
     this.#submitter = new JobSubmitter({
       repository: this.repository,
       queue: this.queue,
@@ -105,6 +122,16 @@ export class TranscodeService {
     })
     // Upload spools of processes that died mid-upload: at start, then now and then.
     void watchLeftovers(this.#settings.tmpDir, { logger: this.#logger })
+    this.#webhooksStarted = (this.webhooks?.start() ?? Promise.resolve()).then(
+      () => null,
+      (error: unknown) => {
+        this.#logger.error(
+          { error: errorText(error) },
+          'transcodekit: the webhook deliveries could not start',
+        )
+        return error
+      },
+    )
     if (options.worker !== false) {
       const concurrency = options.worker?.concurrency ?? 1
       this.#started = this.queue.work((message, context) => this.runJob(message.jobId, context), {
@@ -116,6 +143,8 @@ export class TranscodeService {
   /** Resolves once the worker (if any) has started consuming. */
   async ready(): Promise<void> {
     await this.#started
+    const error = await this.#webhooksStarted
+    if (error) throw error
   }
 
   /**
@@ -123,13 +152,15 @@ export class TranscodeService {
    * are audio or video (never trusting its name or claimed type), then stores it and records
    * the asset. Anything refused leaves nothing behind.
    */
-  ingest(body: UploadBody, options: IngestOptions = {}): Promise<Asset> {
-    return ingestUpload(body, options, {
+  async ingest(body: UploadBody, options: IngestOptions = {}): Promise<Asset> {
+    const asset = await ingestUpload(body, options, {
       storage: this.storage,
       repository: this.repository,
       settings: this.#settings,
       probes: this.#probes,
     })
+    await this.#webhooks?.assetCreated(asset)
+    return asset
   }
 
   /** Resolves preset names against the catalog and checks that they apply to the asset. */
@@ -163,7 +194,13 @@ export class TranscodeService {
     const asset = await this.getAsset(assetId, options)
     const presets = this.resolvePresets(asset, options.presets)
     checkJobLimits(asset.media, presets, this.#settings.limits)
-    return this.#submitter.submit(asset, presets, options.idempotencyKey ?? null)
+    // The names the client used, kept beside the canonical ids (the first name of each preset).
+    const requested = new Map<string, string>()
+    for (const name of options.presets ?? []) {
+      const { id } = this.presets.resolve(name)
+      if (id !== name && !requested.has(id)) requested.set(id, name)
+    }
+    return this.#submitter.submit(asset, presets, options.idempotencyKey ?? null, requested)
   }
 
   /** One call does both: ingest an upload and create its job. */
@@ -236,7 +273,7 @@ export class TranscodeService {
       cursor = page.nextCursor
     } while (cursor)
     await this.storage.deletePrefix(assetPrefix(this.#settings.keyPrefix, asset.id))
-    await this.repository.deleteAsset(id)
+    if (await this.repository.deleteAsset(id)) await this.#webhooks?.assetDeleted(asset)
   }
 
   async getJob(id: string, scope: OwnerScope = {}): Promise<Job> {
@@ -294,7 +331,7 @@ export class TranscodeService {
     }
     return this.transcode(job.assetId, {
       owner: job.owner,
-      presets: job.outputs.map((o) => o.presetId),
+      presets: job.outputs.map((o) => o.requestedPresetId ?? o.presetId),
       idempotencyKey: `retry:${job.id}`,
     })
   }
@@ -367,6 +404,7 @@ export class TranscodeService {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    await this.webhooks?.close()
     if (this.#ownsQueue) await this.queue.close()
     this.#events.close()
   }

@@ -11,6 +11,7 @@ import type { Queue } from '../ports/queue.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
+import type { WebhookOptions } from '../webhooks/webhook-options.ts'
 import { type JobLimits, type ResolvedJobLimits, resolveJobLimits } from './job-limits.ts'
 
 export interface TranscoderOptions {
@@ -51,6 +52,12 @@ export interface TranscoderOptions {
   limits?: JobLimits
   /** Where a job that ends in `error` is reported, with its code. @default consoleLogger() */
   logger?: Logger
+  /**
+   * Signed webhooks (Standard Webhooks) for every job state change and asset made or
+   * deleted, to any number of endpoints; recorded in the repository's `webhookStore()` and
+   * retried through the queue's `webhookQueue()` when they offer them. @default none
+   */
+  webhooks?: WebhookOptions
 }
 
 /** Whose resources a call may see and change. */

@@ -13,12 +13,12 @@ import {
 } from '../errors.ts'
 import { originalKey } from '../keys.ts'
 import { processTag } from '../leftovers/leftover-sweeper.ts'
+import { errorText } from '../logging/error-text.ts'
 import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
-import { errorText } from './service-support.ts'
 import type { IngestOptions, ServiceSettings } from './transcoder-options.ts'
 
 export type UploadBody = NodeJS.ReadableStream | AsyncIterable<Uint8Array>

@@ -157,6 +157,25 @@ export function repositoryConformance(
         expect(await repository.getJob(randomUUID())).toBeNull()
       }))
 
+    it('keeps the preset name each output was asked for by, beside its id', () =>
+      withRepository(async (repository) => {
+        const asset = await createAsset(repository)
+        const input = makeJob(asset.id)
+        input.outputs = input.outputs.map((o, i) =>
+          i === 0 ? { ...o, requestedPresetId: '1351620000001-300300' } : o,
+        )
+        const { job } = await repository.createJob(input)
+        const read = await repository.getJob(job.id)
+        for (const seen of [
+          job,
+          read,
+          (await repository.listJobs({ assetId: asset.id })).items[0],
+        ]) {
+          expect(seen?.outputs[0]?.requestedPresetId).toBe('1351620000001-300300')
+          expect(seen?.outputs[1]).not.toHaveProperty('requestedPresetId')
+        }
+      }))
+
     it('refuses a job for an asset that does not exist, storing nothing', () =>
       withRepository(async (repository) => {
         const input = makeJob(randomUUID(), { idempotencyKey: `key-${randomUUID()}` })

@@ -1,0 +1,120 @@
+import { decodeCursor, encodeCursor, pageLimit } from '../keys.ts'
+import type { Page } from '../model.ts'
+import type {
+  ListWebhookDeliveriesRequest,
+  NewWebhookDelivery,
+  WebhookAttempt,
+  WebhookDelivery,
+  WebhookDeliveryStore,
+} from '../ports/webhooks.ts'
+
+/**
+ * Webhook deliveries in this process's memory, for the defaults and the tests: nothing
+ * survives a restart.
+ */
+export class MemoryWebhookStore implements WebhookDeliveryStore {
+  readonly #deliveries = new Map<string, WebhookDelivery>()
+  /** Delivery id by (endpoint, event key): the unique constraint. */
+  readonly #byEvent = new Map<string, string>()
+
+  async create(
+    input: NewWebhookDelivery,
+  ): Promise<{ delivery: WebhookDelivery; created: boolean }> {
+    const eventScope = JSON.stringify([input.endpointId, input.eventKey])
+    const existing = this.#byEvent.get(eventScope)
+    if (existing) {
+      return { delivery: structuredClone(this.#deliveries.get(existing)!), created: false }
+    }
+    const delivery: WebhookDelivery = {
+      ...structuredClone(input),
+      state: 'pending',
+      attempts: 0,
+      lastStatus: null,
+      lastError: null,
+      nextAttemptAt: input.createdAt,
+      updatedAt: input.createdAt,
+      deliveredAt: null,
+    }
+    this.#deliveries.set(delivery.id, delivery)
+    this.#byEvent.set(eventScope, delivery.id)
+    return { delivery: structuredClone(delivery), created: true }
+  }
+
+  async get(id: string): Promise<WebhookDelivery | null> {
+    const delivery = this.#deliveries.get(id)
+    return delivery ? structuredClone(delivery) : null
+  }
+
+  async list(request: ListWebhookDeliveriesRequest = {}): Promise<Page<WebhookDelivery>> {
+    const limit = pageLimit(request.limit)
+    const after = request.cursor ? decodeCursor(request.cursor) : null
+    const items = [...this.#deliveries.values()]
+      .filter(
+        (d) =>
+          (request.owner === undefined || d.owner === request.owner) &&
+          (request.endpointId === undefined || d.endpointId === request.endpointId) &&
+          (request.state === undefined || d.state === request.state) &&
+          (!after || newestFirst(d, after) > 0),
+      )
+      .sort(newestFirst)
+    const page = items.slice(0, limit)
+    const last = page.at(-1)
+    return {
+      items: page.map((d) => structuredClone(d)),
+      nextCursor: items.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    }
+  }
+
+  async recordAttempt(id: string, attempt: WebhookAttempt): Promise<WebhookDelivery | null> {
+    const delivery = this.#deliveries.get(id)
+    if (!delivery) return null
+    if (delivery.state === 'pending') {
+      delivery.attempts += 1
+      delivery.lastStatus = attempt.status
+      delivery.lastError = attempt.error
+      delivery.updatedAt = attempt.at
+      if (attempt.delivered) {
+        delivery.state = 'delivered'
+        delivery.deliveredAt = attempt.at
+        delivery.nextAttemptAt = null
+      } else if (attempt.nextAttemptAt === null) {
+        delivery.state = 'failed'
+        delivery.nextAttemptAt = null
+      } else {
+        delivery.nextAttemptAt = attempt.nextAttemptAt
+      }
+    }
+    return structuredClone(delivery)
+  }
+
+  async requeue(id: string, at: Date): Promise<WebhookDelivery | null> {
+    const delivery = this.#deliveries.get(id)
+    if (!delivery || delivery.state === 'pending') return null
+    delivery.state = 'pending'
+    delivery.nextAttemptAt = at
+    delivery.updatedAt = at
+    return structuredClone(delivery)
+  }
+
+  async listDue(before: Date, limit: number): Promise<WebhookDelivery[]> {
+    return [...this.#deliveries.values()]
+      .filter((d) => d.state === 'pending' && d.nextAttemptAt && d.nextAttemptAt <= before)
+      .sort((a, b) => a.nextAttemptAt!.getTime() - b.nextAttemptAt!.getTime())
+      .slice(0, pageLimit(limit))
+      .map((d) => structuredClone(d))
+  }
+}
+
+/** Makes an in-memory `WebhookDeliveryStore`. */
+export function memoryWebhookStore(): MemoryWebhookStore {
+  return new MemoryWebhookStore()
+}
+
+function newestFirst(
+  a: { id: string; createdAt: Date },
+  b: { id: string; createdAt: Date },
+): number {
+  const byTime = b.createdAt.getTime() - a.createdAt.getTime()
+  if (byTime !== 0) return byTime
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+}

@@ -1,0 +1,191 @@
+import { isTerminal, type Job, type Logger, NotFoundError } from '@transcodekit/core'
+import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
+import type { EtNotifier } from './et-notifier.ts'
+import { deliverOutput } from './output-delivery.ts'
+import type { ResolvedEtOptions } from './plugin-options.ts'
+import type { EtJobRecord, EtOutputRecord, EtStatus } from './store/et-store.ts'
+
+/**
+ * Keeps each ET job's status in step with its core job: from the service's events, on every
+ * read or listing, and every `syncIntervalMs` for jobs other processes run. A completed core
+ * job's outputs are copied to the pipeline's output bucket (by the one process that claims
+ * it), and only then is the ET job `Complete`. Notifications go out on each ET status change,
+ * once (the store's conditional updates decide).
+ */
+export class EtJobSync {
+  readonly #options: ResolvedEtOptions
+  readonly #notifier: EtNotifier
+  readonly #logger: Logger
+  #unsubscribe: (() => void) | null = null
+  /** Updates started by events or sweeps, awaited on `stop()` so none is cut by a shutdown. */
+  readonly #inFlight = new Set<Promise<void>>()
+  #timer: NodeJS.Timeout | null = null
+  #sweeping = false
+
+  constructor(options: ResolvedEtOptions, notifier: EtNotifier) {
+    this.#options = options
+    this.#notifier = notifier
+    this.#logger = options.logger
+  }
+
+  /** Follows the service's job events. */
+  start(): void {
+    this.#unsubscribe = this.#options.service.subscribe(({ job }) => {
+      const key = job.idempotencyKey
+      if (!key?.startsWith(CORE_KEY_PREFIX)) return
+      const etJobId = key.slice(CORE_KEY_PREFIX.length)
+      const update: Promise<void> = this.#follow(etJobId, job)
+        .catch((error: unknown) => {
+          this.#logger.error(
+            { etJobId, coreJobId: job.id, error: errorText(error) },
+            'elastic-transcoder-api: could not bring a job up to date',
+          )
+        })
+        .finally(() => this.#inFlight.delete(update))
+      this.#inFlight.add(update)
+    })
+    if (this.#options.syncIntervalMs > 0) {
+      this.#timer = setInterval(() => this.#sweep(), this.#options.syncIntervalMs)
+      this.#timer.unref()
+    }
+  }
+
+  /** Brings the oldest unfinished jobs up to date (one sweep at a time). */
+  #sweep(): void {
+    if (this.#sweeping) return
+    this.#sweeping = true
+    const sweep: Promise<void> = (async () => {
+      for (const job of await this.#options.store.listUnfinishedJobs(100)) {
+        await this.refresh(job).catch((error: unknown) => {
+          this.#logger.error(
+            { etJobId: job.id, error: errorText(error) },
+            'elastic-transcoder-api: could not bring a job up to date',
+          )
+        })
+      }
+    })()
+      .catch((error: unknown) => {
+        this.#logger.error(
+          { error: errorText(error) },
+          'elastic-transcoder-api: could not list the unfinished jobs',
+        )
+      })
+      .finally(() => {
+        this.#sweeping = false
+        this.#inFlight.delete(sweep)
+      })
+    this.#inFlight.add(sweep)
+  }
+
+  /** Stops following events, once the updates already started have ended. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.()
+    this.#unsubscribe = null
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    await Promise.all(this.#inFlight)
+  }
+
+  async #follow(etJobId: string, core: Job): Promise<void> {
+    const job = await this.#options.store.getJobById(etJobId)
+    if (job) await this.refresh(job, core)
+  }
+
+  /** Brings an ET job up to date with its core job; returns it as it is now. */
+  async refresh(job: EtJobRecord, known?: Job): Promise<EtJobRecord> {
+    if (job.status === 'Complete' || job.status === 'Error' || job.status === 'Canceled') return job
+    if (!job.coreJobId) return job
+    const { store } = this.#options
+    let core: Job
+    try {
+      core = known ?? (await this.#options.service.getJob(job.coreJobId))
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error
+      // Its asset was deleted through the media API: the job can never end otherwise.
+      return (
+        (await store.updateJob(job.id, {
+          status: 'Error',
+          finishedAt: new Date(),
+          outputs: job.outputs.map((o) => ({
+            ...o,
+            status: 'Error',
+            statusDetail: '9999 The job was removed before it ended.',
+          })),
+        })) ?? job
+      )
+    }
+    if (core.state === 'submitted') return job
+    let current = job
+    if (current.status === 'Submitted' && core.state !== 'canceled') {
+      const started = await store.updateJob(
+        job.id,
+        {
+          status: 'Progressing',
+          startedAt: new Date(),
+          outputs: job.outputs.map((o) => ({ ...o, status: 'Progressing' })),
+        },
+        { onlyIf: ['Submitted'] },
+      )
+      if (started) {
+        current = started
+        await this.#notifier.notify(started, 'PROGRESSING')
+      } else {
+        current = (await store.getJobById(job.id)) ?? current
+      }
+    }
+    if (!isTerminal(core.state)) return current
+    if (core.state === 'canceled') {
+      return (
+        (await store.updateJob(job.id, {
+          status: 'Canceled',
+          finishedAt: new Date(),
+          outputs: current.outputs.map((o) => ({ ...o, status: 'Canceled' })),
+        })) ?? current
+      )
+    }
+    return this.#finish(current, core)
+  }
+
+  /** Delivers the outputs of an ended core job (once: the store's claim) and ends the ET job. */
+  async #finish(job: EtJobRecord, core: Job): Promise<EtJobRecord> {
+    const { store, buckets } = this.#options
+    if (!(await store.claimDelivery(job.id))) return job
+    let outputs: EtOutputRecord[]
+    try {
+      const pipeline = await store.getPipeline(job.pipelineId, job.owner)
+      const storage = pipeline ? buckets.get(pipeline.outputBucket) : undefined
+      if (!pipeline || !storage) throw new Error('the pipeline or its output bucket is gone')
+      outputs = []
+      for (const output of job.outputs) {
+        outputs.push(
+          core.state === 'complete'
+            ? await deliverOutput(this.#options.service, core, output, {
+                bucket: pipeline.outputBucket,
+                storage,
+                prefix: job.outputKeyPrefix,
+              })
+            : {
+                ...output,
+                status: 'Error',
+                statusDetail: `4000 ${core.errorMessage ?? 'the job failed'}`,
+              },
+        )
+      }
+    } catch (error) {
+      this.#logger.error(
+        { etJobId: job.id, coreJobId: core.id, error: errorText(error) },
+        'elastic-transcoder-api: could not deliver the outputs of a job',
+      )
+      outputs = job.outputs.map((o) => ({
+        ...o,
+        status: 'Error',
+        statusDetail: `9999 The outputs could not be written to the output bucket: ${errorText(error)}`,
+      }))
+    }
+    const status: EtStatus = outputs.some((o) => o.status === 'Error') ? 'Error' : 'Complete'
+    const ended = await store.updateJob(job.id, { status, outputs, finishedAt: new Date() })
+    if (!ended) return (await store.getJobById(job.id)) ?? job
+    await this.#notifier.notify(ended, status === 'Error' ? 'ERROR' : 'COMPLETED')
+    return ended
+  }
+}

@@ -1,0 +1,198 @@
+import {
+  InvalidStateError,
+  type Job,
+  type Logger,
+  NotFoundError,
+  type Owner,
+  TranscodeKitError,
+} from '@transcodekit/core'
+import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
+import { ElasticTranscoderError, notFound, validationError } from './et-errors.ts'
+import { newEtId } from './et-ids.ts'
+import type { EtJobSync } from './et-job-sync.ts'
+import { checkJobRequest } from './job-request.ts'
+import type { ResolvedEtOptions } from './plugin-options.ts'
+import type { EtJobRecord, EtPage, EtStatus } from './store/et-store.ts'
+
+/**
+ * The job operations of the API: CreateJob reads the input from the pipeline's input bucket
+ * into the service and creates the core job; reads and listings answer each job brought up to
+ * date by `EtJobSync`; CancelJob cancels a job that has not started.
+ */
+export class EtJobs {
+  readonly #options: ResolvedEtOptions
+  readonly #sync: EtJobSync
+  readonly #logger: Logger
+
+  constructor(options: ResolvedEtOptions, sync: EtJobSync) {
+    this.#options = options
+    this.#sync = sync
+    this.#logger = options.logger
+  }
+
+  async create(owner: Owner, body: unknown): Promise<EtJobRecord> {
+    const { service, store, buckets } = this.#options
+    const request = checkJobRequest(body, service.presets)
+    const pipeline = await store.getPipeline(request.pipelineId, owner)
+    if (!pipeline) throw notFound('pipeline', request.pipelineId)
+    await this.#checkActiveJobs(owner)
+    const input = buckets.get(pipeline.inputBucket)
+    if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
+    const id = newEtId()
+    let object: Awaited<ReturnType<typeof input.get>>
+    try {
+      object = await input.get(request.input.Key)
+    } catch (error) {
+      if (error instanceof NotFoundError || (error as { code?: string }).code === 'INVALID_KEY') {
+        throw validationError(
+          `The specified object could not be found: bucket=${pipeline.inputBucket}, key=${request.input.Key}.`,
+        )
+      }
+      throw error
+    }
+    let core: Job
+    const filename = request.input.Key.split('/').at(-1) ?? null
+    try {
+      const { job } = await service.ingestAndTranscode(object.body, {
+        owner,
+        filename,
+        presets: request.outputs.map((o) => o.corePresetId),
+        idempotencyKey: `${CORE_KEY_PREFIX}${id}`,
+      })
+      core = job
+    } catch (error) {
+      object.body.destroy()
+      // Input the service refuses (not media, too large, a preset that cannot apply, over a
+      // limit) is the client's: a 400 that leaves nothing behind (the service removed it).
+      if (error instanceof TranscodeKitError && !(error instanceof ElasticTranscoderError)) {
+        throw validationError(
+          `${error.message} (bucket=${pipeline.inputBucket}, key=${request.input.Key})`,
+        )
+      }
+      throw error
+    }
+    const now = new Date()
+    const job: EtJobRecord = {
+      id,
+      owner,
+      pipelineId: pipeline.id,
+      coreJobId: core.id,
+      input: request.input,
+      outputKeyPrefix: request.outputKeyPrefix,
+      outputs: request.outputs.map((o, index) => ({
+        id: String(index + 1),
+        key: o.key,
+        presetId: o.presetId,
+        corePresetId: o.corePresetId,
+        segmentDuration: o.segmentDuration,
+        status: 'Submitted',
+        statusDetail: null,
+        durationSec: null,
+        durationMillis: null,
+        width: null,
+        height: null,
+        fileSize: null,
+      })),
+      playlists: [],
+      userMetadata: request.userMetadata,
+      status: 'Submitted',
+      submittedAt: now,
+      startedAt: null,
+      finishedAt: null,
+    }
+    try {
+      await store.createJob(job)
+    } catch (error) {
+      // No ET job to show for it: the core job must not run unseen.
+      await service.cancel(core.id).catch((cleanup: unknown) => {
+        this.#logger.error(
+          { coreJobId: core.id, error: errorText(cleanup) },
+          'elastic-transcoder-api: could not cancel the core job of a job that was not recorded',
+        )
+      })
+      throw error
+    }
+    return job
+  }
+
+  /**
+   * ET's LimitExceededException past `maxActiveJobsPerOwner` unfinished jobs. Checked before
+   * each job is made, so concurrent requests of one owner may pass it by the few in flight.
+   */
+  async #checkActiveJobs(owner: Owner): Promise<void> {
+    const cap = this.#options.maxActiveJobsPerOwner
+    if (cap === Number.POSITIVE_INFINITY) return
+    let active = 0
+    for (const status of ['Submitted', 'Progressing'] as const) {
+      const page = await this.#options.store.listJobs({
+        owner,
+        status,
+        ascending: false,
+        after: null,
+        limit: cap,
+      })
+      active += page.items.length
+    }
+    if (active >= cap) {
+      throw new ElasticTranscoderError(
+        'LimitExceededException',
+        `Too many jobs are not finished yet (at most ${cap}): wait for some to end.`,
+      )
+    }
+  }
+
+  async read(owner: Owner, id: string): Promise<EtJobRecord> {
+    const job = await this.#options.store.getJob(id, owner)
+    if (!job) throw notFound('job', id)
+    return this.#sync.refresh(job)
+  }
+
+  async list(
+    owner: Owner,
+    filter: { pipelineId?: string; status?: EtStatus },
+    page: { ascending: boolean; after: string | null },
+  ): Promise<EtPage<EtJobRecord>> {
+    const result = await this.#options.store.listJobs({
+      owner,
+      ...filter,
+      ...page,
+      limit: this.#options.pageSize,
+    })
+    return {
+      ...result,
+      items: await Promise.all(result.items.map((job) => this.#sync.refresh(job))),
+    }
+  }
+
+  /** ET cancels only a job that has not started: anything else is ResourceInUse. */
+  async cancel(owner: Owner, id: string): Promise<void> {
+    const job = await this.read(owner, id)
+    const inUse = (status: string) =>
+      new ElasticTranscoderError(
+        'ResourceInUseException',
+        `The job ${id} cannot be canceled because its status is ${status}.`,
+      )
+    if (job.status !== 'Submitted') throw inUse(job.status)
+    if (job.coreJobId) {
+      try {
+        await this.#options.service.cancel(job.coreJobId)
+      } catch (error) {
+        if (error instanceof InvalidStateError) throw inUse('Progressing')
+        throw error
+      }
+    }
+    const canceled = await this.#options.store.updateJob(
+      id,
+      {
+        status: 'Canceled',
+        finishedAt: new Date(),
+        outputs: job.outputs.map((o) => ({ ...o, status: 'Canceled' })),
+      },
+      { onlyIf: ['Submitted'] },
+    )
+    if (!canceled) {
+      const now = await this.#options.store.getJobById(id)
+      if (now?.status !== 'Canceled') throw inUse(now?.status ?? 'unknown')
+    }
+  }
+}

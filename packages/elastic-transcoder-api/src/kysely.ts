@@ -1,0 +1,1 @@
+export * from './store/kysely-et-store.ts'

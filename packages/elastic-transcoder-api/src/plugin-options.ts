@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict'
+import { consoleLogger, type Logger, type Storage, type TranscodeService } from '@transcodekit/core'
+import type { EtAccessKey } from './sigv4-verifier.ts'
+import type { EtStore } from './store/et-store.ts'
+import { memoryEtStore } from './store/memory-et-store.ts'
+
+/** Publishes a message to an SNS topic: `(input) => snsClient.send(new PublishCommand(input))`. */
+export type SnsPublish = (input: {
+  TopicArn: string
+  Subject: string
+  Message: string
+}) => Promise<unknown>
+
+export interface ElasticTranscoderApiOptions {
+  /** The service jobs run through. The plugin does not close it: whoever made it does. */
+  service: TranscodeService
+  /** The access keys requests are signed with; each acts for its own owner. At least one. */
+  keys: readonly EtAccessKey[]
+  /**
+   * The storage of each bucket name a pipeline may use as its `InputBucket` or
+   * `OutputBucket`: an S3 bucket (`s3Storage` of `@transcodekit/aws`) or a local folder
+   * (`localStorage`). A pipeline naming any other bucket is refused.
+   */
+  buckets: Readonly<Record<string, Storage>>
+  /** Where pipelines and the ET side of jobs are kept. @default memoryEtStore() */
+  store?: EtStore
+  /** The region in the ARNs the API answers with. @default 'us-east-1' */
+  region?: string
+  /** The account id in the ARNs the API answers with. @default '000000000000' */
+  accountId?: string
+  /** How far a request's `X-Amz-Date` may be from now, as AWS allows. @default 900_000 (15 min) */
+  maxClockSkewMs?: number
+  /** The largest request body, in bytes. @default 65_536 */
+  bodyLimit?: number
+  /** Items per page of the List operations (ET answers up to 50). @default 50 */
+  pageSize?: number
+  /**
+   * How many unfinished jobs (Submitted or Progressing) one owner may have: CreateJob past it
+   * answers ET's LimitExceededException (429). @default 100
+   */
+  maxActiveJobsPerOwner?: number
+  /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
+  snsPublish?: SnsPublish
+  /**
+   * Which `http(s)://` URLs a pipeline may name as a notification target instead of an SNS
+   * topic. Every URL is refused unless allowed here: a client-chosen URL the server calls is
+   * a server-side request forgery vector. @default () => false
+   */
+  notificationUrlAllowed?: (url: URL) => boolean
+  /**
+   * How often the jobs not ended yet are brought up to date with their core jobs, for those
+   * that another process runs (separate workers): this process sees only its own events.
+   * `0`: only on events, reads and listings. @default 5_000
+   */
+  syncIntervalMs?: number
+  /** How long one HTTP notification may take. @default 10_000 */
+  notificationTimeoutMs?: number
+  /** Where failures of background work are reported. @default consoleLogger() */
+  logger?: Logger
+}
+
+export interface ResolvedEtOptions {
+  service: TranscodeService
+  keys: readonly EtAccessKey[]
+  buckets: ReadonlyMap<string, Storage>
+  store: EtStore
+  arnPrefix: string
+  maxClockSkewMs: number
+  bodyLimit: number
+  pageSize: number
+  maxActiveJobsPerOwner: number
+  syncIntervalMs: number
+  snsPublish: SnsPublish | null
+  notificationUrlAllowed: (url: URL) => boolean
+  notificationTimeoutMs: number
+  logger: Logger
+}
+
+export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOptions {
+  const options = { ...input }
+  assert.ok(options.service, 'elastic-transcoder-api: option "service" is required')
+  assert.ok(
+    Array.isArray(options.keys) && options.keys.length > 0,
+    'elastic-transcoder-api: option "keys" needs at least one access key',
+  )
+  for (const key of options.keys) {
+    assert.ok(
+      typeof key.accessKeyId === 'string' && /^[A-Za-z0-9]{1,128}$/.test(key.accessKeyId),
+      'elastic-transcoder-api: option "keys": each accessKeyId is 1 to 128 letters or digits',
+    )
+    assert.ok(
+      typeof key.secretAccessKey === 'string' && key.secretAccessKey.length >= 16,
+      `elastic-transcoder-api: option "keys": the secret of ${key.accessKeyId} has at least 16 characters`,
+    )
+  }
+  assert.ok(
+    options.buckets && typeof options.buckets === 'object',
+    'elastic-transcoder-api: option "buckets" maps bucket names to storages',
+  )
+  const region = options.region ?? 'us-east-1'
+  const accountId = options.accountId ?? '000000000000'
+  assert.match(region, /^[a-z0-9-]{1,32}$/, 'elastic-transcoder-api: option "region"')
+  assert.match(accountId, /^\d{12}$/, 'elastic-transcoder-api: option "accountId" has 12 digits')
+  const maxClockSkewMs = options.maxClockSkewMs ?? 900_000
+  const bodyLimit = options.bodyLimit ?? 65_536
+  const notificationTimeoutMs = options.notificationTimeoutMs ?? 10_000
+  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? 100
+  assert.ok(
+    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
+      (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
+    'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
+  )
+  const syncIntervalMs = options.syncIntervalMs ?? 5_000
+  assert.ok(
+    Number.isInteger(syncIntervalMs) && syncIntervalMs >= 0,
+    'elastic-transcoder-api: option "syncIntervalMs" must be an integer ≥ 0',
+  )
+  const pageSize = options.pageSize ?? 50
+  assert.ok(
+    Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000,
+    'elastic-transcoder-api: option "pageSize" must be an integer from 1 to 1000',
+  )
+  for (const [name, value] of Object.entries({
+    maxClockSkewMs,
+    bodyLimit,
+    notificationTimeoutMs,
+  })) {
+    assert.ok(
+      Number.isFinite(value) && value > 0,
+      `elastic-transcoder-api: option "${name}" must be a positive number`,
+    )
+  }
+  return {
+    service: options.service,
+    keys: options.keys.map((key) => ({ ...key })),
+    buckets: new Map(Object.entries(options.buckets)),
+    store: options.store ?? memoryEtStore(),
+    arnPrefix: `arn:aws:elastictranscoder:${region}:${accountId}`,
+    maxClockSkewMs,
+    bodyLimit,
+    pageSize,
+    maxActiveJobsPerOwner,
+    syncIntervalMs,
+    snsPublish: options.snsPublish ?? null,
+    notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
+    notificationTimeoutMs,
+    logger: options.logger ?? consoleLogger(),
+  }
+}
