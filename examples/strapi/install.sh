@@ -43,7 +43,8 @@ stamp=node_modules/.transcodekit-install
 # The tarballs' contents (a new pack of the same files differs only in its timestamps).
 contents="$(for t in .tarballs/*.tgz; do tar -xzOf "$t" | sha256sum; done)"
 wanted="$({ cat package.json pnpm-lock.yaml; echo "$contents"; } | sha256sum | cut -d' ' -f1) $(node --version)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -e node_modules/@strapi/strapi/package.json ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -e node_modules/@strapi/strapi/package.json ] \
+  && [ -e dist/build/index.html ]; then
   echo "examples/strapi: already installed"
   exit 0
 fi
@@ -62,5 +63,10 @@ if ! diff <(grep -v "$ours" "$work/committed-lock.yaml") <(grep -v "$ours" pnpm-
   exit 1
 fi
 mkdir -p public/uploads
+# The admin panel, with the plugin's admin part (@transcodekit/strapi/strapi-admin) bundled in by
+# Strapi's vite build, into dist/build, which Strapi serves under /admin (test/strapi-admin.test.ts).
+built=$(date +%s)
+pnpm exec strapi build
+echo "examples/strapi: admin built in $(( $(date +%s) - built )) s"
 echo "$wanted" > "$stamp"
 echo "examples/strapi: installed in $(( $(date +%s) - start )) s"

@@ -3,7 +3,9 @@
 export {
   bootstrap,
   config,
+  controllers,
   destroy,
   register,
+  routes,
   services,
 } from './dist/strapi-plugin.js'

@@ -6,7 +6,9 @@
 export {
   bootstrap,
   config,
+  controllers,
   destroy,
   register,
+  routes,
   services,
 } from '@transcodekit/strapi/strapi-plugin'

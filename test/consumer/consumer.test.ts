@@ -309,8 +309,10 @@ describe('consumer: the packed packages, installed with npm outside the workspac
       expect(loaded.strapiServer).toEqual([
         'bootstrap',
         'config',
+        'controllers',
         'destroy',
         'register',
+        'routes',
         'services',
       ])
       expect(loaded.embedded).toBe(2)

@@ -242,7 +242,8 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
     },
 
     async remove(file) {
-      // A creation still being submitted would otherwise leave its asset behind.
+      // A creation still being submitted would otherwise leave its asset behind. Its failure
+      // is answered to the creation's own caller; here it only has to have ended.
       await inFlight.get(keyOf(file))?.catch(() => {})
       const job = await jobOf(file)
       if (!job) return { status: 'deleted', file, assetId: null }

@@ -1,3 +1,5 @@
+import { consoleLogger, errorText, type Logger } from '@transcodekit/core'
+
 export interface RetryPolicy {
   /** Delay before the second attempt; doubles with each failure. @default 1000 */
   initialDelayMs?: number
@@ -16,6 +18,8 @@ export interface RetryTasksOptions extends RetryPolicy {
   onRetry?: (key: string, error: unknown, attempt: number, delayMs: number) => void
   /** Called once when a task stops failing: a permanent error, or the last attempt. */
   onFailure?: (key: string, error: unknown, attempts: number) => void | Promise<void>
+  /** Where a failure of `onFailure` itself is logged. @default core's consoleLogger() */
+  logger?: Logger
 }
 
 export type Task = (signal: AbortSignal) => Promise<void>
@@ -47,6 +51,7 @@ export class RetryTasks {
       isPermanent: options.isPermanent ?? (() => false),
       onRetry: options.onRetry,
       onFailure: options.onFailure,
+      logger: options.logger ?? consoleLogger(),
     }
   }
 
@@ -106,7 +111,14 @@ export class RetryTasks {
       } catch (error) {
         if (signal.aborted) return
         if (isPermanent(error) || attempt >= maxAttempts) {
-          await Promise.resolve(this.#options.onFailure?.(key, error, attempt)).catch(() => {})
+          try {
+            await this.#options.onFailure?.(key, error, attempt)
+          } catch (failure) {
+            this.#options.logger.error(
+              { key, error: errorText(error), failure: errorText(failure) },
+              'transcodekit: a task failed, and so did recording its failure',
+            )
+          }
           return
         }
         // Full jitter: processes that failed together do not retry together.

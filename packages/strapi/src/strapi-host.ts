@@ -15,6 +15,8 @@ export interface StrapiHost {
     connection: Knex
   }
   plugin(name: string): { provider?: StrapiUploadProvider } | undefined
+  /** Strapi's services by uid (`admin::permission` takes the plugin's RBAC actions). */
+  service?(uid: string): unknown
 }
 
 export interface StrapiLogger {

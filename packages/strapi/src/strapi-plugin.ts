@@ -9,6 +9,8 @@ import {
   type Storage,
   type TranscodeService,
 } from '@transcodekit/core'
+import { adminController } from './admin-api/controller.ts'
+import { registerAdminPermissions } from './admin-api/permissions.ts'
 import { isPermanentError } from './error-codes.ts'
 import { replacesFile, sha256Of } from './file-versions.ts'
 import { migrateStrapiTables } from './knex-migrations.ts'
@@ -53,6 +55,10 @@ export interface TranscodekitStrapiService {
   idle(): Promise<void>
   /** Reads what is recorded on a file entry, or `null`. */
   recordOf(fileId: string | number): Promise<TranscodeRecord | null>
+  /** The idempotency keys of file entries' jobs are `<keyPrefix><fileId>`. */
+  readonly keyPrefix: string
+  /** Records `jobId` (a retry) as the entry's job, and follows it to its end. */
+  track(fileId: string, jobId: string): void
 }
 
 const states = new WeakMap<object, PluginState>()
@@ -95,6 +101,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
     ...options.retry,
     concurrency: options.concurrency,
     isPermanent: isPermanentError,
+    logger: strapiCoreLogger(strapi.log),
     onRetry(key, error, attempt, delayMs) {
       strapi.log.warn(
         `transcodekit: ${key} failed (attempt ${attempt}: ${describeError(error)}); retrying in ${delayMs} ms`,
@@ -185,6 +192,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
   }
   states.set(strapi, state)
   await followUnfinished(state, strapi)
+  await registerAdminPermissions(strapi)
   strapi.log.info(
     `transcodekit: transcoding ${options.rules.map((r) => `${r.mime} → ${r.presets.join('+')}`).join(', ')}`,
   )
@@ -201,6 +209,9 @@ export async function destroy({ strapi }: { strapi: StrapiHost }): Promise<void>
   await state.close()
 }
 
+export { routes } from './admin-api/routes.ts'
+export const controllers = { admin: adminController }
+
 export const services = {
   transcoder: ({ strapi }: { strapi: StrapiHost }): TranscodekitStrapiService => ({
     get service() {
@@ -213,6 +224,19 @@ export const services = {
       const state = stateOf(strapi)
       await state.tasks.idle()
       await Promise.allSettled(state.writes.values())
+    },
+    get keyPrefix() {
+      return stateOf(strapi).options.keyPrefix
+    },
+    track(fileId, jobId) {
+      const state = stateOf(strapi)
+      state.tasks.run(`track:${fileId}`, async () => {
+        // The previous job's follower (it has ended, or is ending) makes way for the new job's.
+        await state.tasks.cancel(`follow:${fileId}`)
+        const job = await state.service.getJob(jobId)
+        await writeRecord(state, strapi, fileId, await state.adapter.describe(job))
+        follow(state, strapi, fileId, jobId)
+      })
     },
     recordOf(fileId) {
       return readRecord(strapi, String(fileId))
@@ -365,6 +389,7 @@ function writeRecord(
 ): Promise<void> {
   const previous = state.writes.get(fileId) ?? Promise.resolve()
   const next = previous
+    // The previous write's failure is its own caller's to handle; this write runs anyway.
     .catch(() => {})
     .then(async () => {
       const query = strapi.db.query(UPLOAD_FILE_MODEL)
@@ -382,6 +407,7 @@ function writeRecord(
     .finally(() => {
       if (state.writes.get(fileId) === next) state.writes.delete(fileId)
     })
+    // Only the bookkeeping: `next` itself, failure included, goes back to the caller.
     .catch(() => {})
   return next
 }

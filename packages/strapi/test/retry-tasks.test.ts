@@ -7,6 +7,36 @@ class Permanent extends Error {
 }
 
 describe('RetryTasks', () => {
+  it('logs an onFailure that fails itself, with the task and both errors, and goes on', async () => {
+    const logged: Array<{ fields: Record<string, unknown>; message?: string }> = []
+    const record = (fields: Record<string, unknown> | string, message?: string) => {
+      if (typeof fields !== 'string') logged.push({ fields, message })
+    }
+    const tasks = new RetryTasks({
+      isPermanent: () => true,
+      logger: { info: record, warn: record, error: record },
+      onFailure: async () => {
+        throw new Error('the database is gone too')
+      },
+    })
+    tasks.run('create:7', async () => {
+      throw new Permanent('not media')
+    })
+    await tasks.idle()
+    expect(logged).toEqual([
+      {
+        fields: { key: 'create:7', error: 'not media', failure: 'the database is gone too' },
+        message: 'transcodekit: a task failed, and so did recording its failure',
+      },
+    ])
+    let ran = false
+    tasks.run('create:8', async () => {
+      ran = true
+    })
+    await tasks.idle()
+    expect(ran).toBe(true)
+  })
+
   it('retries a failing task with growing delays until it succeeds', async () => {
     const retries: Array<{ attempt: number; delayMs: number }> = []
     const tasks = new RetryTasks({
