@@ -67,6 +67,8 @@ beforeAll(async () => {
     },
     store: kyselyEtStore({ db, schema }),
     maxPresetsPerOwner: 3,
+    // Small pages: ListPresets pages across the system presets and the custom ones.
+    pageSize: 5,
   })
   alice = etClient(running.endpoint)
   bob = etClient(running.endpoint, BOB)
@@ -101,9 +103,14 @@ async function pipelineOf(client: ElasticTranscoderClient): Promise<string> {
 
 async function listedIds(client: ElasticTranscoderClient): Promise<string[]> {
   const ids: string[] = []
+  let pages = 0
   for await (const page of paginateListPresets({ client }, {})) {
+    pages++
     ids.push(...(page.Presets ?? []).map((p) => p.Id as string))
   }
+  // Every preset once, in id order, over several pages of 5.
+  expect(pages).toBeGreaterThan(1)
+  expect(ids).toEqual([...new Set(ids)].sort())
   return ids
 }
 
@@ -140,6 +147,8 @@ describe('custom presets', () => {
     expect(read).toEqual(mp3)
     const listed = await listedIds(alice)
     expect(listed).toEqual(expect.arrayContaining([mp3?.Id, flac?.Id, '1351620000001-300300']))
+    // The custom ones, made now, sort after every system preset.
+    expect(listed.slice(-2).sort()).toEqual([mp3?.Id, flac?.Id].sort())
 
     const pipelineId = await pipelineOf(alice)
     const { Job } = await alice.send(
