@@ -1,3 +1,4 @@
+import type { Preset } from './presets/preset-schema.ts'
 /**
  * The states of a job and of each of its outputs, named as Elastic Transcoder names them.
  * `submitted → progressing → complete | error | canceled`; a terminal state never changes.
@@ -79,6 +80,11 @@ export interface Output {
    * Transcoder id (`1351620000001-300300` for `wav`) or an alias. Absent when asked by its id.
    */
   requestedPresetId?: string
+  /**
+   * The preset itself, for a custom preset the caller passed with the job (`customPresets`)
+   * rather than one of the catalog: the job runs from this copy. Absent for catalog presets.
+   */
+  preset?: Preset
   storageKey: string
   contentType: string
   state: JobState

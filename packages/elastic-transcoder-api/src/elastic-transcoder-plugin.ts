@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
+import { EtCustomPresets } from './et-custom-presets.ts'
 import { ElasticTranscoderError, validationError } from './et-errors.ts'
 import { EtJobSync } from './et-job-sync.ts'
 import { EtJobs } from './et-jobs.ts'
@@ -42,10 +43,11 @@ function asEtError(error: unknown, bodyLimit: number): ElasticTranscoderError | 
   return null
 }
 
-const api: FastifyPluginAsync<{ settings: ResolvedEtOptions; jobs: EtJobs }> = async (
-  app: FastifyInstance,
-  { settings, jobs },
-) => {
+const api: FastifyPluginAsync<{
+  settings: ResolvedEtOptions
+  jobs: EtJobs
+  presets: EtCustomPresets
+}> = async (app: FastifyInstance, { settings, jobs, presets }) => {
   const verifier = new SigV4Verifier(settings.keys, { maxSkewMs: settings.maxClockSkewMs })
 
   // The signature covers the raw bytes: the body is kept as sent, whatever its type, and
@@ -110,7 +112,7 @@ const api: FastifyPluginAsync<{ settings: ResolvedEtOptions; jobs: EtJobs }> = a
     ),
   )
 
-  const context = { app, settings, jobs }
+  const context = { app, settings, jobs, presets }
   registerPipelineRoutes(context)
   registerJobRoutes(context)
   registerPresetRoutes(context)
@@ -131,14 +133,15 @@ const api: FastifyPluginAsync<{ settings: ResolvedEtOptions; jobs: EtJobs }> = a
 const plugin: FastifyPluginAsync<ElasticTranscoderApiOptions> = async (app, options) => {
   const settings = resolveOptions(options)
   const sync = new EtJobSync(settings, new EtNotifier(settings))
-  const jobs = new EtJobs(settings, sync)
+  const presets = new EtCustomPresets(settings)
+  const jobs = new EtJobs(settings, sync, presets)
   sync.start()
   app.addHook('onClose', async () => {
     await sync.stop()
     // The default store is ours to close; one the app passed in is the app's.
     if (!options.store) await settings.store.close?.()
   })
-  await app.register(api, { prefix: API_VERSION_PATH, settings, jobs })
+  await app.register(api, { prefix: API_VERSION_PATH, settings, jobs, presets })
 }
 
 export default fp(plugin, { fastify: '5.x', name: '@transcodekit/elastic-transcoder-api' })

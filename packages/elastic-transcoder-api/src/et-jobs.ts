@@ -7,10 +7,11 @@ import {
   TranscodeKitError,
 } from '@transcodekit/core'
 import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
+import type { EtCustomPresets } from './et-custom-presets.ts'
 import { ElasticTranscoderError, notFound, validationError } from './et-errors.ts'
 import { newEtId } from './et-ids.ts'
 import type { EtJobSync } from './et-job-sync.ts'
-import { type CheckedJobRequest, checkJobRequest } from './job-request.ts'
+import { type CheckedJobRequest, checkJobRequest, requestedPresetIds } from './job-request.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
 import type { EtJobRecord, EtPage, EtPipelineRecord, EtStatus } from './store/et-store.ts'
 
@@ -22,19 +23,24 @@ import type { EtJobRecord, EtPage, EtPipelineRecord, EtStatus } from './store/et
 export class EtJobs {
   readonly #options: ResolvedEtOptions
   readonly #sync: EtJobSync
+  readonly #presets: EtCustomPresets
   readonly #logger: Logger
   /** CreateJob requests of each owner in flight here: they count before their job exists. */
   readonly #making = new Map<Owner, number>()
 
-  constructor(options: ResolvedEtOptions, sync: EtJobSync) {
+  constructor(options: ResolvedEtOptions, sync: EtJobSync, presets: EtCustomPresets) {
     this.#options = options
     this.#sync = sync
+    this.#presets = presets
     this.#logger = options.logger
   }
 
   async create(owner: Owner, body: unknown): Promise<EtJobRecord> {
     const { service, store } = this.#options
-    const request = checkJobRequest(body, service.presets)
+    // The caller's own custom presets among those asked for; another owner's are not found.
+    const wanted = requestedPresetIds(body).filter((id) => !service.presets.has(id))
+    const custom = await this.#presets.forJob(owner, wanted)
+    const request = checkJobRequest(body, service.presets, custom)
     const pipeline = await store.getPipeline(request.pipelineId, owner)
     if (!pipeline) throw notFound('pipeline', request.pipelineId)
     const release = await this.#reserveRoom(owner)
@@ -74,6 +80,7 @@ export class EtJobs {
         owner,
         filename,
         presets: request.outputs.map((o) => o.corePresetId),
+        customPresets: request.customPresets,
         idempotencyKey: `${CORE_KEY_PREFIX}${id}`,
       })
       core = job

@@ -1,4 +1,4 @@
-import { assertValidKey, type PresetCatalog } from '@transcodekit/core'
+import { assertValidKey, type Preset, type PresetCatalog } from '@transcodekit/core'
 import { validationError } from './et-errors.ts'
 import { ET_ID } from './et-ids.ts'
 import { ET_PRESET_ID } from './et-presets.ts'
@@ -15,6 +15,8 @@ export interface CheckedJobRequest {
     segmentDuration: string | null
   }>
   userMetadata: Record<string, string> | null
+  /** The caller's custom presets the outputs use, passed to the service with the job. */
+  customPresets: Preset[]
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: untrusted wire JSON, every field is checked here
@@ -52,13 +54,29 @@ function refuseUnknown(object: Wire, allowed: readonly string[], what: string) {
   }
 }
 
+/** The ET-shaped preset ids a CreateJob body asks for (at most 30), before it is checked. */
+export function requestedPresetIds(body: unknown): string[] {
+  if (!isObject(body)) return []
+  const outputs: unknown = body.Outputs ?? (body.Output ? [body.Output] : [])
+  if (!Array.isArray(outputs)) return []
+  return outputs
+    .slice(0, 30)
+    .map((o) => (isObject(o) ? o.PresetId : undefined))
+    .filter((id): id is string => typeof id === 'string' && ET_PRESET_ID.test(id))
+}
+
 /**
  * Checks a CreateJob body as Elastic Transcoder does, and refuses with a ValidationException
  * what this endpoint cannot do rather than ignore it: inputs other than `auto`, several inputs
  * (clip stitching), playlists, captions, watermarks, album art, encryption, thumbnails, and
- * presets that are not system presets of the catalog (or that make HLS or images).
+ * presets that are neither system presets of the catalog nor the caller's custom presets
+ * (`custom`, by ET id), or that make HLS or images.
  */
-export function checkJobRequest(body: unknown, catalog: PresetCatalog): CheckedJobRequest {
+export function checkJobRequest(
+  body: unknown,
+  catalog: PresetCatalog,
+  custom: ReadonlyMap<string, Preset> = new Map(),
+): CheckedJobRequest {
   if (!isObject(body)) throw validationError('The request body must be a JSON object.')
   refuseUnknown(
     body,
@@ -134,9 +152,11 @@ export function checkJobRequest(body: unknown, catalog: PresetCatalog): CheckedJ
     }
     const presetId = raw.PresetId
     const preset =
-      typeof presetId === 'string' && ET_PRESET_ID.test(presetId) && catalog.has(presetId)
-        ? catalog.resolve(presetId)
-        : null
+      typeof presetId !== 'string' || !ET_PRESET_ID.test(presetId)
+        ? null
+        : catalog.has(presetId)
+          ? catalog.resolve(presetId)
+          : (custom.get(presetId) ?? null)
     if (!preset) {
       throw validationError(`The specified preset was not found: presetId=${String(presetId)}.`)
     }
@@ -170,5 +190,8 @@ export function checkJobRequest(body: unknown, catalog: PresetCatalog): CheckedJ
     outputKeyPrefix: prefix,
     outputs: checked,
     userMetadata,
+    customPresets: [...custom.values()].filter((preset) =>
+      checked.some((o) => o.corePresetId === preset.id),
+    ),
   }
 }

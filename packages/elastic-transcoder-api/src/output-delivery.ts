@@ -33,7 +33,8 @@ export async function deliverOutput(
   }
   const { body } = await service.storage.get(made.storageKey)
   const { size } = await target.storage.put(key, body, { contentType: made.contentType })
-  const picture = service.presets.resolve(output.corePresetId).video
+  // A custom preset's output carries its own copy; the others are the catalog's.
+  const picture = (made.preset ?? service.presets.resolve(output.corePresetId)).video
     ? await pictureSize(service, made.storageKey)
     : null
   return {

@@ -50,6 +50,11 @@ export interface ElasticTranscoderApiOptions {
    * LimitExceededException (429), as AWS does past its per-account quota. @default 200
    */
   maxPipelinesPerOwner?: number
+  /**
+   * How many custom presets one owner may have: CreatePreset past it answers ET's
+   * LimitExceededException (429). @default 50
+   */
+  maxPresetsPerOwner?: number
   /** Publishes pipeline notifications whose target is an SNS topic ARN. @default undefined (such notifications are logged and dropped) */
   snsPublish?: SnsPublish
   /**
@@ -96,6 +101,7 @@ export interface ResolvedEtOptions {
   pageSize: number
   maxActiveJobsPerOwner: number
   maxPipelinesPerOwner: number
+  maxPresetsPerOwner: number
   syncIntervalMs: number
   deliveryLeaseMs: number
   snsPublish: SnsPublish | null
@@ -165,6 +171,11 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     Number.isInteger(maxPipelinesPerOwner) && maxPipelinesPerOwner >= 1,
     'elastic-transcoder-api: option "maxPipelinesPerOwner" must be an integer ≥ 1',
   )
+  const maxPresetsPerOwner = options.maxPresetsPerOwner ?? 50
+  assert.ok(
+    Number.isInteger(maxPresetsPerOwner) && maxPresetsPerOwner >= 1,
+    'elastic-transcoder-api: option "maxPresetsPerOwner" must be an integer ≥ 1',
+  )
   const syncIntervalMs = options.syncIntervalMs ?? 5_000
   assert.ok(
     Number.isInteger(syncIntervalMs) && syncIntervalMs >= 0,
@@ -201,6 +212,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     pageSize,
     maxActiveJobsPerOwner,
     maxPipelinesPerOwner,
+    maxPresetsPerOwner,
     syncIntervalMs,
     deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,

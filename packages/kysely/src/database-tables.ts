@@ -1,4 +1,4 @@
-import type { JobState, MediaInfo } from '@transcodekit/core'
+import type { JobState, MediaInfo, Preset } from '@transcodekit/core'
 import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely'
 
 /** `timestamptz`: read as a `Date`, written as a `Date` or an SQL expression. */
@@ -60,6 +60,8 @@ export interface OutputsTable {
   error_message: string | null
   /** The name the preset was asked for by, when not its id (migration 0005). */
   requested_preset_id: string | null
+  /** The job's own (custom) preset, when not one of the catalog (migration 0006). */
+  preset: ColumnType<Preset | null, string | null, string | null>
 }
 
 /** The tables of `@transcodekit/kysely`, as seen through `db.withSchema(schema)`. */

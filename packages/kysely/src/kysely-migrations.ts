@@ -11,6 +11,7 @@ import { owners } from './migrations/0002-owners.ts'
 import { outputErrors } from './migrations/0003-output-errors.ts'
 import { webhookDeliveries } from './migrations/0004-webhook-deliveries.ts'
 import { elasticTranscoder } from './migrations/0005-elastic-transcoder.ts'
+import { etPresets } from './migrations/0006-et-presets.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -52,6 +53,7 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
     'transcodekit-0003-output-errors': outputErrors(schema),
     'transcodekit-0004-webhook-deliveries': webhookDeliveries(schema),
     'transcodekit-0005-elastic-transcoder': elasticTranscoder(schema),
+    'transcodekit-0006-et-presets': etPresets(schema),
   }
 }
 

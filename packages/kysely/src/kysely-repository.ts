@@ -15,6 +15,7 @@ import {
   type Output,
   type Owner,
   type Page,
+  type Preset,
   pageLimit,
   type Repository,
   TERMINAL_STATES,
@@ -39,6 +40,7 @@ interface OutputJson {
   name: string
   preset_id: string
   requested_preset_id: string | null
+  preset?: Preset | null
   storage_key: string
   content_type: string
   state: JobState
@@ -161,6 +163,7 @@ export class KyselyRepository implements Repository {
         position,
         preset_id: output.presetId,
         requested_preset_id: output.requestedPresetId ?? null,
+        preset: output.preset ?? null,
         storage_key: output.storageKey,
         content_type: output.contentType,
       })),
@@ -201,6 +204,7 @@ export class KyselyRepository implements Repository {
             'position',
             'preset_id',
             'requested_preset_id',
+            'preset',
             'storage_key',
             'content_type',
             'state',
@@ -214,6 +218,7 @@ export class KyselyRepository implements Repository {
                 sql<number>`(o->>'position')::int`.as('position'),
                 sql<string>`o->>'preset_id'`.as('preset_id'),
                 sql<string | null>`o->>'requested_preset_id'`.as('requested_preset_id'),
+                sql<string | null>`nullif(o->'preset', 'null'::jsonb)`.as('preset'),
                 sql<string>`o->>'storage_key'`.as('storage_key'),
                 sql<string>`o->>'content_type'`.as('content_type'),
                 sql<JobState>`'submitted'`.as('state'),
@@ -230,6 +235,7 @@ export class KyselyRepository implements Repository {
           name: output.name,
           preset_id: output.presetId,
           requested_preset_id: output.requestedPresetId ?? null,
+          preset: output.preset ?? null,
           storage_key: output.storageKey,
           content_type: output.contentType,
           state: 'submitted',
@@ -384,6 +390,7 @@ function selectJobs(db: Db) {
             'outputs.name',
             'outputs.preset_id',
             'outputs.requested_preset_id',
+            'outputs.preset',
             'outputs.storage_key',
             'outputs.content_type',
             'outputs.state',
@@ -431,6 +438,7 @@ function toJob(row: JobWithOutputs): Job {
         name: output.name,
         presetId: output.preset_id,
         ...(output.requested_preset_id ? { requestedPresetId: output.requested_preset_id } : {}),
+        ...(output.preset ? { preset: output.preset } : {}),
         storageKey: output.storage_key,
         contentType: output.content_type,
         state: output.state,

@@ -112,6 +112,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
       'assets',
       'et_jobs',
       'et_pipelines',
+      'et_presets',
       'jobs',
       'outputs',
       'transcodekit_migration',
@@ -177,6 +178,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0003-output-errors',
         'transcodekit-0004-webhook-deliveries',
         'transcodekit-0005-elastic-transcoder',
+        'transcodekit-0006-et-presets',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -228,6 +230,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0003-output-errors',
         'transcodekit-0004-webhook-deliveries',
         'transcodekit-0005-elastic-transcoder',
+        'transcodekit-0006-et-presets',
       ])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })

@@ -147,12 +147,13 @@ describe('openDatabase', () => {
         'transcodekit-0003-output-errors:Success',
         'transcodekit-0004-webhook-deliveries:Success',
         'transcodekit-0005-elastic-transcoder:Success',
+        'transcodekit-0006-et-presets:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(
         pools[0]!.db,
       )
-      expect(rows[0]!.n).toBe(8)
+      expect(rows[0]!.n).toBe(9)
     } finally {
       await pools[0]!.db.schema.dropSchema(schema).ifExists().cascade().execute()
       for (const { close } of pools) await close()

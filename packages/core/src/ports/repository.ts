@@ -13,7 +13,10 @@ export interface NewJob {
   /** Fingerprint of what was asked for, to tell a retried request from a conflicting one. */
   requestHash: string
   outputs: Array<
-    Pick<Output, 'name' | 'presetId' | 'storageKey' | 'contentType' | 'requestedPresetId'>
+    Pick<
+      Output,
+      'name' | 'presetId' | 'storageKey' | 'contentType' | 'requestedPresetId' | 'preset'
+    >
   >
   createdAt: Date
 }

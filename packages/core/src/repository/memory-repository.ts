@@ -98,6 +98,7 @@ export class MemoryRepository implements Repository {
         name: output.name,
         presetId: output.presetId,
         ...(output.requestedPresetId ? { requestedPresetId: output.requestedPresetId } : {}),
+        ...(output.preset ? { preset: structuredClone(output.preset) } : {}),
         storageKey: output.storageKey,
         contentType: output.contentType,
         state: 'submitted',

@@ -192,7 +192,7 @@ export class JobRunner {
       outputs: job.outputs.map((output) => ({
         name: output.name,
         key: output.storageKey,
-        preset: settings.presets.resolve(output.presetId),
+        preset: output.preset ?? settings.presets.resolve(output.presetId),
       })),
     }
   }

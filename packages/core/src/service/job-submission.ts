@@ -40,6 +40,8 @@ export class JobSubmitter {
     idempotencyKey: string | null,
     /** The name each preset (by id) was asked for by, when not its id. */
     requestedNames: ReadonlyMap<string, string> = new Map(),
+    /** The ids of `presets` that are the job's own (kept with its outputs), not the catalog's. */
+    custom: ReadonlySet<string> = new Set(),
   ): Promise<Job> {
     const { repository, queue, writer, engineName, keyPrefix } = this.#parts
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
@@ -51,7 +53,7 @@ export class JobSubmitter {
     const requestHash = createHash('sha256')
       // The content, not the asset id: two uploads of the same bytes under one key (a retried
       // request racing the first) are the same request.
-      .update(JSON.stringify([asset.sha256, presets.map((p) => p.id)]))
+      .update(JSON.stringify([asset.sha256, presets.map((p) => (custom.has(p.id) ? p : p.id))]))
       .digest('hex')
     const jobId = randomUUID()
     // No read-then-insert: the repository's unique key decides.
@@ -75,6 +77,7 @@ export class JobSubmitter {
         ...(requestedNames.has(preset.id)
           ? { requestedPresetId: requestedNames.get(preset.id) as string }
           : {}),
+        ...(custom.has(preset.id) ? { preset } : {}),
       })),
     })
     if (created) {

@@ -22,6 +22,7 @@ import type { Logger } from '../ports/logger.ts'
 import type { Queue, QueueHandlerContext } from '../ports/queue.ts'
 import type { ListAssetsRequest, ListJobsRequest, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
+import { JobPresets } from '../presets/job-presets.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
@@ -183,13 +184,17 @@ export class TranscodeService {
   }
 
   /** Resolves preset names against the catalog and checks that they apply to the asset. */
-  resolvePresets(asset: Asset, names?: readonly string[]): Preset[] {
+  resolvePresets(
+    asset: Asset,
+    names?: readonly string[],
+    available: JobPresets = new JobPresets(this.presets),
+  ): Preset[] {
     const hasVideo = asset.media.streams.some((s) => s.type === 'video')
     const hasAudio = asset.media.streams.some((s) => s.type === 'audio')
     const { defaultPresets } = this.#settings
     const chosen =
       names && names.length > 0 ? names : hasVideo ? defaultPresets.video : defaultPresets.audio
-    const presets = this.presets.resolveAll(chosen)
+    const presets = available.resolveAll(chosen)
     for (const preset of presets) {
       const needs = presetNeeds(preset)
       if (needs === 'video' && !hasVideo) {
@@ -211,15 +216,22 @@ export class TranscodeService {
    */
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
     const asset = await this.getAsset(assetId, options)
-    const presets = this.resolvePresets(asset, options.presets)
+    const available = new JobPresets(this.presets, options.customPresets)
+    const presets = this.resolvePresets(asset, options.presets, available)
     checkJobLimits(asset.media, presets, this.#settings.limits)
     // The names the client used, kept beside the canonical ids (the first name of each preset).
     const requested = new Map<string, string>()
     for (const name of options.presets ?? []) {
-      const { id } = this.presets.resolve(name)
+      const { id } = available.resolve(name)
       if (id !== name && !requested.has(id)) requested.set(id, name)
     }
-    return this.#submitter.submit(asset, presets, options.idempotencyKey ?? null, requested)
+    return this.#submitter.submit(
+      asset,
+      presets,
+      options.idempotencyKey ?? null,
+      requested,
+      available.customIds(),
+    )
   }
 
   /** One call does both: ingest an upload and create its job. */
@@ -228,7 +240,9 @@ export class TranscodeService {
     options: IngestOptions & TranscodeOptions = {},
   ): Promise<{ asset: Asset; job: Job }> {
     // Unknown presets fail before a byte is stored.
-    if (options.presets && options.presets.length > 0) this.presets.resolveAll(options.presets)
+    if (options.presets && options.presets.length > 0) {
+      new JobPresets(this.presets, options.customPresets).resolveAll(options.presets)
+    }
     if (options.idempotencyKey) {
       const existing = await this.repository.getJobByIdempotencyKey(
         options.idempotencyKey,
@@ -351,6 +365,7 @@ export class TranscodeService {
     return this.transcode(job.assetId, {
       owner: job.owner,
       presets: job.outputs.map((o) => o.requestedPresetId ?? o.presetId),
+      customPresets: job.outputs.flatMap((o) => (o.preset ? [o.preset] : [])),
       idempotencyKey: `retry:${job.id}`,
     })
   }

@@ -12,6 +12,7 @@ import type { Queue } from '../ports/queue.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import { createPresetCatalog, type PresetCatalog } from '../presets/preset-catalog.ts'
+import type { Preset } from '../presets/preset-schema.ts'
 import type { WebhookOptions } from '../webhooks/webhook-options.ts'
 import { type JobLimits, type ResolvedJobLimits, resolveJobLimits } from './job-limits.ts'
 
@@ -96,6 +97,12 @@ export interface IngestOptions {
 export interface TranscodeOptions extends OwnerScope {
   /** Preset ids or aliases; default: `defaultPresets` for the kind of input. */
   presets?: readonly string[]
+  /**
+   * Presets of this job only, not of the catalog (an Elastic Transcoder custom preset of one
+   * owner): each is checked like a catalog preset (`validatePreset`), asked for in `presets`
+   * by its id, and kept with the job's output, which runs from that copy. @default []
+   */
+  customPresets?: readonly Preset[]
   /** The same key always gives the same job. */
   idempotencyKey?: string | null
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { EtCustomPresets } from '../et-custom-presets.ts'
 import type { EtJobs } from '../et-jobs.ts'
 import type { ResolvedEtOptions } from '../plugin-options.ts'
 
@@ -16,6 +17,7 @@ export interface RouteContext {
   app: FastifyInstance
   settings: ResolvedEtOptions
   jobs: EtJobs
+  presets: EtCustomPresets
 }
 
 export type EtRequest = FastifyRequest<{

@@ -1,4 +1,4 @@
-import type { Owner } from '@transcodekit/core'
+import type { Owner, Preset } from '@transcodekit/core'
 
 /** A job's or an output's status, as Elastic Transcoder spells it. */
 export type EtStatus = 'Submitted' | 'Progressing' | 'Complete' | 'Canceled' | 'Error'
@@ -70,6 +70,19 @@ export interface EtJobRecord {
   submittedAt: Date
   startedAt: Date | null
   finishedAt: Date | null
+}
+
+/** A custom preset made by CreatePreset. */
+export interface EtPresetRecord {
+  /** `<13 digits>-<6 characters>`, as Elastic Transcoder makes them. */
+  id: string
+  owner: Owner
+  name: string
+  /** The ET fields as the API answers them: `Description`, `Container`, `Audio`, `Video`. */
+  settings: Record<string, unknown>
+  /** The core preset (checked against `PresetSchema`) its outputs are made with. */
+  preset: Preset
+  createdAt: Date
 }
 
 /** A change to a job; fields left out stay as they are. */
@@ -151,6 +164,20 @@ export interface EtStore {
    * claimed, or its last claim is at least `leaseMs` old (its holder is taken for dead).
    */
   claimDelivery(id: string, leaseMs: number): Promise<boolean>
+
+  /**
+   * Adds a custom preset, unless its owner has `maxPerOwner` already (`'limit'`), decided by
+   * the store. @default maxPerOwner Infinity
+   */
+  createPreset(
+    preset: EtPresetRecord,
+    options?: { maxPerOwner?: number },
+  ): Promise<'created' | 'limit'>
+  getPreset(id: string, owner: Owner): Promise<EtPresetRecord | null>
+  /** All of one owner's custom presets, by id (bounded by the per-owner cap). */
+  listPresets(owner: Owner): Promise<EtPresetRecord[]>
+  /** Removes one of the owner's custom presets: false when it is not theirs or absent. */
+  deletePreset(id: string, owner: Owner): Promise<boolean>
 
   /** Optional: release what the store created. */
   close?(): Promise<void>

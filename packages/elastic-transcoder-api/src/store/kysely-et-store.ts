@@ -10,9 +10,11 @@ import {
   type EtOutputRecord,
   type EtPage,
   type EtPipelineRecord,
+  type EtPresetRecord,
   type EtStatus,
   type EtStore,
 } from './et-store.ts'
+import { type EtPresetsTable, KyselyEtPresets } from './kysely-et-presets.ts'
 
 /** `jsonb`: written as a JSON string, read as a value. */
 type Json<T> = ColumnType<T, string, string>
@@ -51,6 +53,7 @@ export interface EtJobsTable {
 interface EtTables {
   et_pipelines: EtPipelinesTable
   et_jobs: EtJobsTable
+  et_presets: EtPresetsTable
 }
 
 export interface KyselyEtStoreOptions {
@@ -59,7 +62,7 @@ export interface KyselyEtStoreOptions {
   db: Kysely<any>
   /**
    * The PostgreSQL schema of the tables, made by `migrateToLatest` of `@transcodekit/kysely`
-   * (migration `transcodekit-0005-elastic-transcoder`). @default 'transcodekit'
+   * (migrations `transcodekit-0005-elastic-transcoder` and `transcodekit-0006-et-presets`). @default 'transcodekit'
    */
   schema?: string
 }
@@ -105,6 +108,7 @@ function page<T extends { id: string }>(rows: T[], limit: number): EtPage<T> {
 /** An `EtStore` on PostgreSQL (or PGlite) through Kysely: what several processes share. */
 export class KyselyEtStore implements EtStore {
   readonly #db: Kysely<EtTables>
+  readonly #presets: KyselyEtPresets
 
   constructor(options: KyselyEtStoreOptions) {
     const schema = options.schema ?? 'transcodekit'
@@ -114,6 +118,28 @@ export class KyselyEtStore implements EtStore {
       'kyselyEtStore: option "schema" must be a lower-case PostgreSQL identifier',
     )
     this.#db = (options.db as Kysely<EtTables>).withSchema(schema)
+    this.#presets = new KyselyEtPresets(
+      this.#db as unknown as Kysely<{ et_presets: EtPresetsTable }>,
+    )
+  }
+
+  createPreset(
+    preset: EtPresetRecord,
+    { maxPerOwner = Number.POSITIVE_INFINITY }: { maxPerOwner?: number } = {},
+  ): Promise<'created' | 'limit'> {
+    return this.#presets.create(preset, maxPerOwner)
+  }
+
+  getPreset(id: string, owner: Owner): Promise<EtPresetRecord | null> {
+    return this.#presets.get(id, owner)
+  }
+
+  listPresets(owner: Owner): Promise<EtPresetRecord[]> {
+    return this.#presets.list(owner)
+  }
+
+  deletePreset(id: string, owner: Owner): Promise<boolean> {
+    return this.#presets.delete(id, owner)
   }
 
   async createPipeline(

@@ -4,6 +4,7 @@ import {
   type EtListRequest,
   type EtPage,
   type EtPipelineRecord,
+  type EtPresetRecord,
   type EtStore,
 } from './et-store.ts'
 
@@ -26,6 +27,7 @@ function page<T extends { id: string }>(all: T[], request: EtListRequest): EtPag
 export class MemoryEtStore implements EtStore {
   readonly #pipelines = new Map<string, EtPipelineRecord>()
   readonly #jobs = new Map<string, EtJobRecord>()
+  readonly #presets = new Map<string, EtPresetRecord>()
   /** When each job's delivery was last claimed (ms since the epoch). */
   readonly #claimed = new Map<string, number>()
 
@@ -73,6 +75,36 @@ export class MemoryEtStore implements EtStore {
     }
     this.#pipelines.delete(id)
     return 'deleted'
+  }
+
+  async createPreset(
+    preset: EtPresetRecord,
+    { maxPerOwner = Number.POSITIVE_INFINITY }: { maxPerOwner?: number } = {},
+  ): Promise<'created' | 'limit'> {
+    if (this.#presets.has(preset.id)) throw new Error(`preset ${preset.id} exists`)
+    // Counted and added with no await between: concurrent creates cannot pass the cap.
+    let count = 0
+    for (const p of this.#presets.values()) if (p.owner === preset.owner) count++
+    if (count >= maxPerOwner) return 'limit'
+    this.#presets.set(preset.id, structuredClone(preset))
+    return 'created'
+  }
+
+  async getPreset(id: string, owner: string): Promise<EtPresetRecord | null> {
+    const preset = this.#presets.get(id)
+    return preset && preset.owner === owner ? structuredClone(preset) : null
+  }
+
+  async listPresets(owner: string): Promise<EtPresetRecord[]> {
+    return [...this.#presets.values()]
+      .filter((p) => p.owner === owner)
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .map((p) => structuredClone(p))
+  }
+
+  async deletePreset(id: string, owner: string): Promise<boolean> {
+    if (this.#presets.get(id)?.owner !== owner) return false
+    return this.#presets.delete(id)
   }
 
   async createJob(job: EtJobRecord): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { newEtId } from '../et-ids.ts'
-import type { EtJobRecord, EtPipelineRecord, EtStore } from '../store/et-store.ts'
+import type { EtJobRecord, EtPipelineRecord, EtPresetRecord, EtStore } from '../store/et-store.ts'
 
 export interface EtStoreUnderTest {
   store: EtStore
@@ -33,6 +33,25 @@ function pipeline(id: string, of: string, name = 'Audio Files'): EtPipelineRecor
       Completed: 'https://example.test/et',
       Warning: '',
       Error: '',
+    },
+    createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
+  }
+}
+
+function customPreset(id: string, of: string): EtPresetRecord {
+  return {
+    id,
+    owner: of,
+    name: 'Voice mono',
+    settings: { Container: 'mp3', Audio: { Codec: 'mp3', Channels: '1' } },
+    preset: {
+      id: `et-${id}`,
+      description: 'Voice mono',
+      container: 'mp3',
+      extension: 'mp3',
+      contentType: 'audio/mpeg',
+      audio: { codec: 'mp3', bitrate: 64_000, channels: 1 },
+      elasticTranscoderPresetId: id,
     },
     createdAt: new Date(Math.floor(Date.now() / 1000) * 1000),
   }
@@ -280,6 +299,37 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         expect(await store.claimDelivery(jobId, 0)).toBe(true)
         // …and holds it for the next 10 minutes against everyone else.
         expect(await store.claimDelivery(jobId, 600_000)).toBe(false)
+      }))
+
+    it('keeps custom presets per owner: read, list and delete only by their owner', () =>
+      withStore(async (store) => {
+        const [alice, bob] = [owner(), owner()]
+        const [a1, a2, b1] = ids(3) as [string, string, string]
+        expect(await store.createPreset(customPreset(a1, alice))).toBe('created')
+        await store.createPreset(customPreset(a2, alice))
+        await store.createPreset(customPreset(b1, bob))
+        expect(await store.getPreset(a1, alice)).toEqual(customPreset(a1, alice))
+        expect(await store.getPreset(a1, bob)).toBeNull()
+        expect((await store.listPresets(alice)).map((p) => p.id)).toEqual([a1, a2])
+        expect((await store.listPresets(bob)).map((p) => p.id)).toEqual([b1])
+        expect(await store.deletePreset(a1, bob)).toBe(false)
+        expect(await store.getPreset(a1, alice)).not.toBeNull()
+        expect(await store.deletePreset(a1, alice)).toBe(true)
+        expect(await store.deletePreset(a1, alice)).toBe(false)
+        expect(await store.getPreset(a1, alice)).toBeNull()
+      }))
+
+    it('caps custom presets per owner, even for concurrent creates', () =>
+      withStore(async (store) => {
+        const [alice, bob] = [owner(), owner()]
+        const results = await Promise.all(
+          ids(6).map((id) => store.createPreset(customPreset(id, alice), { maxPerOwner: 4 })),
+        )
+        expect(results.filter((r) => r === 'created')).toHaveLength(4)
+        expect(await store.listPresets(alice)).toHaveLength(4)
+        // Another owner's room is their own.
+        const [b1] = ids(1) as [string]
+        expect(await store.createPreset(customPreset(b1, bob), { maxPerOwner: 4 })).toBe('created')
       }))
   })
 }
