@@ -9,18 +9,18 @@ import { makeTone, makeVideo } from '../packages/core/src/testing/index.ts'
 import {
   ADMIN_BUILD,
   adminSql,
-  type BootedStrapi,
   bootStrapi,
-  INSTALLED,
   PG_URL,
+  STRAPI_INSTALLED,
+  type StrapiCore,
   strapiEnv,
-} from './support/strapi-admin-app.ts'
+} from './support/strapi-app.ts'
 
 // The plugin's admin part in the real Strapi 5 admin (built by examples/strapi/install.sh),
 // driven by Chromium; and its admin routes under Strapi's admin RBAC.
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const READY = INSTALLED && existsSync(ADMIN_BUILD) && existsSync(CHROMIUM)
+const READY = STRAPI_INSTALLED && existsSync(ADMIN_BUILD) && existsSync(CHROMIUM)
 const SKIP_REASON =
   'needs examples/strapi installed with its admin built (examples/strapi/install.sh) and Chromium'
 
@@ -37,6 +37,12 @@ if (!READY && process.env.CI) {
 const PASSWORD = 'Transcode1kit!'
 const SUPER = { firstname: 'Super', lastname: 'Admin', email: 'super@example.com' }
 
+/** The parts of the booted Strapi this test touches. */
+interface AdminStrapi extends StrapiCore {
+  service(uid: string): unknown
+  plugin(name: string): { service(name: string): unknown }
+}
+
 interface AdminJob {
   id: string
   fileId: string | null
@@ -49,7 +55,7 @@ interface AdminJob {
 describe.skipIf(!READY)('Strapi admin: the transcodekit plugin', () => {
   const database = `strapi_admin_test_${randomBytes(4).toString('hex')}`
   let work: string
-  let strapi: BootedStrapi
+  let strapi: AdminStrapi
   let base: string
   let shutdown: () => Promise<void>
   let browser: Browser | null = null
@@ -122,13 +128,14 @@ describe.skipIf(!READY)('Strapi admin: the transcodekit plugin', () => {
     for (const key of Object.keys(process.env)) {
       if (key.startsWith('TRANSCODEKIT_') || key.startsWith('AWS_')) delete process.env[key]
     }
-    Object.assign(process.env, strapiEnv(`${PG_URL}/${database}`), {
+    Object.assign(process.env, strapiEnv(), {
+      DATABASE_URL: `${PG_URL}/${database}`,
       PUBLIC_DIR: publicDir,
       UPLOAD_PROVIDER: 'local',
       TRANSCODEKIT_AUDIO_PRESETS: 'wav,flac',
       TRANSCODEKIT_VIDEO_PRESETS: 'mp4-480p,thumbnail',
     })
-    ;({ strapi, base, shutdown } = await bootStrapi())
+    ;({ strapi, base, shutdown } = await bootStrapi<AdminStrapi>())
 
     // The first admin, through Strapi's own registration API (a super admin).
     const registered = await fetch(`${base}/admin/register-admin`, {

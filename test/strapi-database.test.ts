@@ -5,17 +5,18 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTone, makeVideo } from '../packages/core/src/testing/index.ts'
 import { repositoryConformance } from '../packages/core/src/testing/repository-suite.ts'
-import { appRequire, STRAPI_INSTALLED, StrapiTestApp, strapiEnv } from './support/strapi-app.ts'
+import {
+  adminSql,
+  appRequire,
+  PG_URL,
+  STRAPI_INSTALLED,
+  StrapiTestApp,
+  strapiEnv,
+} from './support/strapi-app.ts'
 
 // @transcodekit/strapi with no `databaseUrl`: jobs, outputs and the work queue in Strapi's own
 // database, on SQLite (Strapi's default, better-sqlite3) and on PostgreSQL. The real Strapi app
 // of examples/strapi, installed from the packed tarballs, with the local upload provider.
-
-const PG_SERVER = (() => {
-  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test')
-  url.pathname = ''
-  return url.toString().replace(/\/$/, '')
-})()
 
 if (!STRAPI_INSTALLED) {
   if (process.env.CI) {
@@ -25,17 +26,6 @@ if (!STRAPI_INSTALLED) {
       })
     })
   } else console.warn('[strapi-database.test.ts] skipped: run examples/strapi/install.sh')
-}
-
-async function pgAdmin(sql: string): Promise<void> {
-  const { Client } = appRequire('pg') as typeof import('pg')
-  const client = new Client({ connectionString: `${PG_SERVER}/postgres` })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
 }
 
 interface DatabaseProfile {
@@ -57,11 +47,11 @@ function postgres(): DatabaseProfile {
   return {
     name: 'postgres',
     async setUp() {
-      await pgAdmin(`CREATE DATABASE ${database}`)
-      return { DATABASE_CLIENT: 'postgres', DATABASE_URL: `${PG_SERVER}/${database}` }
+      await adminSql(`CREATE DATABASE ${database}`)
+      return { DATABASE_CLIENT: 'postgres', DATABASE_URL: `${PG_URL}/${database}` }
     },
     async tearDown() {
-      await pgAdmin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
+      await adminSql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`)
     },
   }
 }

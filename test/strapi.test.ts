@@ -10,72 +10,43 @@ import {
   rm,
   writeFile,
 } from 'node:fs/promises'
-import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeTone, makeVideo, probe } from '../packages/core/src/testing/index.ts'
 import { type S3rverHandle, startS3rver } from './fakes/s3rver-server.ts'
-import { compileOnce } from './support/strapi-app.ts'
+import {
+  APP_DIR,
+  adminSql,
+  appRequire,
+  bootStrapi,
+  type FileEntry,
+  PG_URL,
+  type PluginService,
+  type RecordedOutput,
+  STRAPI_INSTALLED,
+  type StrapiCore,
+  strapiEnv,
+  type TranscodeRecord,
+} from './support/strapi-app.ts'
 
 // The real Strapi 5 app of examples/strapi, booted in this process (no admin build), on a
 // PostgreSQL database of its own, with the transcodekit plugin as config/plugins.ts sets it up.
 
-const APP_DIR = resolve(import.meta.dirname, '../examples/strapi')
-const INSTALLED = existsSync(join(APP_DIR, 'node_modules/@strapi/strapi/package.json'))
-// The PostgreSQL server (no database name): the test makes and drops its own databases there.
-const PG_URL =
-  process.env.STRAPI_TEST_PG_URL ??
-  serverOf(process.env.DATABASE_URL) ??
-  'postgres://postgres@127.0.0.1:5432'
-
-function serverOf(url: string | undefined): string | null {
-  if (!url) return null
-  const parsed = new URL(url)
-  parsed.pathname = ''
-  parsed.search = ''
-  return parsed.toString().replace(/\/$/, '')
-}
 const SKIP_REASON = 'examples/strapi is not installed: run examples/strapi/install.sh'
 
-if (!INSTALLED && process.env.CI) {
+if (!STRAPI_INSTALLED && process.env.CI) {
   describe('Strapi example', () => {
     it('is installed', () => {
       throw new Error(`${SKIP_REASON} (CI must run it before the tests)`)
     })
   })
-} else if (!INSTALLED) {
+} else if (!STRAPI_INSTALLED) {
   console.warn(`[strapi.test.ts] skipped: ${SKIP_REASON}`)
 }
 
-interface RecordedOutput {
-  preset: string
-  url: string | null
-  mime: string
-  state: string
-  size: number | null
-  durationSec: number | null
-}
-
-interface TranscodeRecord {
-  jobId: string | null
-  state: string
-  error: { code: string; message: string } | null
-  outputs: RecordedOutput[]
-}
-
-interface FileEntry {
-  id: number
-  name: string
-  mime: string
-  url: string
-  provider_metadata: { transcodekit?: TranscodeRecord } | null
-}
-
 /** The parts of the booted Strapi instance the test touches. */
-interface StrapiApp {
-  server: { httpServer: { address(): { port: number } } }
-  log: { warn(message: string): void }
+interface StrapiApp extends StrapiCore {
   db: {
     query(uid: string): { findOne(params: unknown): Promise<Record<string, unknown> | null> }
     lifecycles: {
@@ -84,16 +55,6 @@ interface StrapiApp {
   }
   service(uid: string): { create(params: unknown): Promise<{ accessKey: string }> }
   plugin(name: string): { service(name: string): PluginService }
-  destroy(): Promise<void>
-}
-
-interface PluginService {
-  idle(): Promise<void>
-  service: {
-    listJobs(request?: { limit?: number }): Promise<{
-      items: Array<{ id: string; idempotencyKey: string | null; state: string; attempts: number }>
-    }>
-  }
 }
 
 /**
@@ -200,11 +161,10 @@ async function filesUnder(root: string): Promise<string[]> {
     .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
 }
 
-describe.skipIf(!INSTALLED)('Strapi example install', () => {
+describe.skipIf(!STRAPI_INSTALLED)('Strapi example install', () => {
   it('has the @transcodekit packages from the packed tarballs (install.sh), built, never linked', async () => {
-    const requireFromApp = createRequire(join(APP_DIR, 'package.json'))
     for (const name of ['core', 'strapi', 'kysely', 'aws']) {
-      const manifestPath = requireFromApp.resolve(`@transcodekit/${name}/package.json`)
+      const manifestPath = appRequire.resolve(`@transcodekit/${name}/package.json`)
       const real = await realpath(manifestPath)
       expect(real, name).toContain(join(APP_DIR, 'node_modules'))
       expect(real, name).not.toContain(resolve(import.meta.dirname, '../packages'))
@@ -217,7 +177,7 @@ describe.skipIf(!INSTALLED)('Strapi example install', () => {
 })
 
 for (const profile of [localProfile(), s3Profile()]) {
-  describe.skipIf(!INSTALLED)(
+  describe.skipIf(!STRAPI_INSTALLED)(
     `Strapi example app with @transcodekit/strapi (${profile.name})`,
     () => {
       defineSuite(profile)
@@ -226,29 +186,13 @@ for (const profile of [localProfile(), s3Profile()]) {
 }
 
 function defineSuite(profile: Profile): void {
-  const appRequire = createRequire(join(APP_DIR, 'package.json'))
   const database = `strapi_test_${randomBytes(4).toString('hex')}`
   let work: string
   let strapi: StrapiApp
   let base: string
   let token: string
+  let shutdown: () => Promise<void>
   const warnings: string[] = []
-  let listenersBefore = new Map<string | symbol, ReturnType<typeof process.rawListeners>>()
-
-  function snapshotListeners(): Map<string | symbol, ReturnType<typeof process.rawListeners>> {
-    return new Map(process.eventNames().map((event) => [event, [...process.rawListeners(event)]]))
-  }
-
-  async function admin(sql: string): Promise<void> {
-    const { Client } = appRequire('pg') as typeof import('pg')
-    const client = new Client({ connectionString: `${PG_URL}/postgres` })
-    await client.connect()
-    try {
-      await client.query(sql)
-    } finally {
-      await client.end()
-    }
-  }
 
   async function upload(
     path: string,
@@ -305,64 +249,22 @@ function defineSuite(profile: Profile): void {
     return jobs.items.filter((job) => job.idempotencyKey === `strapi:file:${id}`)
   }
 
-  /** Compiles the app (TypeScript) and boots it on a free port. */
+  /** Compiles the app (TypeScript, once per file) and boots it on a free port. */
   async function boot(): Promise<void> {
-    const started = Date.now()
-    const { createStrapi } = appRequire('@strapi/strapi')
-    const context = await compileOnce()
-    listenersBefore = snapshotListeners()
-    strapi = createStrapi({ ...context, autoReload: false }) as StrapiApp
-    // Warnings and errors only (the plugin's retries are warnings): no line per HTTP request.
-    ;(strapi.log as unknown as { level: string }).level = 'warn'
-    await (strapi as unknown as { load(): Promise<void> }).load()
-    await (strapi as unknown as { listen(): Promise<void> }).listen()
-    base = `http://127.0.0.1:${strapi.server.httpServer.address().port}`
-    console.info(`[strapi.test.ts] Strapi compiled and booted in ${Date.now() - started} ms`)
-    const warn = strapi.log.warn.bind(strapi.log)
-    strapi.log.warn = (message: string) => {
-      warnings.push(message)
-      warn(message)
-    }
-  }
-
-  async function shutdown(): Promise<void> {
-    // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
-    // test runner's own (its IPC channel): remove only what Strapi added.
-    const removeAll = process.removeAllListeners
-    process.removeAllListeners = (() => process) as typeof process.removeAllListeners
-    try {
-      await strapi.destroy()
-    } finally {
-      process.removeAllListeners = removeAll
-    }
-    for (const [event, listeners] of snapshotListeners()) {
-      const before = listenersBefore.get(event) ?? []
-      for (const listener of listeners) {
-        if (!before.includes(listener))
-          process.removeListener(event, listener as (...args: unknown[]) => void)
-      }
-    }
+    const booted = await bootStrapi<StrapiApp>({ warnings })
+    ;({ strapi, base, shutdown } = booted)
+    console.info(`[strapi.test.ts] Strapi compiled and booted in ${booted.bootMs} ms`)
   }
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'tk-strapi-'))
-    await admin(`CREATE DATABASE ${database}`)
-    const profileEnv = await profile.setUp(work, admin)
+    await adminSql(`CREATE DATABASE ${database}`)
+    const profileEnv = await profile.setUp(work, adminSql)
     for (const key of Object.keys(process.env)) {
       if (key.startsWith('TRANSCODEKIT_') || key.startsWith('AWS_')) delete process.env[key]
     }
-    Object.assign(process.env, {
-      NODE_ENV: 'test',
-      HOST: '127.0.0.1',
-      PORT: '0',
+    Object.assign(process.env, strapiEnv(), {
       DATABASE_URL: `${PG_URL}/${database}`,
-      STRAPI_TELEMETRY_DISABLED: 'true',
-      APP_KEYS: 'testKeyA,testKeyB',
-      API_TOKEN_SALT: randomBytes(16).toString('base64'),
-      ADMIN_JWT_SECRET: randomBytes(16).toString('base64'),
-      TRANSFER_TOKEN_SALT: randomBytes(16).toString('base64'),
-      JWT_SECRET: randomBytes(16).toString('base64'),
-      ENCRYPTION_KEY: randomBytes(16).toString('base64'),
       TRANSCODEKIT_AUDIO_PRESETS: 'wav,flac,aac-256k',
       TRANSCODEKIT_VIDEO_PRESETS: 'mp4-480p,thumbnail',
       TRANSCODEKIT_RETRY_INITIAL_MS: '200',
@@ -377,9 +279,9 @@ function defineSuite(profile: Profile): void {
   })
 
   afterAll(async () => {
-    if (strapi) await shutdown()
-    await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {})
-    await profile.tearDown(admin)
+    if (shutdown) await shutdown()
+    await adminSql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {})
+    await profile.tearDown(adminSql)
     if (work) await rm(work, { recursive: true, force: true })
   })
 

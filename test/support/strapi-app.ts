@@ -6,13 +6,42 @@ import { join, resolve } from 'node:path'
 import { probe } from '../../packages/core/src/testing/index.ts'
 
 // The real Strapi 5 app of examples/strapi (installed from the packed tarballs by
-// examples/strapi/install.sh), booted in the test process without its admin build.
+// examples/strapi/install.sh), booted inside the test process, and taken down again without
+// removing the test runner's own process listeners.
 
 export const APP_DIR = resolve(import.meta.dirname, '../../examples/strapi')
 export const STRAPI_INSTALLED = existsSync(
   join(APP_DIR, 'node_modules/@strapi/strapi/package.json'),
 )
 export const appRequire = createRequire(join(APP_DIR, 'package.json'))
+/** Where `strapi build` (install.sh) puts the admin panel Strapi serves. */
+export const ADMIN_BUILD = join(APP_DIR, 'dist/build/index.html')
+
+/** The PostgreSQL server (no database name): tests make and drop their own databases there. */
+export const PG_URL =
+  process.env.STRAPI_TEST_PG_URL ??
+  serverOf(process.env.DATABASE_URL) ??
+  'postgres://postgres@127.0.0.1:5432'
+
+function serverOf(url: string | undefined): string | null {
+  if (!url) return null
+  const parsed = new URL(url)
+  parsed.pathname = ''
+  parsed.search = ''
+  return parsed.toString().replace(/\/$/, '')
+}
+
+/** Runs one SQL statement on the server's `postgres` database (CREATE/DROP DATABASE). */
+export async function adminSql(sql: string): Promise<void> {
+  const { Client } = appRequire('pg') as typeof import('pg')
+  const client = new Client({ connectionString: `${PG_URL}/postgres` })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
 
 export interface RecordedOutput {
   preset: string
@@ -51,10 +80,17 @@ export interface JobView {
   attempts: number
 }
 
-/** The parts of the booted Strapi instance the tests touch. */
-export interface StrapiApp {
+/** The parts of a booted Strapi every boot touches. */
+export interface StrapiCore {
   server: { httpServer: { address(): { port: number } } }
   log: { level: string; warn(message: string): void }
+  load(): Promise<void>
+  listen(): Promise<void>
+  destroy(): Promise<void>
+}
+
+/** The parts of the booted Strapi instance StrapiTestApp's tests touch. */
+export interface StrapiApp extends StrapiCore {
   db: {
     /** Strapi's Knex: `connection(table)` starts a query (the subset the tests use). */
     connection: (table: string) => {
@@ -68,9 +104,6 @@ export interface StrapiApp {
   }
   service(uid: string): { create(params: unknown): Promise<{ accessKey: string }> }
   plugin(name: string): { service(name: string): PluginService }
-  load(): Promise<void>
-  listen(): Promise<void>
-  destroy(): Promise<void>
 }
 
 export interface PluginService {
@@ -91,7 +124,7 @@ let compiled: Promise<{ appDir: string; distDir: string }> | null = null
  * run in parallel workers and all compile into the same dist/: a lock directory makes them take
  * turns, so none loads a file another is rewriting.
  */
-export function compileOnce(): Promise<{ appDir: string; distDir: string }> {
+function compileOnce(): Promise<{ appDir: string; distDir: string }> {
   compiled ??= withCompileLock(async () => {
     const { compileStrapi } = appRequire('@strapi/strapi')
     // compileStrapi exits the process when TypeScript fails: make that a test failure.
@@ -132,7 +165,10 @@ async function withCompileLock<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The environment every boot needs (secrets are random per call). */
+/**
+ * The environment every boot needs: fresh secrets, port 0, no telemetry. The database is each
+ * test's own (DATABASE_CLIENT/DATABASE_URL).
+ */
 export function strapiEnv(): Record<string, string> {
   return {
     NODE_ENV: 'test',
@@ -148,6 +184,62 @@ export function strapiEnv(): Record<string, string> {
   }
 }
 
+/** A booted Strapi on a free port, and what stops it. */
+export interface BootedStrapi<S extends StrapiCore> {
+  strapi: S
+  base: string
+  /** How long the boot took (compile included the first time), in ms. */
+  bootMs: number
+  shutdown(): Promise<void>
+}
+
+/**
+ * Compiles the app (once per test file) and boots it, environment already set, on a free port.
+ * Strapi logs warnings and errors only; each warning is also pushed to `warnings`.
+ */
+export async function bootStrapi<S extends StrapiCore>(
+  options: { warnings?: string[] } = {},
+): Promise<BootedStrapi<S>> {
+  const started = Date.now()
+  const { createStrapi } = appRequire('@strapi/strapi')
+  const context = await compileOnce()
+  const before = snapshotListeners()
+  const strapi = createStrapi({ ...context, autoReload: false }) as S
+  // Warnings and errors only: no line per HTTP request.
+  strapi.log.level = 'warn'
+  await strapi.load()
+  await strapi.listen()
+  const base = `http://127.0.0.1:${strapi.server.httpServer.address().port}`
+  const bootMs = Date.now() - started
+  const { warnings } = options
+  if (warnings) {
+    const warn = strapi.log.warn.bind(strapi.log)
+    strapi.log.warn = (message: string) => {
+      warnings.push(message)
+      warn(message)
+    }
+  }
+  async function shutdown(): Promise<void> {
+    // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
+    // test runner's own (its IPC channel): remove only what Strapi added.
+    const removeAll = process.removeAllListeners
+    process.removeAllListeners = (() => process) as typeof process.removeAllListeners
+    try {
+      await strapi.destroy()
+    } finally {
+      process.removeAllListeners = removeAll
+    }
+    for (const [event, listeners] of snapshotListeners()) {
+      const previous = before.get(event) ?? []
+      for (const listener of listeners) {
+        if (!previous.includes(listener))
+          process.removeListener(event, listener as (...args: unknown[]) => void)
+      }
+    }
+  }
+  return { strapi, base, bootMs, shutdown }
+}
+
 /**
  * A running Strapi app with a full-access API token, and the REST calls the tests make.
  * `restart()` stops it (as `strapi.destroy()` does on SIGTERM) and boots it again on the same
@@ -160,7 +252,7 @@ export class StrapiTestApp {
   /** How long each boot took (compile included the first time), in ms. */
   readonly bootMs: number[] = []
   readonly warnings: string[] = []
-  #listenersBefore = new Map<string | symbol, ReturnType<typeof process.rawListeners>>()
+  #shutdown: () => Promise<void> = async () => {}
 
   constructor(readonly work: string) {}
 
@@ -182,41 +274,15 @@ export class StrapiTestApp {
   }
 
   async #boot(): Promise<void> {
-    const started = Date.now()
-    const { createStrapi } = appRequire('@strapi/strapi')
-    const context = await compileOnce()
-    this.#listenersBefore = snapshotListeners()
-    this.strapi = createStrapi({ ...context, autoReload: false }) as StrapiApp
-    // Warnings and errors only: no line per HTTP request.
-    this.strapi.log.level = 'warn'
-    await this.strapi.load()
-    await this.strapi.listen()
-    this.base = `http://127.0.0.1:${this.strapi.server.httpServer.address().port}`
-    this.bootMs.push(Date.now() - started)
-    const warn = this.strapi.log.warn.bind(this.strapi.log)
-    this.strapi.log.warn = (message: string) => {
-      this.warnings.push(message)
-      warn(message)
-    }
+    const booted = await bootStrapi<StrapiApp>({ warnings: this.warnings })
+    this.strapi = booted.strapi
+    this.base = booted.base
+    this.bootMs.push(booted.bootMs)
+    this.#shutdown = booted.shutdown
   }
 
-  async stop(): Promise<void> {
-    // Strapi's destroy() ends with process.removeAllListeners(), which would also remove the
-    // test runner's own (its IPC channel): remove only what Strapi added.
-    const removeAll = process.removeAllListeners
-    process.removeAllListeners = (() => process) as typeof process.removeAllListeners
-    try {
-      await this.strapi.destroy()
-    } finally {
-      process.removeAllListeners = removeAll
-    }
-    for (const [event, listeners] of snapshotListeners()) {
-      const before = this.#listenersBefore.get(event) ?? []
-      for (const listener of listeners) {
-        if (!before.includes(listener))
-          process.removeListener(event, listener as (...args: unknown[]) => void)
-      }
-    }
+  stop(): Promise<void> {
+    return this.#shutdown()
   }
 
   /** Uploads a file; with `replace`, replaces the file of that entry (`POST /api/upload?id=`). */
@@ -309,6 +375,8 @@ export class StrapiTestApp {
   }
 }
 
-function snapshotListeners(): Map<string | symbol, ReturnType<typeof process.rawListeners>> {
+type Listeners = Map<string | symbol, ReturnType<typeof process.rawListeners>>
+
+function snapshotListeners(): Listeners {
   return new Map(process.eventNames().map((event) => [event, [...process.rawListeners(event)]]))
 }

@@ -1,7 +1,5 @@
 import {
   type Asset,
-  decodeCursor,
-  encodeCursor,
   InvalidRequestError,
   InvalidStateError,
   isTerminal,
@@ -26,6 +24,7 @@ import { compileOnce } from './compiled-query.ts'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
 import { resolveSchema } from './kysely-migrations.ts'
 import { KyselyWebhookStore } from './kysely-webhook-store.ts'
+import { newestFirstPage } from './newest-first-page.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -120,18 +119,13 @@ export class KyselyRepository implements Repository {
     const limit = pageLimit(request.limit)
     let query = this.#db.selectFrom('assets').selectAll()
     if (request.owner !== undefined) query = query.where('owner', '=', request.owner)
-    if (request.cursor) {
-      const after = readCursor(request.cursor)
-      query = query.where(({ eb, refTuple, tuple }) =>
-        eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
-      )
-    }
-    const rows = await query
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute()
-    return page(rows.map(toAsset), limit)
+    return newestFirstPage(query, {
+      columns: ['created_at', 'id'],
+      cursor: request.cursor,
+      limit,
+      validId: (id) => UUID.test(id),
+      toItem: toAsset,
+    })
   }
 
   async deleteAsset(id: string): Promise<boolean> {
@@ -289,18 +283,13 @@ export class KyselyRepository implements Repository {
       query = query.where('jobs.asset_id', '=', request.assetId)
     }
     if (request.state !== undefined) query = query.where('jobs.state', '=', request.state)
-    if (request.cursor) {
-      const after = readCursor(request.cursor)
-      query = query.where(({ eb, refTuple, tuple }) =>
-        eb(refTuple('jobs.created_at', 'jobs.id'), '<', tuple(after.createdAt, after.id)),
-      )
-    }
-    const rows = await query
-      .orderBy('jobs.created_at', 'desc')
-      .orderBy('jobs.id', 'desc')
-      .limit(limit + 1)
-      .execute()
-    return page(rows.map(toJob), limit)
+    return newestFirstPage(query, {
+      columns: ['jobs.created_at', 'jobs.id'],
+      cursor: request.cursor,
+      limit,
+      validId: (id) => UUID.test(id),
+      toItem: toJob,
+    })
   }
 
   async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
@@ -452,22 +441,6 @@ function toJob(row: JobWithOutputs): Job {
     updatedAt: row.updated_at,
     finishedAt: row.finished_at,
   }
-}
-
-function page<T extends { createdAt: Date; id: string }>(rows: T[], limit: number): Page<T> {
-  const items = rows.slice(0, limit)
-  const last = items.at(-1)
-  return {
-    items,
-    nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-  }
-}
-
-function readCursor(cursor: string): { createdAt: Date; id: string } {
-  const after = decodeCursor(cursor)
-  if (!UUID.test(after.id))
-    throw new InvalidRequestError('INVALID_CURSOR', 'the cursor is malformed')
-  return after
 }
 
 const UNIQUE_VIOLATION = '23505'

@@ -1,7 +1,4 @@
 import {
-  decodeCursor,
-  encodeCursor,
-  InvalidRequestError,
   type ListWebhookDeliveriesRequest,
   type NewWebhookDelivery,
   type Page,
@@ -12,6 +9,7 @@ import {
 } from '@transcodekit/core'
 import { type Kysely, sql } from 'kysely'
 import { resolveSchema } from './kysely-migrations.ts'
+import { newestFirstPage } from './newest-first-page.ts'
 import type { WebhookDeliveriesTable, WebhookDeliveryRow } from './webhook-deliveries-table.ts'
 
 export interface KyselyWebhookStoreOptions {
@@ -84,26 +82,13 @@ export class KyselyWebhookStore implements WebhookDeliveryStore {
     if (request.endpointId !== undefined)
       query = query.where('endpoint_id', '=', request.endpointId)
     if (request.state !== undefined) query = query.where('state', '=', request.state)
-    if (request.cursor) {
-      const after = decodeCursor(request.cursor)
-      if (after.id.length > 64) {
-        throw new InvalidRequestError('INVALID_CURSOR', 'the cursor is malformed')
-      }
-      query = query.where(({ eb, refTuple, tuple }) =>
-        eb(refTuple('created_at', 'id'), '<', tuple(after.createdAt, after.id)),
-      )
-    }
-    const rows = await query
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .limit(limit + 1)
-      .execute()
-    const items = rows.slice(0, limit).map(toDelivery)
-    const last = items.at(-1)
-    return {
-      items,
-      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-    }
+    return newestFirstPage(query, {
+      columns: ['created_at', 'id'],
+      cursor: request.cursor,
+      limit,
+      validId: (id) => id.length <= 64,
+      toItem: toDelivery,
+    })
   }
 
   async recordAttempt(id: string, attempt: WebhookAttempt): Promise<WebhookDelivery | null> {

@@ -8,20 +8,11 @@ import {
 import { startWebhookReceiver, webhookSecret } from '@transcodekit/core/testing'
 import { afterAll, expect, it } from 'vitest'
 import { kyselyRepository, pgBossQueue } from '../src/index.ts'
-import {
-  DATABASE_URL,
-  randomSchema,
-  serverQuery,
-  TestDatabase,
-  waitFor,
-} from './support/test-databases.ts'
+import { DATABASE_URL, TestDatabase, waitFor } from './support/test-databases.ts'
 
 const database = new TestDatabase('postgres')
-const bossSchema = randomSchema('tk_boss')
-afterAll(async () => {
-  await database.close()
-  await serverQuery(`drop schema if exists ${bossSchema} cascade`)
-})
+const bossSchema = database.bossSchema()
+afterAll(() => database.close())
 const silent = { info() {}, warn() {}, error() {} }
 
 /** One "server": a pg-boss job queue, and webhooks on its second queue and the repository's store. */

@@ -18,19 +18,13 @@ import {
 } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { kyselyRepository, openDatabase, pgBossQueue } from '../src/index.ts'
-import {
-  DATABASE_URL,
-  randomSchema,
-  serverQuery,
-  TestDatabase,
-  waitFor,
-} from './support/test-databases.ts'
+import { DATABASE_URL, TestDatabase, waitFor } from './support/test-databases.ts'
 
 // An API process (no job worker) and a worker process, each with its own pool and queue client,
 // both with the same webhook endpoint: the process that changes the job publishes, and the
 // database makes one delivery per event whoever publishes it.
 const database = new TestDatabase('postgres')
-const bossSchema = randomSchema('tk_boss')
+const bossSchema = database.bossSchema()
 const secret = webhookSecret()
 const cleanups: Array<() => Promise<void>> = []
 let schema: string
@@ -80,7 +74,6 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup()
   await receiver.stop()
   await database.close()
-  await serverQuery(`drop schema if exists ${bossSchema} cascade`)
   await rm(dir, { recursive: true, force: true })
 })
 

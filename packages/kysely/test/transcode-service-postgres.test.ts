@@ -14,18 +14,12 @@ import {
 import { makeTone } from '@transcodekit/core/testing'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { kyselyRepository, openDatabase, pgBossQueue } from '../src/index.ts'
-import {
-  DATABASE_URL,
-  randomSchema,
-  serverQuery,
-  TestDatabase,
-  waitFor,
-} from './support/test-databases.ts'
+import { DATABASE_URL, serverQuery, TestDatabase, waitFor } from './support/test-databases.ts'
 
 // The service on the PostgreSQL server: the repository and the pg-boss queue together.
 describe('TranscodeService on PostgreSQL with pg-boss', () => {
   const database = new TestDatabase('postgres')
-  const bossSchema = randomSchema('tk_boss')
+  const bossSchema = database.bossSchema()
   const queueName = 'service-test'
   const cleanups: Array<() => Promise<void>> = []
   let schema: string
@@ -77,7 +71,6 @@ describe('TranscodeService on PostgreSQL with pg-boss', () => {
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup()
     await database.close()
-    await serverQuery(`drop schema if exists ${bossSchema} cascade`)
     await rm(dir, { recursive: true, force: true })
   })
 

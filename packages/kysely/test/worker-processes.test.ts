@@ -16,13 +16,7 @@ import {
 import { filesUnder, makeTone } from '@transcodekit/core/testing'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { kyselyRepository, type PgBossQueue, pgBossQueue } from '../src/index.ts'
-import {
-  DATABASE_URL,
-  randomSchema,
-  serverQuery,
-  TestDatabase,
-  waitFor,
-} from './support/test-databases.ts'
+import { DATABASE_URL, TestDatabase, waitFor } from './support/test-databases.ts'
 
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'transcode-worker.ts')
 
@@ -85,7 +79,7 @@ async function isAlive(pid: number): Promise<boolean> {
 
 describe('worker processes on PostgreSQL with pg-boss', () => {
   const database = new TestDatabase('postgres')
-  const bossSchema = randomSchema('tk_boss')
+  const bossSchema = database.bossSchema()
   const workers: WorkerProcess[] = []
   const closers: Array<() => Promise<void>> = []
   let schema: string
@@ -113,7 +107,6 @@ describe('worker processes on PostgreSQL with pg-boss', () => {
 
   afterAll(async () => {
     await database.close()
-    await serverQuery(`drop schema if exists ${bossSchema} cascade`)
     await rm(dir, { recursive: true, force: true })
   })
 

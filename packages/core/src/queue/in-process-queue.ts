@@ -1,11 +1,7 @@
-import {
-  AbortedError,
-  ConfigurationError,
-  InvalidRequestError,
-  InvalidStateError,
-} from '../errors.ts'
+import { ConfigurationError, InvalidRequestError, InvalidStateError } from '../errors.ts'
 import { errorText } from '../logging/error-text.ts'
 import type { Queue, QueueDepth, QueueHandler, QueueMessage, WorkOptions } from '../ports/queue.ts'
+import { MemoryScheduler } from './memory-scheduler.ts'
 
 export interface InProcessQueueOptions {
   /** Deliveries after the first one for a handler that throws. @default 2 */
@@ -23,11 +19,6 @@ interface ResolvedOptions {
   retryLimit: number
   retryDelayMs: number
   onError: (error: unknown, message: QueueMessage, attempt: number) => void
-}
-
-interface Delivery {
-  message: QueueMessage
-  attempt: number
 }
 
 function resolveOptions(options: InProcessQueueOptions): ResolvedOptions {
@@ -60,129 +51,55 @@ function resolveOptions(options: InProcessQueueOptions): ResolvedOptions {
  * waiting, waiting for a retry or running is not queued a second time.
  */
 export class InProcessQueue implements Queue {
-  readonly #options: ResolvedOptions
-  #handler: QueueHandler | null = null
-  #concurrency = 1
-  #closed = false
-  readonly #ready: Delivery[] = []
-  /** Job ids waiting, waiting for a retry, or running. */
-  readonly #known = new Set<string>()
-  readonly #running = new Map<Delivery, { controller: AbortController; done: Promise<void> }>()
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
-  #idleWaiters: Array<() => void> = []
+  readonly #scheduler: MemoryScheduler<QueueMessage>
 
   constructor(options: InProcessQueueOptions = {}) {
-    this.#options = resolveOptions(options)
+    const { retryLimit, retryDelayMs, onError } = resolveOptions(options)
+    this.#scheduler = new MemoryScheduler({
+      key: (message) => message.jobId,
+      retryLimit,
+      retryDelayMs,
+      onDrop(error, message, attempt) {
+        try {
+          onError(error, { ...message }, attempt)
+        } catch {}
+      },
+      closingMessage: 'the queue is closing',
+    })
   }
 
   async send(message: QueueMessage): Promise<void> {
-    if (this.#closed) throw new InvalidStateError('the queue is closed')
+    if (this.#scheduler.closed) throw new InvalidStateError('the queue is closed')
     if (typeof message?.jobId !== 'string' || message.jobId === '') {
       throw new InvalidRequestError('INVALID_MESSAGE', 'a queue message needs a non-empty jobId')
     }
-    if (this.#known.has(message.jobId)) return
-    this.#known.add(message.jobId)
-    this.#ready.push({ message: { jobId: message.jobId }, attempt: 1 })
-    this.#pump()
+    this.#scheduler.add({ jobId: message.jobId })
   }
 
   async work(handler: QueueHandler, options: WorkOptions = {}): Promise<void> {
-    if (this.#closed) throw new InvalidStateError('the queue is closed')
-    if (this.#handler) throw new InvalidStateError('this queue already has a worker')
+    if (this.#scheduler.closed) throw new InvalidStateError('the queue is closed')
+    if (this.#scheduler.hasRunner) throw new InvalidStateError('this queue already has a worker')
     const concurrency = options.concurrency ?? 1
     if (!Number.isInteger(concurrency) || concurrency < 1) {
       throw new ConfigurationError('work: option "concurrency" must be an integer ≥ 1')
     }
-    this.#handler = handler
-    this.#concurrency = concurrency
-    this.#pump()
+    this.#scheduler.start(
+      (message, { signal, run }) => handler({ ...message }, { signal, attempt: run }),
+      concurrency,
+    )
   }
 
   async depth(): Promise<QueueDepth> {
-    return { waiting: this.#ready.length + this.#timers.size, running: this.#running.size }
+    return this.#scheduler.depth()
   }
 
   /** Resolves once nothing is waiting, waiting for a retry, or running. */
   idle(): Promise<void> {
-    if (this.#isIdle()) return Promise.resolve()
-    return new Promise((resolve) => this.#idleWaiters.push(resolve))
+    return this.#scheduler.idle()
   }
 
-  async close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true
-      for (const timer of this.#timers) clearTimeout(timer)
-      this.#timers.clear()
-      this.#ready.length = 0
-      for (const { controller } of this.#running.values()) {
-        controller.abort(new AbortedError('the queue is closing'))
-      }
-    }
-    await Promise.all([...this.#running.values()].map(({ done }) => done))
-    this.#known.clear()
-    this.#notifyIdle()
-  }
-
-  #pump(): void {
-    while (
-      this.#handler &&
-      !this.#closed &&
-      this.#running.size < this.#concurrency &&
-      this.#ready.length > 0
-    ) {
-      this.#deliver(this.#ready.shift()!, this.#handler)
-    }
-    this.#notifyIdle()
-  }
-
-  #deliver(delivery: Delivery, handler: QueueHandler): void {
-    const controller = new AbortController()
-    const { message, attempt } = delivery
-    const run = async () => {
-      try {
-        await handler({ ...message }, { signal: controller.signal, attempt })
-        this.#known.delete(message.jobId)
-      } catch (error) {
-        // Stopped by close(): not a failure of the job, and nothing is delivered any more.
-        if (this.#closed) return
-        if (attempt <= this.#options.retryLimit) {
-          this.#retryLater({ message, attempt: attempt + 1 })
-        } else {
-          this.#known.delete(message.jobId)
-          try {
-            this.#options.onError(error, { ...message }, attempt)
-          } catch {}
-        }
-      } finally {
-        this.#running.delete(delivery)
-        this.#pump()
-      }
-    }
-    const entry = { controller, done: Promise.resolve() }
-    this.#running.set(delivery, entry)
-    entry.done = run()
-  }
-
-  #retryLater(delivery: Delivery): void {
-    const delay = this.#options.retryDelayMs * 2 ** (delivery.attempt - 2)
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      if (this.#closed) return
-      this.#ready.push(delivery)
-      this.#pump()
-    }, delay)
-    this.#timers.add(timer)
-  }
-
-  #isIdle(): boolean {
-    return this.#ready.length === 0 && this.#running.size === 0 && this.#timers.size === 0
-  }
-
-  #notifyIdle(): void {
-    if (!this.#isIdle() || this.#idleWaiters.length === 0) return
-    const waiters = this.#idleWaiters
-    this.#idleWaiters = []
-    for (const resolve of waiters) resolve()
+  close(): Promise<void> {
+    return this.#scheduler.close()
   }
 }
 

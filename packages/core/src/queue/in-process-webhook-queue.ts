@@ -1,7 +1,8 @@
-import { AbortedError, ConfigurationError, InvalidStateError } from '../errors.ts'
+import { ConfigurationError, InvalidStateError } from '../errors.ts'
 import { errorText } from '../logging/error-text.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { WebhookQueue, WebhookSendOptions, WebhookTask } from '../ports/webhooks.ts'
+import { MemoryScheduler } from './memory-scheduler.ts'
 
 export interface InProcessWebhookQueueOptions {
   /** Runs after the first for a handler that throws (not for a failed HTTP attempt: the dispatcher schedules those). @default 2 */
@@ -20,109 +21,30 @@ type Handler = (task: WebhookTask, context: { signal: AbortSignal }) => Promise<
  * again). A (delivery, attempt) already waiting or running is not scheduled twice.
  */
 export class InProcessWebhookQueue implements WebhookQueue {
-  readonly #retryLimit: number
-  readonly #retryDelayMs: number
-  readonly #logger: Pick<Logger, 'error'> | undefined
-  #handler: Handler | null = null
-  #concurrency = 1
-  #closed = false
-  readonly #ready: Array<{ task: WebhookTask; run: number }> = []
-  readonly #known = new Set<string>()
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>()
-  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>()
+  readonly #scheduler: MemoryScheduler<WebhookTask>
 
   constructor(options: InProcessWebhookQueueOptions = {}) {
-    this.#retryLimit = options.retryLimit ?? 2
-    this.#retryDelayMs = options.retryDelayMs ?? 1000
-    this.#logger = options.logger
-    if (!Number.isInteger(this.#retryLimit) || this.#retryLimit < 0) {
+    const retryLimit = options.retryLimit ?? 2
+    const retryDelayMs = options.retryDelayMs ?? 1000
+    if (!Number.isInteger(retryLimit) || retryLimit < 0) {
       throw new ConfigurationError(
         'inProcessWebhookQueue: option "retryLimit" must be an integer ≥ 0',
       )
     }
-    if (!Number.isFinite(this.#retryDelayMs) || this.#retryDelayMs < 0) {
+    if (!Number.isFinite(retryDelayMs) || retryDelayMs < 0) {
       throw new ConfigurationError(
         'inProcessWebhookQueue: option "retryDelayMs" must be a number ≥ 0',
       )
     }
-  }
-
-  async send(task: WebhookTask, options: WebhookSendOptions = {}): Promise<void> {
-    if (this.#closed) throw new InvalidStateError('the webhook queue is closed')
-    const key = taskKey(task)
-    if (this.#known.has(key)) return
-    this.#known.add(key)
-    this.#later({ deliveryId: task.deliveryId, attempt: task.attempt }, 1, options.delayMs ?? 0)
-  }
-
-  async work(handler: Handler, options: { concurrency?: number } = {}): Promise<void> {
-    if (this.#closed) throw new InvalidStateError('the webhook queue is closed')
-    if (this.#handler) throw new InvalidStateError('this webhook queue already has a worker')
-    const concurrency = options.concurrency ?? 1
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      throw new ConfigurationError('work: option "concurrency" must be an integer ≥ 1')
-    }
-    this.#handler = handler
-    this.#concurrency = concurrency
-    this.#pump()
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true
-    for (const timer of this.#timers) clearTimeout(timer)
-    this.#timers.clear()
-    this.#ready.length = 0
-    for (const { controller } of this.#running.values()) {
-      controller.abort(new AbortedError('the webhook queue is closing'))
-    }
-    await Promise.all([...this.#running.values()].map(({ done }) => done))
-    this.#known.clear()
-  }
-
-  #later(task: WebhookTask, run: number, delayMs: number): void {
-    if (delayMs <= 0) {
-      this.#ready.push({ task, run })
-      this.#pump()
-      return
-    }
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer)
-      if (this.#closed) return
-      this.#ready.push({ task, run })
-      this.#pump()
-    }, delayMs)
-    this.#timers.add(timer)
-  }
-
-  #pump(): void {
-    while (
-      this.#handler &&
-      !this.#closed &&
-      this.#running.size < this.#concurrency &&
-      this.#ready.length > 0
-    ) {
-      const next = this.#ready.shift()!
-      this.#run(next.task, next.run, this.#handler)
-    }
-  }
-
-  #run(task: WebhookTask, run: number, handler: Handler): void {
-    const key = taskKey(task)
-    const controller = new AbortController()
-    const done = (async () => {
-      try {
-        await handler({ ...task }, { signal: controller.signal })
-        this.#known.delete(key)
-      } catch (error) {
-        if (this.#closed) return
-        if (run <= this.#retryLimit) {
-          this.#later(task, run + 1, this.#retryDelayMs * 2 ** (run - 1))
-          return
-        }
-        this.#known.delete(key)
+    const logger = options.logger
+    this.#scheduler = new MemoryScheduler({
+      key: (task) => `${task.deliveryId}:${task.attempt}`,
+      retryLimit,
+      retryDelayMs,
+      onDrop(error, task) {
         const reason = errorText(error)
-        if (this.#logger) {
-          this.#logger.error(
+        if (logger) {
+          logger.error(
             { deliveryId: task.deliveryId, attempt: task.attempt, error: reason },
             'transcodekit: a webhook task failed after its last rerun and was dropped',
           )
@@ -132,12 +54,33 @@ export class InProcessWebhookQueue implements WebhookQueue {
             'TranscodeKitWebhookWarning',
           )
         }
-      } finally {
-        this.#running.delete(key)
-        this.#pump()
-      }
-    })()
-    this.#running.set(key, { controller, done })
+      },
+      closingMessage: 'the webhook queue is closing',
+    })
+  }
+
+  async send(task: WebhookTask, options: WebhookSendOptions = {}): Promise<void> {
+    if (this.#scheduler.closed) throw new InvalidStateError('the webhook queue is closed')
+    this.#scheduler.add(
+      { deliveryId: task.deliveryId, attempt: task.attempt },
+      options.delayMs ?? 0,
+    )
+  }
+
+  async work(handler: Handler, options: { concurrency?: number } = {}): Promise<void> {
+    if (this.#scheduler.closed) throw new InvalidStateError('the webhook queue is closed')
+    if (this.#scheduler.hasRunner) {
+      throw new InvalidStateError('this webhook queue already has a worker')
+    }
+    const concurrency = options.concurrency ?? 1
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new ConfigurationError('work: option "concurrency" must be an integer ≥ 1')
+    }
+    this.#scheduler.start((task, { signal }) => handler({ ...task }, { signal }), concurrency)
+  }
+
+  close(): Promise<void> {
+    return this.#scheduler.close()
   }
 }
 
@@ -146,8 +89,4 @@ export function inProcessWebhookQueue(
   options?: InProcessWebhookQueueOptions,
 ): InProcessWebhookQueue {
   return new InProcessWebhookQueue(options)
-}
-
-function taskKey(task: WebhookTask): string {
-  return `${task.deliveryId}:${task.attempt}`
 }

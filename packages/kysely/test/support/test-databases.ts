@@ -22,8 +22,9 @@ export function randomSchema(prefix = 'tk_test'): string {
 /**
  * One database per test file: PGlite in a temp folder (in this process or its own), or a pool
  * on the PostgreSQL server.
- * `schema()` makes a fresh migrated schema in it; `close()` drops every schema it made and
- * closes what it opened (and removes PGlite's folder).
+ * `schema()` makes a fresh migrated schema in it, `bossSchema()` names one for pg-boss;
+ * `close()` drops every schema of both kinds and closes what it opened (and removes PGlite's
+ * folder).
  */
 export class TestDatabase {
   readonly backend: Backend
@@ -70,14 +71,21 @@ export class TestDatabase {
     return { db, schema }
   }
 
+  /** A schema name of its own for pg-boss (which makes the schema), dropped by `close()`. */
+  bossSchema(): string {
+    const schema = randomSchema('tk_boss')
+    this.#schemas.push(schema)
+    return schema
+  }
+
   async dropSchema(schema: string): Promise<void> {
     const db = await this.db()
     await db.schema.dropSchema(schema).ifExists().cascade().execute()
   }
 
   async close(): Promise<void> {
-    if (!this.#opened) return
-    const { db, close, dir } = await this.#opened
+    if (!this.#opened && this.#schemas.length === 0) return
+    const { db, close, dir } = await this.#open()
     for (const schema of this.#schemas) {
       await db.schema.dropSchema(schema).ifExists().cascade().execute()
     }
