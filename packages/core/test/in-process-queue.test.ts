@@ -84,6 +84,39 @@ describe('inProcessQueue', () => {
     await queue.close()
   })
 
+  it("warns when the app's own onError throws, and keeps working", async () => {
+    const warnings: Error[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      const queue = inProcessQueue({
+        retryLimit: 0,
+        retryDelayMs: 0,
+        onError: () => {
+          throw new Error('the reporter is down')
+        },
+      })
+      const seen: string[] = []
+      await queue.work(async ({ jobId }) => {
+        seen.push(jobId)
+        if (jobId === 'broken') throw new Error('always broken')
+      })
+      await queue.send({ jobId: 'broken' })
+      await queue.idle()
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings.map((w) => [w.name, w.message])).toContainEqual([
+        'TranscodeKitQueueWarning',
+        "the queue's onError failed for job broken: the reporter is down",
+      ])
+      await queue.send({ jobId: 'next' })
+      await queue.idle()
+      expect(seen).toEqual(['broken', 'next'])
+      await queue.close()
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
   it('waits longer before each retry (exponential backoff)', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const queue = inProcessQueue({ retryLimit: 3, retryDelayMs: 1000, onError: () => {} })

@@ -1,9 +1,14 @@
 import type { LogFn, Logger } from '../ports/logger.ts'
 
+/** Messages name their source (`transcodekit: …`) for loggers that add no prefix: once is enough. */
+function prefixed(message: string): string {
+  return message.startsWith('transcodekit:') ? message : `transcodekit: ${message}`
+}
+
 function level(write: (line: string) => void): LogFn {
   return ((fields: Record<string, unknown> | string, message?: string) => {
-    if (typeof fields === 'string') write(`transcodekit: ${fields}`)
-    else write(`transcodekit: ${message ?? ''} ${JSON.stringify(fields)}`.replace('  ', ' '))
+    if (typeof fields === 'string') write(prefixed(fields))
+    else write(`${prefixed(message ?? '')} ${JSON.stringify(fields)}`.replace('  ', ' '))
   }) as LogFn
 }
 

@@ -62,7 +62,13 @@ export class InProcessQueue implements Queue {
       onDrop(error, message, attempt) {
         try {
           onError(error, { ...message }, attempt)
-        } catch {}
+        } catch (failure) {
+          // The app's own reporter failed: say so where nothing else can fail.
+          process.emitWarning(
+            `the queue's onError failed for job ${message.jobId}: ${errorText(failure)}`,
+            'TranscodeKitQueueWarning',
+          )
+        }
       },
       closingMessage: 'the queue is closing',
     })
