@@ -82,11 +82,25 @@ describe('ffmpeg engine and the process launcher', () => {
     const spawner: Spawner = (command, args) => {
       const child = launcher.spawn(command, args)
       child.once('spawn', () => {
-        const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8')
-        seen = {
-          limits: readFileSync(`/proc/${child.pid}/limits`, 'utf8'),
-          ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]),
+        const pid = child.pid as number
+        // prlimit (and setpriv) set the limits, then exec ffmpeg in place: read them once the
+        // process is ffmpeg (at 'spawn' it may still be prlimit, before its setrlimit). ffmpeg's
+        // own start (its shared libraries) leaves a window of tens of milliseconds at least.
+        const look = () => {
+          let comm: string
+          try {
+            comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+          } catch {
+            return // gone before it was seen as ffmpeg: `seen` stays null and the test says so
+          }
+          if (comm !== 'ffmpeg') return void setTimeout(look, 1)
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+          seen = {
+            limits: readFileSync(`/proc/${pid}/limits`, 'utf8'),
+            ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]),
+          }
         }
+        look()
       })
       return child
     }
