@@ -232,8 +232,12 @@ describe('transcodekit serve with limits from the environment', () => {
       ffmpeg: { path: expect.any(String), version: expect.any(String) },
       ffprobe: { path: expect.any(String), version: expect.any(String) },
     })
-    const failed = lines.find((line) => line.msg === 'transcode job failed')
-    expect(failed).toMatchObject({ level: 40, jobId: job.id, code: 'OUTPUT_TOO_LARGE' })
+    // The job's state is written before its failure is logged, and pino writes asynchronously:
+    // the API may show the end before the line reaches the process's output.
+    const failedLine = () =>
+      jsonLines(server!.output()).find((line) => line.msg === 'transcode job failed')
+    await expect.poll(failedLine, { timeout: 10_000 }).toBeDefined()
+    expect(failedLine()).toMatchObject({ level: 40, jobId: job.id, code: 'OUTPUT_TOO_LARGE' })
 
     expect(await server.stop('SIGTERM')).toBe(0)
     server = null
