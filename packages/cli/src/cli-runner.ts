@@ -54,6 +54,7 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
   WEBHOOK_SECRET           its whsec_… secret (required with WEBHOOK_URL)
   WEBHOOK_ALLOW_PRIVATE    false (true: a receiver on a private or loopback address)
   WEBHOOK_RETRY_DELAY_MS   30000: first retry's wait, doubled up to an hour
+  WEBHOOK_RETAIN_DAYS      30: deliveries that ended are deleted after this (0: kept)
 
 Job limits, from the probe before a job starts, for every engine (0: no limit); past one,
 the upload or retry answers 422 with its code:

@@ -137,7 +137,7 @@ export interface ServerConfig {
    * embedded database (where the poll is how other processes' changes are seen).
    */
   eventsPollMs: number | null
-  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`), if any. */
+  /** The signed webhook endpoint (`WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_ALLOW_PRIVATE`, …), if any. */
   webhook: WebhookConfig | null
   /** The Elastic Transcoder API (`ET_API_KEYS`, `ET_BUCKETS`); `null`: not served. */
   elasticTranscoder: ElasticTranscoderConfig | null
@@ -389,6 +389,7 @@ export function loadConfig(
       {
         allowPrivateAddresses: boolean('WEBHOOK_ALLOW_PRIVATE', false),
         retryDelayMs: integer('WEBHOOK_RETRY_DELAY_MS', 30_000, 1000, 86_400_000),
+        retainEndedMs: retentionMs(integer('WEBHOOK_RETAIN_DAYS', 30, 0, 36_500)),
       },
       problems,
     ),
@@ -413,6 +414,11 @@ export function loadConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/** `WEBHOOK_RETAIN_DAYS` in the option's unit: 0 keeps ended deliveries for ever. */
+function retentionMs(days: number): number {
+  return days === 0 ? Number.POSITIVE_INFINITY : days * 86_400_000
 }
 
 /** `object` without its `undefined` properties: those keep the library's defaults. */

@@ -10,6 +10,11 @@ export interface WebhookConfig {
   allowPrivateAddresses: boolean
   /** `WEBHOOK_RETRY_DELAY_MS`: the wait before the second attempt, doubled for each further one. */
   retryDelayMs: number
+  /**
+   * `WEBHOOK_RETAIN_DAYS`: how long a delivery that ended is kept (in ms here; `Infinity` when
+   * the variable is 0).
+   */
+  retainEndedMs: number
 }
 
 /**
@@ -20,7 +25,7 @@ export interface WebhookConfig {
 export function readWebhookConfig(
   url: string | null,
   secret: string | null,
-  settings: Pick<WebhookConfig, 'allowPrivateAddresses' | 'retryDelayMs'>,
+  settings: Pick<WebhookConfig, 'allowPrivateAddresses' | 'retryDelayMs' | 'retainEndedMs'>,
   problems: string[],
 ): WebhookConfig | null {
   if (url === null && secret === null) return null
@@ -59,5 +64,6 @@ export function webhookOptions(config: WebhookConfig): WebhookOptions {
     allowPrivateAddresses: config.allowPrivateAddresses,
     retryDelayMs: config.retryDelayMs,
     retryDelayMaxMs: Math.max(config.retryDelayMs, 3_600_000),
+    retainEndedMs: config.retainEndedMs,
   }
 }

@@ -1,13 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { filesUnder, makeTone } from '@transcodekit/core/testing'
-import type { FastifyInstance } from 'fastify'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { filesUnder } from '@transcodekit/core/testing'
+import { describe, expect, it } from 'vitest'
 import { apiKeyOwner, parseApiKeys } from '../src/api-keys.ts'
-import { createServices, isLoopback, loadConfig, type Services } from '../src/config.ts'
-import { buildServer } from '../src/server-app.ts'
-import { configProblems, startServer } from './server-process.ts'
+import { isLoopback, loadConfig } from '../src/config.ts'
+import { configProblems, injectedServer, startServer } from './server-process.ts'
 
 const ALICE_KEY = 'alice-key-0123456789abcdef'
 const BOB_KEY = 'bob-key-0123456789abcdef:x'
@@ -113,56 +111,9 @@ describe('API_KEYS, AUTH and HOST', () => {
 })
 
 describe('the server with API keys', () => {
-  let dir: string
-  let mp3: Buffer
-  let app: FastifyInstance | null = null
-  let services: Services | null = null
-
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'transcodekit-keys-'))
-    mp3 = await readFile(await makeTone(join(dir, 'tone.mp3'), { seconds: 1, format: 'mp3' }))
-  })
-  afterAll(async () => {
-    await rm(dir, { recursive: true, force: true })
-  })
-  afterEach(async () => {
-    await app?.close()
-    await services?.close()
-    app = null
-    services = null
-  })
-
-  async function start(env: Record<string, string>) {
-    const config = loadConfig({
-      DATA_DIR: join(dir, `data-${Math.random().toString(36).slice(2)}`),
-      DATABASE_URL: 'memory://',
-      WORKER: 'false',
-      ...env,
-    })
-    services = await createServices(config)
-    app = await buildServer(config, services, { logger: false })
-    await app.ready()
-    return { app, config }
-  }
-
-  function upload(headers: Record<string, string>) {
-    const boundary = '----transcodekitkeys'
-    const payload = Buffer.concat([
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="presets"\r\n\r\nwav\r\n` +
-          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="tone.mp3"\r\n` +
-          'Content-Type: audio/mpeg\r\n\r\n',
-      ),
-      mp3,
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ])
-    return app!.inject({
-      method: 'POST',
-      url: '/api/uploads',
-      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...headers },
-      payload,
-    })
-  }
+  const server = injectedServer('mp3')
+  const start = (env: Record<string, string>) => server.start({ WORKER: 'false', ...env })
+  const upload = (headers: Record<string, string>) => server.upload('wav', headers)
 
   it('wants a key on every API route; the page, its config and the docs stay public', async () => {
     await start({ API_KEYS })
@@ -173,17 +124,19 @@ describe('the server with API keys', () => {
       ['GET', '/api/jobs/00000000-0000-4000-8000-000000000000'],
     ] as const) {
       for (const headers of [{}, { authorization: 'Bearer not-a-key-0123456789' }]) {
-        const res = await app!.inject({ method, url, headers })
+        const res = await server.app.inject({ method, url, headers })
         expect(res.statusCode, `${method} ${url}`).toBe(401)
         expect(res.json().code).toBe('TRANSCODEKIT_UNAUTHENTICATED')
       }
     }
     const refused = await upload({})
     expect(refused.statusCode).toBe(401)
-    expect((await app!.inject({ url: '/api/presets', headers: ALICE })).statusCode).toBe(200)
-    expect((await app!.inject({ url: '/' })).statusCode).toBe(200)
-    expect((await app!.inject({ url: '/config.json' })).json()).toMatchObject({ auth: 'api-key' })
-    const document = (await app!.inject({ url: '/openapi.json' })).json()
+    expect((await server.app.inject({ url: '/api/presets', headers: ALICE })).statusCode).toBe(200)
+    expect((await server.app.inject({ url: '/' })).statusCode).toBe(200)
+    expect((await server.app.inject({ url: '/config.json' })).json()).toMatchObject({
+      auth: 'api-key',
+    })
+    const document = (await server.app.inject({ url: '/openapi.json' })).json()
     expect(document.components.securitySchemes).toEqual({
       bearerAuth: { type: 'http', scheme: 'bearer' },
     })
@@ -194,14 +147,16 @@ describe('the server with API keys', () => {
     const made = await upload(ALICE)
     expect(made.statusCode).toBe(201)
     const { asset, job } = made.json()
-    expect((await app!.inject({ url: `/api/jobs/${job.id}`, headers: BOB })).statusCode).toBe(404)
-    expect((await app!.inject({ url: `/api/assets/${asset.id}`, headers: BOB })).statusCode).toBe(
+    expect((await server.app.inject({ url: `/api/jobs/${job.id}`, headers: BOB })).statusCode).toBe(
       404,
     )
-    expect((await app!.inject({ url: '/api/assets', headers: BOB })).json().items).toEqual([])
-    const mine = await app!.inject({ url: '/api/assets', headers: ALICE })
+    expect(
+      (await server.app.inject({ url: `/api/assets/${asset.id}`, headers: BOB })).statusCode,
+    ).toBe(404)
+    expect((await server.app.inject({ url: '/api/assets', headers: BOB })).json().items).toEqual([])
+    const mine = await server.app.inject({ url: '/api/assets', headers: ALICE })
     expect(mine.json().items.map((a: { id: string }) => a.id)).toEqual([asset.id])
-    expect((await services!.service.getJob(job.id)).owner).toBe('alice')
+    expect((await server.services.service.getJob(job.id)).owner).toBe('alice')
   })
 
   it('limits uploads per owner and minute: 429 TRANSCODEKIT_RATE_LIMITED, nothing stored', async () => {
@@ -214,7 +169,7 @@ describe('the server with API keys', () => {
     expect(limited.json()).toMatchObject({ code: 'TRANSCODEKIT_RATE_LIMITED' })
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
     expect(await filesUnder(config.dataDir)).toEqual(before)
-    expect((await services!.service.listAssets({ owner: 'alice' })).items).toHaveLength(2)
+    expect((await server.services.service.listAssets({ owner: 'alice' })).items).toHaveLength(2)
     // Per owner: Bob has his own budget.
     expect((await upload(BOB)).statusCode).toBe(201)
   })
@@ -224,12 +179,12 @@ describe('the server with API keys', () => {
     const first = (await upload(ALICE)).json().job
     const second = (await upload(ALICE)).json().job
     const cancel = (id: string, headers: Record<string, string>) =>
-      app!.inject({ method: 'POST', url: `/api/jobs/${id}/cancel`, headers })
+      server.app.inject({ method: 'POST', url: `/api/jobs/${id}/cancel`, headers })
     expect((await cancel(first.id, ALICE)).statusCode).toBe(200)
     const limited = await cancel(second.id, ALICE)
     expect(limited.statusCode).toBe(429)
     expect(limited.json().code).toBe('TRANSCODEKIT_RATE_LIMITED')
-    expect((await services!.service.getJob(second.id)).state).toBe('submitted')
+    expect((await server.services.service.getJob(second.id)).state).toBe('submitted')
     const bobs = (await upload(BOB)).json().job
     expect((await cancel(bobs.id, BOB)).statusCode).toBe(200)
   })
@@ -245,12 +200,14 @@ describe('the server with API keys', () => {
 
   it('stays open without API_KEYS: one owner for every request, with the same limits', async () => {
     await start({ MAX_JOBS_PER_OWNER: '1' })
-    expect((await app!.inject({ url: '/config.json' })).json()).toMatchObject({ auth: 'none' })
+    expect((await server.app.inject({ url: '/config.json' })).json()).toMatchObject({
+      auth: 'none',
+    })
     const made = await upload({})
     expect(made.statusCode).toBe(201)
-    expect((await services!.service.getJob(made.json().job.id)).owner).toBe('default')
+    expect((await server.services.service.getJob(made.json().job.id)).owner).toBe('default')
     expect((await upload({})).json().code).toBe('TRANSCODEKIT_TOO_MANY_JOBS')
-    const document = (await app!.inject({ url: '/openapi.json' })).json()
+    const document = (await server.app.inject({ url: '/openapi.json' })).json()
     expect(document.components.securitySchemes).toBeUndefined()
   })
 })

@@ -1,78 +1,28 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer as createHttpServer } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { makeTone } from '@transcodekit/core/testing'
 import { openDatabase } from '@transcodekit/kysely'
-import type { FastifyInstance } from 'fastify'
 import { sql } from 'kysely'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createServices, loadConfig, type Services } from '../src/config.ts'
-import { buildServer } from '../src/server-app.ts'
+import { afterAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config.ts'
+import { injectedServer } from './server-process.ts'
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef'
 const API_KEYS = 'alice-key-0123456789abcdef0123:alice'
 
-let dir: string
-let mp3: Buffer
-let app: FastifyInstance | null = null
-let services: Services | null = null
+const server = injectedServer('mp3')
 const schemas: string[] = []
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'transcodekit-ops-'))
-  mp3 = await readFile(await makeTone(join(dir, 'tone.mp3'), { seconds: 1, format: 'mp3' }))
-})
-afterEach(async () => {
-  await app?.close()
-  await services?.close()
-  app = null
-  services = null
-})
 afterAll(async () => {
-  if (schemas.length > 0) {
-    const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 1 })
-    for (const schema of schemas) {
-      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db)
-    }
-    await close()
+  if (schemas.length === 0) return
+  const { db, close } = await openDatabase({ url: DATABASE_URL, maxConnections: 1 })
+  for (const schema of schemas) {
+    await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db)
   }
-  await rm(dir, { recursive: true, force: true })
+  await close()
 })
-
-async function start(env: Record<string, string>) {
-  const config = loadConfig({
-    DATA_DIR: join(dir, `data-${randomBytes(4).toString('hex')}`),
-    DATABASE_URL: 'memory://',
-    ...env,
-  })
-  services = await createServices(config)
-  app = await buildServer(config, services, { logger: false })
-  await app.ready()
-  return app
-}
-
-function upload(headers: Record<string, string> = {}) {
-  const boundary = '----transcodekitops'
-  const payload = Buffer.concat([
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="presets"\r\n\r\nwav\r\n` +
-        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="tone.mp3"\r\n` +
-        'Content-Type: audio/mpeg\r\n\r\n',
-    ),
-    mp3,
-    Buffer.from(`\r\n--${boundary}--\r\n`),
-  ])
-  return app!.inject({
-    method: 'POST',
-    url: '/api/uploads',
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...headers },
-    payload,
-  })
-}
 
 /** The value of one sample of a Prometheus text exposition, or `undefined`. */
 function sample(
@@ -106,24 +56,24 @@ async function until<T>(read: () => Promise<T | null | undefined | false>, what:
 
 describe('/healthz and /readyz', () => {
   it('answer 200 when everything answers, and are not in the OpenAPI document', async () => {
-    await start({})
-    const health = await app!.inject({ url: '/healthz' })
+    await server.start({})
+    const health = await server.app.inject({ url: '/healthz' })
     expect(health.statusCode).toBe(200)
     expect(health.json()).toEqual({ status: 'ok' })
-    const ready = await app!.inject({ url: '/readyz' })
+    const ready = await server.app.inject({ url: '/readyz' })
     expect(ready.statusCode).toBe(200)
     expect(ready.json()).toEqual({
       status: 'ready',
       checks: { database: 'ok', storage: 'ok', ffprobe: 'ok', ffmpeg: 'ok' },
     })
-    const paths = Object.keys((await app!.inject({ url: '/openapi.json' })).json().paths)
+    const paths = Object.keys((await server.app.inject({ url: '/openapi.json' })).json().paths)
     expect(paths.some((path) => /healthz|readyz|metrics/.test(path))).toBe(false)
     expect(paths).toContain('/api/jobs/{id}')
   })
 
   it('/readyz answers 503 naming the check that failed (an ffmpeg that is not there)', async () => {
-    await start({ FFMPEG_PATH: join(dir, 'no-such-ffmpeg') })
-    const ready = await app!.inject({ url: '/readyz' })
+    await server.start({ FFMPEG_PATH: join(server.dir, 'no-such-ffmpeg') })
+    const ready = await server.app.inject({ url: '/readyz' })
     expect(ready.statusCode).toBe(503)
     expect(ready.json()).toMatchObject({
       code: 'TRANSCODEKIT_NOT_READY',
@@ -131,7 +81,7 @@ describe('/healthz and /readyz', () => {
     })
     expect(ready.json().message).toContain('ffmpeg')
     // Liveness is the process, not its dependencies.
-    expect((await app!.inject({ url: '/healthz' })).statusCode).toBe(200)
+    expect((await server.app.inject({ url: '/healthz' })).statusCode).toBe(200)
   })
 
   it('/readyz answers 503 while PostgreSQL is unreachable and 200 once it is back', async () => {
@@ -141,17 +91,17 @@ describe('/healthz and /readyz', () => {
       schemas.push(schema, `${schema}_boss`)
       const url = new URL(DATABASE_URL)
       url.host = `127.0.0.1:${proxy.port}`
-      await start({
+      await server.start({
         DATABASE_URL: url.toString(),
         DATABASE_SCHEMA: schema,
         QUEUE_SCHEMA: `${schema}_boss`,
         WORKER: 'false',
       })
-      expect((await app!.inject({ url: '/readyz' })).statusCode).toBe(200)
+      expect((await server.app.inject({ url: '/readyz' })).statusCode).toBe(200)
 
       await proxy.stop()
       const down = await until(async () => {
-        const answer = await app!.inject({ url: '/readyz' })
+        const answer = await server.app.inject({ url: '/readyz' })
         return answer.statusCode === 503 ? answer : null
       }, '503 while the database is down')
       expect(down.json().checks).toMatchObject({ storage: 'ok' })
@@ -159,7 +109,7 @@ describe('/healthz and /readyz', () => {
 
       await proxy.resume()
       await until(
-        async () => (await app!.inject({ url: '/readyz' })).statusCode === 200,
+        async () => (await server.app.inject({ url: '/readyz' })).statusCode === 200,
         '200 once the database is back',
       )
     } finally {
@@ -170,15 +120,15 @@ describe('/healthz and /readyz', () => {
 
 describe('/metrics', () => {
   it('shows the counters one job moved: jobs by state, ended, duration, bytes, queue', async () => {
-    await start({})
-    const made = await upload()
+    await server.start({})
+    const made = await server.upload('wav')
     expect(made.statusCode).toBe(201)
     const { asset, job } = made.json()
     await until(async () => {
-      const current = (await app!.inject({ url: `/api/jobs/${job.id}` })).json()
+      const current = (await server.app.inject({ url: `/api/jobs/${job.id}` })).json()
       return current.state === 'complete' ? current : null
     }, 'the job to complete')
-    const scrape = await app!.inject({ url: '/metrics' })
+    const scrape = await server.app.inject({ url: '/metrics' })
     expect(scrape.statusCode).toBe(200)
     expect(scrape.headers['content-type']).toContain('text/plain')
     const text = scrape.body
@@ -196,19 +146,19 @@ describe('/metrics', () => {
     expect(sample(text, 'transcodekit_ffmpeg_failures_total')).toBeUndefined()
 
     // What other parts report through the recorder shows up at the next scrape.
-    services!.metrics.recorder.webhookDelivery('delivered')
-    const again = (await app!.inject({ url: '/metrics' })).body
+    server.services.metrics.recorder.webhookDelivery('delivered')
+    const again = (await server.app.inject({ url: '/metrics' })).body
     expect(sample(again, 'transcodekit_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1)
   })
 
   it('counts an ffmpeg failure by its error code', async () => {
-    await start({ FFMPEG_MAX_OUTPUT_BYTES: '1000' })
-    const { job } = (await upload()).json()
+    await server.start({ FFMPEG_MAX_OUTPUT_BYTES: '1000' })
+    const { job } = (await server.upload('wav')).json()
     const ended = await until(async () => {
-      const current = (await app!.inject({ url: `/api/jobs/${job.id}` })).json()
+      const current = (await server.app.inject({ url: `/api/jobs/${job.id}` })).json()
       return current.state === 'error' ? current : null
     }, 'the job to fail')
-    const text = (await app!.inject({ url: '/metrics' })).body
+    const text = (await server.app.inject({ url: '/metrics' })).body
     expect(sample(text, 'transcodekit_ffmpeg_failures_total', { code: ended.errorCode })).toBe(1)
     expect(
       sample(text, 'transcodekit_jobs_ended_total', { engine: 'ffmpeg', state: 'error' }),
@@ -225,19 +175,19 @@ describe('/metrics', () => {
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve))
     try {
       const { port } = receiver.address() as { port: number }
-      await start({
+      await server.start({
         WEBHOOK_URL: `http://127.0.0.1:${port}/hook`,
         WEBHOOK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
         WEBHOOK_ALLOW_PRIVATE: 'true',
       })
-      const { job } = (await upload()).json()
+      const { job } = (await server.upload('wav')).json()
       await until(async () => {
-        const current = (await app!.inject({ url: `/api/jobs/${job.id}` })).json()
+        const current = (await server.app.inject({ url: `/api/jobs/${job.id}` })).json()
         return current.state === 'complete' ? current : null
       }, 'the job to complete')
       // asset.created, job.submitted, job.progressing, job.complete: each delivered once.
       const text = await until(async () => {
-        const body = (await app!.inject({ url: '/metrics' })).body
+        const body = (await server.app.inject({ url: '/metrics' })).body
         const delivered = sample(body, 'transcodekit_webhook_deliveries_total', {
           outcome: 'delivered',
         })
@@ -251,18 +201,18 @@ describe('/metrics', () => {
   })
 
   it('with API_KEYS and no METRICS_TOKEN: not served (an owner is not an operator)', async () => {
-    await start({ API_KEYS })
-    expect((await app!.inject({ url: '/metrics' })).statusCode).toBe(404)
+    await server.start({ API_KEYS })
+    expect((await server.app.inject({ url: '/metrics' })).statusCode).toBe(404)
   })
 
   it('with METRICS_TOKEN: only with that bearer token, whatever API_KEYS says', async () => {
-    await start({ API_KEYS, METRICS_TOKEN })
+    await server.start({ API_KEYS, METRICS_TOKEN })
     for (const authorization of [
       undefined,
       'Bearer wrong-token-0123456789',
       `Basic ${METRICS_TOKEN}`,
     ]) {
-      const refused = await app!.inject({
+      const refused = await server.app.inject({
         url: '/metrics',
         headers: authorization ? { authorization } : {},
       })
@@ -271,12 +221,12 @@ describe('/metrics', () => {
       expect(refused.headers['www-authenticate']).toContain('Bearer')
     }
     // An owner's API key is not the metrics token.
-    const owner = await app!.inject({
+    const owner = await server.app.inject({
       url: '/metrics',
       headers: { authorization: `Bearer ${API_KEYS.split(':')[0]}` },
     })
     expect(owner.statusCode).toBe(401)
-    const allowed = await app!.inject({
+    const allowed = await server.app.inject({
       url: '/metrics',
       headers: { authorization: `Bearer ${METRICS_TOKEN}` },
     })
@@ -285,7 +235,9 @@ describe('/metrics', () => {
   })
 
   it('refuses a METRICS_TOKEN shorter than 16 bytes at start', () => {
-    expect(() => loadConfig({ DATA_DIR: dir, METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN/)
+    expect(() => loadConfig({ DATA_DIR: server.dir, METRICS_TOKEN: 'short' })).toThrow(
+      /METRICS_TOKEN/,
+    )
   })
 })
 

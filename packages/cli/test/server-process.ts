@@ -1,9 +1,22 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ConfigError, loadConfig } from '../src/config.ts'
+import { makeTone } from '@transcodekit/core/testing'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import { afterAll, afterEach, beforeAll } from 'vitest'
+import {
+  ConfigError,
+  createServices,
+  loadConfig,
+  type ServerConfig,
+  type Services,
+} from '../src/config.ts'
+import { buildServer } from '../src/server-app.ts'
 
 /** The `transcodekit` bin, from the sources. */
 export const BIN = fileURLToPath(new URL('../src/bin.ts', import.meta.url))
@@ -215,4 +228,95 @@ export function configProblems(env: Record<string, string>): string[] {
     throw error
   }
   return []
+}
+
+interface InjectedServer {
+  app: FastifyInstance
+  services: Services
+  config: ServerConfig
+}
+
+/**
+ * The `serve` app built in this process, for `app.inject` (no port, no child process). Registers
+ * the hooks of the enclosing `describe` (or file): a folder holding a one-second tone
+ * (`tone.<format>`) before all tests, the app and its services closed after each, the folder
+ * removed after all.
+ */
+export function injectedServer(format: 'mp3' | 'wav') {
+  let dir = ''
+  let tone = Buffer.alloc(0)
+  let current: InjectedServer | null = null
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'transcodekit-injected-'))
+    tone = await readFile(await makeTone(join(dir, `tone.${format}`), { seconds: 1, format }))
+  })
+  afterEach(async () => {
+    const closing = current
+    current = null
+    await closing?.app.close()
+    await closing?.services.close()
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  const started = (): InjectedServer => {
+    if (!current) throw new Error('injectedServer: start() first')
+    return current
+  }
+  return {
+    /** The folder of the tone and of each server's data folder. */
+    get dir() {
+      return dir
+    },
+    get app() {
+      return started().app
+    },
+    get services() {
+      return started().services
+    },
+    /**
+     * Builds the app over an in-memory database and a data folder of its own, `env` on top;
+     * silent unless `logger` says otherwise.
+     */
+    async start(
+      env: Record<string, string> = {},
+      logger: FastifyServerOptions['logger'] = false,
+    ): Promise<InjectedServer> {
+      const config = loadConfig({
+        DATA_DIR: join(dir, `data-${randomBytes(4).toString('hex')}`),
+        DATABASE_URL: 'memory://',
+        ...env,
+      })
+      const services = await createServices(config)
+      try {
+        const app = await buildServer(config, services, { logger })
+        await app.ready()
+        current = { app, services, config }
+        return current
+      } catch (error) {
+        await services.close()
+        throw error
+      }
+    },
+    /** POSTs the tone to `/api/uploads` as a form, asking for `presets`. */
+    upload(presets: string, headers: Record<string, string> = {}) {
+      const boundary = '----transcodekitinjected'
+      const type = format === 'mp3' ? 'audio/mpeg' : 'audio/wav'
+      const payload = Buffer.concat([
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="presets"\r\n\r\n${presets}\r\n` +
+            `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="tone.${format}"\r\n` +
+            `Content-Type: ${type}\r\n\r\n`,
+        ),
+        tone,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ])
+      return started().app.inject({
+        method: 'POST',
+        url: '/api/uploads',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...headers },
+        payload,
+      })
+    },
+  }
 }

@@ -22,7 +22,19 @@ describe('loadConfig: WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_ALLOW_PRIVATE', () =>
       secret: SECRET,
       allowPrivateAddresses: false,
       retryDelayMs: 30_000,
+      retainEndedMs: 30 * 86_400_000,
     })
+  })
+
+  it('keeps ended deliveries WEBHOOK_RETAIN_DAYS days, for ever at 0', () => {
+    const env = { WEBHOOK_URL: 'https://hooks.example.com/tk', WEBHOOK_SECRET: SECRET }
+    const retained = (days: string) =>
+      loadConfig({ ...env, WEBHOOK_RETAIN_DAYS: days }).webhook?.retainEndedMs
+    expect(retained('7')).toBe(7 * 86_400_000)
+    expect(retained('0')).toBe(Number.POSITIVE_INFINITY)
+    expect(configProblems({ ...env, WEBHOOK_RETAIN_DAYS: '-1' })).toEqual([
+      expect.stringMatching(/^WEBHOOK_RETAIN_DAYS must be an integer from 0 to 36500/),
+    ])
   })
 
   it.each([

@@ -18,6 +18,7 @@ import { outputKey } from '../src/keys.ts'
 import { createPresetCatalog } from '../src/presets/preset-catalog.ts'
 import { localStorage } from '../src/storage/local-storage.ts'
 import { makeTone } from '../src/testing/media-fixtures.ts'
+import { ffmpegRlimits } from './support/proc-limits.ts'
 
 // The engine spawns through the shared launcher by default (ffmpeg-engine.test.ts runs all its
 // guards that way); these cover spawning directly, and the launcher dying under a running job.
@@ -119,19 +120,13 @@ describe('ffmpeg engine and the process launcher', () => {
     expect(seen).not.toBeNull()
     const { limits, ppid } = seen as unknown as { limits: string; ppid: number }
     expect(ppid).toBe(launcher.pid)
-    const row = (name: string) =>
-      limits
-        .split('\n')
-        .find((line) => line.startsWith(name))
-        ?.slice(name.length)
-        .trim()
-        .split(/\s+/)
-        .slice(0, 2)
     // prlimit (and setpriv) exec ffmpeg in place: the pid the launcher reports is ffmpeg's.
-    expect(row('Max cpu time')).toEqual(['31', '33'])
-    expect(row('Max address space')).toEqual([String(2 * 1024 ** 3), String(2 * 1024 ** 3)])
-    expect(row('Max file size')).toEqual([String(64 * 1024 ** 2), String(64 * 1024 ** 2)])
-    expect(row('Max core file size')).toEqual(['0', '0'])
+    expect(ffmpegRlimits(limits)).toEqual({
+      cpuTime: ['31', '33'],
+      addressSpace: [String(2 * 1024 ** 3), String(2 * 1024 ** 3)],
+      fileSize: [String(64 * 1024 ** 2), String(64 * 1024 ** 2)],
+      coreFileSize: ['0', '0'],
+    })
     launcher.close()
   })
 

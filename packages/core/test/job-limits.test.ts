@@ -22,6 +22,7 @@ import {
 import { makeTone, makeVideo } from '../src/testing/media-fixtures.ts'
 import { filesUnder } from '../src/testing/test-helpers.ts'
 import { children, meterChildren } from './process-meter.ts'
+import { ffmpegRlimits } from './support/proc-limits.ts'
 
 // The meter reads this process's own children: ffmpeg and ffprobe are spawned from it here,
 // not through the process launcher (ffmpeg-engine.test.ts runs the guards through it).
@@ -258,19 +259,13 @@ describe.each(binaries)('guards while $name runs (up-front limits lifted)', (bin
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     await running
-    const row = (name: string) =>
-      limits
-        .split('\n')
-        .find((line) => line.startsWith(name))
-        ?.slice(name.length)
-        .trim()
-        .split(/\s+/)
-        .slice(0, 2)
     // The kernel's own stop a second after the watcher's, then SIGKILL 2 s later.
-    expect(row('Max cpu time')).toEqual(['31', '33'])
-    expect(row('Max address space')).toEqual([String(1024 * MiB), String(1024 * MiB)])
-    expect(row('Max file size')).toEqual([String(50 * MiB), String(50 * MiB)])
-    expect(row('Max core file size')).toEqual(['0', '0'])
+    expect(ffmpegRlimits(limits)).toEqual({
+      cpuTime: ['31', '33'],
+      addressSpace: [String(1024 * MiB), String(1024 * MiB)],
+      fileSize: [String(50 * MiB), String(50 * MiB)],
+      coreFileSize: ['0', '0'],
+    })
     expect((await t.service.getJob(job.id)).errorCode).toBe('STALLED')
     await t.close()
   }, 60_000)

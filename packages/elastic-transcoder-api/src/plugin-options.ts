@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import {
+  checkCountOrUnlimited,
   consoleLogger,
   type Logger,
   type Owner,
@@ -160,22 +161,18 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
   const bodyLimit = options.bodyLimit ?? 65_536
   const notificationTimeoutMs = options.notificationTimeoutMs ?? 10_000
   const deliveryLeaseMs = options.deliveryLeaseMs ?? 1_800_000
-  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? 100
-  assert.ok(
-    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
-      (Number.isInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner >= 1),
-    'elastic-transcoder-api: option "maxActiveJobsPerOwner" must be an integer ≥ 1 or Infinity',
+  const maxActiveJobsPerOwner = checkCountOrUnlimited(
+    options.maxActiveJobsPerOwner ?? 100,
+    'elastic-transcoder-api: option "maxActiveJobsPerOwner"',
   )
   const maxPipelinesPerOwner = options.maxPipelinesPerOwner ?? 200
-  assert.ok(
-    Number.isInteger(maxPipelinesPerOwner) && maxPipelinesPerOwner >= 1,
-    'elastic-transcoder-api: option "maxPipelinesPerOwner" must be an integer ≥ 1',
-  )
   const maxPresetsPerOwner = options.maxPresetsPerOwner ?? 50
-  assert.ok(
-    Number.isInteger(maxPresetsPerOwner) && maxPresetsPerOwner >= 1,
-    'elastic-transcoder-api: option "maxPresetsPerOwner" must be an integer ≥ 1',
-  )
+  for (const [name, value] of Object.entries({ maxPipelinesPerOwner, maxPresetsPerOwner })) {
+    assert.ok(
+      Number.isInteger(value) && value >= 1,
+      `elastic-transcoder-api: option "${name}" must be an integer ≥ 1`,
+    )
+  }
   const syncIntervalMs = options.syncIntervalMs ?? 5_000
   assert.ok(
     Number.isInteger(syncIntervalMs) && syncIntervalMs >= 0,

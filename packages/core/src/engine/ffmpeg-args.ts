@@ -75,29 +75,23 @@ function kbits(bitsPerSecond: number): string {
 
 const OPUS_RATES = [48_000, 24_000, 16_000, 12_000, 8_000]
 
+/**
+ * ffmpeg's encoder for each audio codec, and the bit rate of the lossy ones when the preset
+ * names none (libmp3lame with -b:a is constant bit rate).
+ */
+const AUDIO_ENCODERS: Record<AudioSpec['codec'], { encoder: string; defaultBitrate?: number }> = {
+  pcm_s16le: { encoder: 'pcm_s16le' },
+  flac: { encoder: 'flac' },
+  mp3: { encoder: 'libmp3lame', defaultBitrate: 192_000 },
+  aac: { encoder: 'aac', defaultBitrate: 128_000 },
+  opus: { encoder: 'libopus', defaultBitrate: 96_000 },
+  vorbis: { encoder: 'libvorbis', defaultBitrate: 128_000 },
+}
+
 function audioCodecArgs(audio: AudioSpec): string[] {
-  const args: string[] = []
-  switch (audio.codec) {
-    case 'pcm_s16le':
-      args.push('-c:a', 'pcm_s16le')
-      break
-    case 'flac':
-      args.push('-c:a', 'flac')
-      break
-    case 'mp3':
-      // libmp3lame with -b:a is constant bit rate.
-      args.push('-c:a', 'libmp3lame', '-b:a', kbits(audio.bitrate ?? 192_000))
-      break
-    case 'aac':
-      args.push('-c:a', 'aac', '-b:a', kbits(audio.bitrate ?? 128_000))
-      break
-    case 'opus':
-      args.push('-c:a', 'libopus', '-b:a', kbits(audio.bitrate ?? 96_000))
-      break
-    case 'vorbis':
-      args.push('-c:a', 'libvorbis', '-b:a', kbits(audio.bitrate ?? 128_000))
-      break
-  }
+  const { encoder, defaultBitrate } = AUDIO_ENCODERS[audio.codec]
+  const args = ['-c:a', encoder]
+  if (defaultBitrate !== undefined) args.push('-b:a', kbits(audio.bitrate ?? defaultBitrate))
   let sampleRate = audio.sampleRate
   // Opus only encodes at these rates: take the nearest one at or above what was asked.
   if (audio.codec === 'opus') {

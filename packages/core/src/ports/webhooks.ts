@@ -77,7 +77,8 @@ export interface ListWebhookDeliveriesRequest extends PageRequest {
  * - `recordAttempt` adds 1 to `attempts`, and never changes a delivery that is not pending;
  * - `requeue` moves a delivered or failed delivery back to pending, once: of two concurrent
  *   calls, one gets it;
- * - listings are newest first with a stable order (`createdAt`, then `id`).
+ * - listings are newest first with a stable order (`createdAt`, then `id`);
+ * - `pruneEnded` never deletes a pending delivery, also one requeued while it runs.
  *
  * @example
  * const { delivery, created } = await store.create(newDelivery)
@@ -93,6 +94,11 @@ export interface WebhookDeliveryStore {
   requeue(id: string, at: Date): Promise<WebhookDelivery | null>
   /** Pending deliveries due at or before `before`, oldest first (to hand over again after a crash). */
   listDue(before: Date, limit: number): Promise<WebhookDelivery[]>
+  /**
+   * Deletes at most `limit` delivered or failed deliveries last changed (`updatedAt`) before
+   * `before`, the oldest made first; returns how many. Their (endpoint, event) is free again.
+   */
+  pruneEnded(before: Date, limit: number): Promise<number>
 }
 
 /** One attempt at one delivery, as a queue message. */

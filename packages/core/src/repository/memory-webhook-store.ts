@@ -94,6 +94,18 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
       .slice(0, pageLimit(limit))
       .map((d) => structuredClone(d))
   }
+
+  async pruneEnded(before: Date, limit: number): Promise<number> {
+    const ended = [...this.#deliveries.values()]
+      .filter((d) => d.state !== 'pending' && d.updatedAt < before)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
+      .slice(0, limit)
+    for (const delivery of ended) {
+      this.#deliveries.delete(delivery.id)
+      this.#byEvent.delete(JSON.stringify([delivery.endpointId, delivery.eventKey]))
+    }
+    return ended.length
+  }
 }
 
 /** Makes an in-memory `WebhookDeliveryStore`. */

@@ -185,5 +185,39 @@ export function webhookStoreConformance(
         expect(ids).not.toContain(later.delivery.id)
         expect(ids.indexOf(soon.delivery.id)).toBe(ids.length - 1)
       }))
+
+    it('prunes ended deliveries last changed before a time, oldest first, a batch at a time', () =>
+      withStore(async (store) => {
+        const at = (minute: number, second = 0) =>
+          new Date(Date.UTC(2026, 10, 30, 10, minute, second))
+        const make = async (second: number) =>
+          (await store.create(newDelivery({ createdAt: at(0, second) }))).delivery
+        const [first, second, third] = [await make(1), await make(2), await make(3)]
+        await store.recordAttempt(first.id, ok(at(1)))
+        await store.recordAttempt(second.id, failed(at(2), null))
+        await store.recordAttempt(third.id, ok(at(3)))
+        const pending = await make(0)
+        await store.recordAttempt(pending.id, failed(at(1), at(60)))
+        const endedLater = await make(0)
+        await store.recordAttempt(endedLater.id, ok(at(30)))
+        const requeued = await make(0)
+        await store.recordAttempt(requeued.id, ok(at(1)))
+        await store.requeue(requeued.id, at(31))
+
+        const before = at(10)
+        expect(await store.pruneEnded(before, 2)).toBe(2)
+        expect(await store.get(first.id)).toBeNull()
+        expect(await store.get(second.id)).toBeNull()
+        expect(await store.get(third.id)).not.toBeNull()
+        expect(await store.pruneEnded(before, 100)).toBe(1)
+        expect(await store.pruneEnded(before, 100)).toBe(0)
+        const kept = (await store.list({ limit: 100 })).items.map((d) => d.id)
+        expect(kept.sort()).toEqual([pending.id, endedLater.id, requeued.id].sort())
+        // The event is free again: publishing it once more makes a new delivery.
+        const again = await store.create(
+          newDelivery({ eventKey: first.eventKey, owner: first.owner }),
+        )
+        expect(again.created).toBe(true)
+      }))
   })
 }

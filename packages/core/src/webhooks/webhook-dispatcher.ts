@@ -217,9 +217,10 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Schedules again the oldest pending deliveries overdue by a sweep interval: their task was
-   * lost. One still waiting or running is not scheduled twice (the queue's rule). Failures are
-   * logged; the next sweep tries again.
+   * Schedules again the oldest pending deliveries overdue by a sweep interval (their task was
+   * lost; one still waiting or running is not scheduled twice: the queue's rule), then deletes
+   * a batch of the deliveries that ended longer than `retainEndedMs` ago. Failures are logged;
+   * the next sweep tries again.
    */
   async #sweep(): Promise<void> {
     try {
@@ -232,6 +233,20 @@ export class WebhookDispatcher {
       this.#logger.error(
         { error: errorText(error) },
         'transcodekit: the sweep for overdue webhook deliveries failed',
+      )
+    }
+    await this.#pruneEnded()
+  }
+
+  async #pruneEnded(): Promise<void> {
+    const { retainEndedMs, pruneBatchSize } = this.#options
+    if (this.#sweeper === null || retainEndedMs === Number.POSITIVE_INFINITY) return
+    try {
+      await this.store.pruneEnded(new Date(Date.now() - retainEndedMs), pruneBatchSize)
+    } catch (error) {
+      this.#logger.error(
+        { error: errorText(error) },
+        'transcodekit: deleting the webhook deliveries past their retention failed',
       )
     }
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { ConfigurationError, WebhookUrlError } from '../errors.ts'
 import type { Owner } from '../model.ts'
+import { checkCountOrUnlimited } from '../option-checks.ts'
 import type { Logger } from '../ports/logger.ts'
 import type {
   WebhookDelivery,
@@ -65,6 +66,14 @@ export interface WebhookOptions {
    * task the queue dropped after its reruns). @default 60000
    */
   sweepIntervalMs?: number
+  /**
+   * How long a delivery that ended (delivered, or failed for good) is kept after its last
+   * change; each sweep deletes at most `pruneBatchSize` of the older ones. `Infinity` keeps
+   * them all. @default 2592000000 (30 days)
+   */
+  retainEndedMs?: number
+  /** Most ended deliveries one sweep deletes (one statement). @default 1000 */
+  pruneBatchSize?: number
   /** Deliver from this process: `false` for a process that only records deliveries. @default { concurrency: 4 } */
   worker?: false | { concurrency?: number }
   /** Resolves receiver host names (tests inject one). @default dns.promises.lookup */
@@ -97,12 +106,16 @@ export interface ResolvedWebhookOptions {
   maxResponseBytes: number
   workerConcurrency: number | null
   sweepIntervalMs: number
+  retainEndedMs: number
+  pruneBatchSize: number
   resolve: AddressResolver | undefined
   onAttempt: (delivery: WebhookDelivery) => void
 }
 
 /** Longest one attempt may take: half the pg-boss webhook queue's task expiry. */
 const MAX_TIMEOUT_MS = 60_000
+/** Most deliveries one sweep's delete may take: a statement short enough not to hold the table. */
+const MAX_PRUNE_BATCH = 10_000
 const ENDPOINT_ID = /^[A-Za-z0-9_.-]{1,64}$/
 const SECRET = /^whsec_[A-Za-z0-9+/]+={0,2}$/
 
@@ -132,6 +145,11 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     maxResponseBytes: options.maxResponseBytes ?? 65_536,
     workerConcurrency: worker === false ? null : (worker.concurrency ?? 4),
     sweepIntervalMs: options.sweepIntervalMs ?? 60_000,
+    retainEndedMs: checkCountOrUnlimited(
+      options.retainEndedMs ?? 30 * 86_400_000,
+      'webhooks: option "retainEndedMs"',
+    ),
+    pruneBatchSize: options.pruneBatchSize ?? 1000,
     resolve: options.resolve,
     onAttempt: options.onAttempt ?? (() => {}),
   }
@@ -159,6 +177,11 @@ export function resolveWebhookOptions(options: WebhookOptions): ResolvedWebhookO
     isInt(resolved.sweepIntervalMs, 10) && resolved.sweepIntervalMs <= 2_147_483_647,
     'sweepIntervalMs',
     'an integer from 10 to 2147483647',
+  )
+  check(
+    isInt(resolved.pruneBatchSize, 1) && resolved.pruneBatchSize <= MAX_PRUNE_BATCH,
+    'pruneBatchSize',
+    `an integer from 1 to ${MAX_PRUNE_BATCH}`,
   )
   if (resolved.workerConcurrency !== null) {
     check(isInt(resolved.workerConcurrency, 1), 'worker.concurrency', 'an integer ≥ 1')

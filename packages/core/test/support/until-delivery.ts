@@ -10,10 +10,29 @@ export async function untilDelivery(
   test: (delivery: WebhookDelivery) => boolean,
   timeoutMs = 20_000,
 ): Promise<WebhookDelivery> {
+  const delivery = await readUntil(store, id, (read) => read !== null && test(read), timeoutMs)
+  return delivery!
+}
+
+/** Reads a delivery from the store until it is gone; throws after `timeoutMs`. */
+export async function untilGone(
+  store: WebhookDeliveryStore,
+  id: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await readUntil(store, id, (read) => read === null, timeoutMs)
+}
+
+async function readUntil(
+  store: WebhookDeliveryStore,
+  id: string,
+  test: (delivery: WebhookDelivery | null) => boolean,
+  timeoutMs: number,
+): Promise<WebhookDelivery | null> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const delivery = await store.get(id)
-    if (delivery && test(delivery)) return delivery
+    if (test(delivery)) return delivery
     if (Date.now() > deadline) {
       throw new Error(
         `delivery ${id} did not reach the expected state: ${JSON.stringify(delivery)}`,

@@ -118,6 +118,27 @@ describe('resolveWebhookOptions deadlines', () => {
     expect(() => resolveWebhookOptions({ endpoints, timeoutMs: 300_000 })).toThrow(/timeoutMs/)
     expect(resolveWebhookOptions({ endpoints, timeoutMs: 60_000 }).timeoutMs).toBe(60_000)
   })
+})
+
+describe('resolveWebhookOptions retention', () => {
+  const endpoints = [{ url: 'https://example.com/', secret: SECRET }]
+
+  it('keeps ended deliveries 30 days unless told, Infinity for ever, a bounded batch per sweep', () => {
+    const defaults = resolveWebhookOptions({ endpoints })
+    expect(defaults).toMatchObject({ retainEndedMs: 30 * 86_400_000, pruneBatchSize: 1000 })
+    const forever = resolveWebhookOptions({ endpoints, retainEndedMs: Number.POSITIVE_INFINITY })
+    expect(forever.retainEndedMs).toBe(Number.POSITIVE_INFINITY)
+    expect(() => resolveWebhookOptions({ endpoints, retainEndedMs: 0 })).toThrow(
+      'webhooks: option "retainEndedMs" must be a positive integer or Infinity',
+    )
+    for (const pruneBatchSize of [0, 10_001, 1.5]) {
+      expect(() => resolveWebhookOptions({ endpoints, pruneBatchSize })).toThrow(/pruneBatchSize/)
+    }
+  })
+})
+
+describe('resolveWebhookOptions connect timeout', () => {
+  const endpoints = [{ url: 'https://example.com/', secret: SECRET }]
 
   it('refuses a connect timeout longer than the whole attempt', () => {
     expect(() => resolveWebhookOptions({ endpoints, connectTimeoutMs: 20_000 })).toThrow(

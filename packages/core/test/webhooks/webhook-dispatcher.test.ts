@@ -17,7 +17,7 @@ import {
   type WebhookReceiver,
   webhookSecret,
 } from '../../src/testing/index.ts'
-import { untilDelivery } from '../support/until-delivery.ts'
+import { untilDelivery, untilGone } from '../support/until-delivery.ts'
 
 const silent = { info() {}, warn() {}, error() {} }
 const open: Array<{ close(): Promise<void> }> = []
@@ -170,6 +170,38 @@ describe('WebhookDispatcher', () => {
     expect(await untilDelivery(store, id, (d) => d.state === 'delivered')).toMatchObject({
       attempts: 1,
     })
+  })
+
+  it('its sweep deletes the deliveries that ended longer than retainEndedMs ago, not the others', async () => {
+    const secret = webhookSecret()
+    const hooks = await receiver(secret)
+    const store = memoryWebhookStore()
+    const endpoints = [{ id: 'main', url: hooks.url, secret }]
+    // Pending since yesterday, its next attempt far off: old, but not ended.
+    const { delivery: waiting } = await store.create({
+      id: 'msg_waiting',
+      owner: 'alice',
+      endpointId: 'main',
+      eventType: 'job.complete',
+      eventKey: 'job.complete:waiting',
+      payload: '{}',
+      createdAt: new Date(Date.now() - 86_400_000),
+    })
+    await store.recordAttempt(waiting.id, {
+      status: 503,
+      error: 'HTTP 503',
+      delivered: false,
+      nextAttemptAt: new Date(Date.now() + 86_400_000),
+      at: new Date(Date.now() - 86_400_000),
+    })
+    await dispatcher({ store, endpoints, sweepIntervalMs: 20, retainEndedMs: 1 })
+    const recorder = await dispatcher({ store, endpoints, worker: false })
+    await recorder.publish(jobWebhookEvent(job()))
+    const { id } = (await store.list()).items.find((d) => d.id !== waiting.id)!
+    // The sweep hands it over (the recorder's task stays in its own queue), then prunes it.
+    expect((await hooks.next()).id).toBe(id)
+    await untilGone(store, id)
+    expect(await store.get(waiting.id)).toMatchObject({ state: 'pending', attempts: 1 })
   })
 
   it('gives up after maxAttempts; a redelivery by hand sends the same id, for its owner only', async () => {
