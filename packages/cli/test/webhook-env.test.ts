@@ -89,6 +89,7 @@ describe('loadConfig: WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_ALLOW_PRIVATE', () =>
       'WEBHOOK_SECRET',
       'WEBHOOK_ALLOW_PRIVATE',
       'WEBHOOK_RETRY_DELAY_MS',
+      'WEBHOOK_RETAIN_DAYS',
     ]) {
       expect(
         help.split('\n').some((line) => line.trim().startsWith(`${name} `)),
