@@ -132,7 +132,7 @@ function list(raw: string): string[] {
 /**
  * An ET bucket must not be the server's own storage: every owner's media lies there, and any
  * ET key could then read it as an `Input.Key` (or write beside it). S3: not `S3_BUCKET`; a
- * folder: neither inside `DATA_DIR` nor holding it.
+ * folder: neither inside `DATA_DIR` nor holding it, nor inside or holding another folder bucket.
  */
 export function etBucketOverlapProblems(
   et: ElasticTranscoderConfig,
@@ -160,6 +160,17 @@ export function etBucketOverlapProblems(
       problems.push(
         `ET_BUCKETS: ${bucket.name} (${bucket.path}) overlaps DATA_DIR (${server.dataDir}), the server's own files: name a folder outside it`,
       )
+    }
+  }
+  // A key limited to one folder bucket would reach another one that lies inside it.
+  const folders = et.buckets.filter((bucket) => bucket.kind === 'file')
+  for (const [i, outer] of folders.entries()) {
+    for (const inner of folders.slice(i + 1)) {
+      if (within(inner.path, outer.path) || within(outer.path, inner.path)) {
+        problems.push(
+          `ET_BUCKETS: ${outer.name} (${outer.path}) and ${inner.name} (${inner.path}) overlap: a key given one of them would reach the other's objects; name folders apart`,
+        )
+      }
     }
   }
   return problems

@@ -120,6 +120,26 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       }),
     ).toEqual([])
   })
+
+  it('refuses folder buckets inside one another: a key given one would reach the other', () => {
+    const keys = `AKIDONE000000001:${SECRET}:alice:outer+inner`
+    for (const buckets of [
+      'outer=file:///srv/media,inner=file:///srv/media/alice',
+      'inner=file:///srv/media/alice,outer=file:///srv/media',
+      'outer=file:///srv/media,inner=file:///srv/media',
+    ]) {
+      expect(
+        configProblems({ ET_API_KEYS: keys, ET_BUCKETS: buckets, DATA_DIR: '/srv/tk' }),
+      ).toEqual([expect.stringMatching(/^ET_BUCKETS: \w+ \(.*\) and \w+ \(.*\) overlap/)])
+    }
+    expect(
+      configProblems({
+        ET_API_KEYS: keys,
+        ET_BUCKETS: 'outer=file:///srv/media,inner=file:///srv/media-alice',
+        DATA_DIR: '/srv/tk',
+      }),
+    ).toEqual([])
+  })
 })
 
 describe('transcodekit serve with the Elastic Transcoder API', () => {
