@@ -1,4 +1,5 @@
 import {
+  InvalidKeyError,
   InvalidStateError,
   type Job,
   type Logger,
@@ -61,6 +62,7 @@ export class EtJobs {
       ? buckets.get(pipeline.inputBucket)
       : undefined
     if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
+    await this.#checkOutputKeys(pipeline, request)
     const id = newEtId()
     let object: Awaited<ReturnType<typeof input.get>>
     try {
@@ -137,6 +139,30 @@ export class EtJobs {
       throw error
     }
     return job
+  }
+
+  /**
+   * Refuses now, not after the transcoding, an output key the output bucket's storage would
+   * refuse (a folder bucket reserves some names and bounds each file name).
+   */
+  async #checkOutputKeys(pipeline: EtPipelineRecord, request: CheckedJobRequest): Promise<void> {
+    const storage = this.#options.buckets.get(pipeline.outputBucket)
+    if (!storage) return
+    await Promise.all(
+      request.outputs.map(async ({ key }) => {
+        const full = request.outputKeyPrefix + key
+        try {
+          await storage.head(full)
+        } catch (error) {
+          if (error instanceof InvalidKeyError) {
+            throw validationError(
+              `The output key is not valid in this bucket: ${JSON.stringify(full)}.`,
+            )
+          }
+          throw error
+        }
+      }),
+    )
   }
 
   /**
