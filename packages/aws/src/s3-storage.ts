@@ -13,12 +13,13 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import {
   AbortedError,
-  assertValidKey,
   assertValidPrefix,
   type GetOptions,
   type GetResult,
   InvalidKeyError,
   InvalidRequestError,
+  type KeyRule,
+  keyChecks,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
@@ -43,6 +44,13 @@ export interface S3StorageOptions {
   batchSize?: number
   /** Lifetime of presigned URLs when `url()` is not given one. @default 3600 */
   expiresInSec?: number
+  /**
+   * The keys it takes: `storage` (the server's own, strict keys) or `bucket` (any key S3 takes
+   * but empty, `.` and `..` segments, control characters and backslashes: see
+   * `assertValidBucketKey`), for a bucket of a client's objects under the names it chose.
+   * @default 'storage'
+   */
+  keyRule?: KeyRule
 }
 
 interface ResolvedOptions {
@@ -53,6 +61,7 @@ interface ResolvedOptions {
   queueSize: number
   batchSize: number
   expiresInSec: number
+  keyRule: KeyRule
 }
 
 function resolveOptions(options: S3StorageOptions): ResolvedOptions {
@@ -71,7 +80,12 @@ function resolveOptions(options: S3StorageOptions): ResolvedOptions {
     queueSize: options.queueSize ?? 4,
     batchSize: options.batchSize ?? 1000,
     expiresInSec: options.expiresInSec ?? 3600,
+    keyRule: options.keyRule ?? 'storage',
   }
+  assert(
+    resolved.keyRule === 'storage' || resolved.keyRule === 'bucket',
+    's3Storage: `keyRule` must be "storage" or "bucket"',
+  )
   assert(resolved.partSize >= 5 * 1024 * 1024, 's3Storage: `partSize` must be at least 5 MiB')
   assert(resolved.queueSize >= 1, 's3Storage: `queueSize` must be at least 1')
   assert(
@@ -105,9 +119,11 @@ function wholeSize(contentRange: string | undefined, contentLength: number | und
 /** The `Storage` port on an S3 bucket (or any S3-compatible endpoint). */
 export class S3Storage implements Storage {
   readonly #options: ResolvedOptions
+  readonly #keys: ReturnType<typeof keyChecks>
 
   constructor(options: S3StorageOptions) {
     this.#options = resolveOptions(options)
+    this.#keys = keyChecks(this.#options.keyRule)
   }
 
   get bucket(): string {
@@ -121,7 +137,7 @@ export class S3Storage implements Storage {
 
   /** The object key in the bucket for a storage key (with the configured prefix). */
   objectKey(key: string): string {
-    assertValidKey(key)
+    this.#keys.key(key)
     return this.#options.prefix + key
   }
 
@@ -262,7 +278,7 @@ export class S3Storage implements Storage {
   }
 
   async deletePrefix(prefix: string, options: { signal?: AbortSignal } = {}): Promise<void> {
-    assertValidPrefix(prefix)
+    this.#keys.prefix(prefix)
     // Refuse to empty a whole bucket through a prefix that names nothing.
     if (prefix === '') throw new InvalidKeyError('deletePrefix needs a non-empty prefix')
     const { client, bucket, batchSize } = this.#options

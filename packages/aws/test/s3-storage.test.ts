@@ -90,6 +90,23 @@ describe('s3Storage against s3rver', () => {
     expect(s3.requests.length).toBe(before)
   })
 
+  it("with keyRule 'bucket', stores a client's keys as S3 does, refusing unsafe ones unsent", async () => {
+    const storage = s3Storage({ client, bucket: BUCKET, keyRule: 'bucket' })
+    const key = 'uploads/My Song (live)/canción.mp3'
+    await storage.put(key, Readable.from([Buffer.from('song')]))
+    expect(await s3.getObject(BUCKET, key)).toEqual(Buffer.from('song'))
+    expect((await storage.head(key))?.size).toBe(4)
+    const before = s3.requests.length
+    for (const bad of ['../x', 'a/./b', 'a//b', 'a\\b', 'bell\u0007', '']) {
+      await expect(storage.head(bad)).rejects.toBeInstanceOf(InvalidKeyError)
+    }
+    expect(s3.requests.length).toBe(before)
+    // The default rule is the server's own: strict.
+    await expect(s3Storage({ client, bucket: BUCKET }).head(key)).rejects.toBeInstanceOf(
+      InvalidKeyError,
+    )
+  })
+
   it('deletePrefix walks every page of the listing and deletes in batches', async () => {
     const storage = s3Storage({ client, bucket: BUCKET, batchSize: 4 })
     for (let i = 0; i < 10; i++)

@@ -5,7 +5,7 @@ import type { ElasticTranscoderConfig } from './elastic-transcoder-config.ts'
 
 /**
  * Mounts the Elastic Transcoder API at the server's root (`/2012-09-25/…`, the SDKs' own
- * paths): its buckets as configured, its pipelines and jobs in the server's database (in
+ * paths): its buckets as configured (taking any key S3 takes: `keyRule: 'bucket'`), its pipelines and jobs in the server's database (in
  * memory with `DATABASE_URL=memory://`), pipeline notifications published to SNS topics.
  * Notification targets that are HTTP URLs are refused: the server would call any URL a client
  * names.
@@ -33,10 +33,14 @@ export async function registerElasticTranscoderApi(
       ...(config.s3.endpoint ? { endpoint: config.s3.endpoint } : {}),
     })
     app.addHook('onClose', async () => client.destroy())
-    for (const { name } of s3Buckets) buckets[name] = s3Storage({ client, bucket: name })
+    for (const { name } of s3Buckets) {
+      buckets[name] = s3Storage({ client, bucket: name, keyRule: 'bucket' })
+    }
   }
   for (const bucket of config.buckets) {
-    if (bucket.kind === 'file') buckets[bucket.name] = localStorage({ root: bucket.path })
+    if (bucket.kind === 'file') {
+      buckets[bucket.name] = localStorage({ root: bucket.path, keyRule: 'bucket' })
+    }
   }
   const { PublishCommand, SNSClient } = await import('@aws-sdk/client-sns')
   const sns = new SNSClient({ region: config.snsRegion })

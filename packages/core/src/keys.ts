@@ -25,6 +25,65 @@ export function assertValidPrefix(prefix: string): void {
   assertValidKey(prefix.slice(0, -1))
 }
 
+/**
+ * Which keys a storage takes. `storage`: the server's own keys (`assertValidKey`). `bucket`:
+ * the keys of someone else's bucket, as S3 takes them (`assertValidBucketKey`), for storages
+ * that hold a client's objects under the names the client chose (the Elastic Transcoder API).
+ */
+export type KeyRule = 'storage' | 'bucket'
+
+const MAX_BUCKET_KEY_BYTES = 1024
+// Control characters (C0, DEL, C1): never part of a name a log, a path or a header shows.
+const CONTROL = /\p{Cc}/u
+// With the `u` flag only an unpaired surrogate matches: text that is not valid UTF-8.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u
+
+/**
+ * Checks a bucket key: any UTF-8 text S3 takes (spaces, parentheses, accents…), of at most 1024
+ * bytes, but `/`-separated segments that are never empty, `.` or `..`, no control character and
+ * no backslash: on a local folder the key still names a file under its root, and nothing else.
+ */
+export function assertValidBucketKey(key: string): void {
+  if (
+    typeof key !== 'string' ||
+    key.length === 0 ||
+    LONE_SURROGATE.test(key) ||
+    Buffer.byteLength(key, 'utf8') > MAX_BUCKET_KEY_BYTES
+  ) {
+    throw new InvalidKeyError(
+      `a bucket key must be UTF-8 text of 1 to ${MAX_BUCKET_KEY_BYTES} bytes`,
+    )
+  }
+  if (CONTROL.test(key) || key.includes('\\')) {
+    throw new InvalidKeyError(
+      `bucket key ${JSON.stringify(key)} has a control character or a backslash`,
+    )
+  }
+  for (const segment of key.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      throw new InvalidKeyError(
+        `bucket key ${JSON.stringify(key)} has an empty, "." or ".." segment`,
+      )
+    }
+  }
+}
+
+/** The key and prefix checks of a `KeyRule`. */
+export function keyChecks(rule: KeyRule): {
+  key(key: string): void
+  prefix(prefix: string): void
+} {
+  const key = rule === 'bucket' ? assertValidBucketKey : assertValidKey
+  return {
+    key,
+    prefix(prefix) {
+      if (prefix === '') return
+      if (!prefix.endsWith('/')) throw new InvalidKeyError(`a key prefix must end with "/"`)
+      key(prefix.slice(0, -1))
+    },
+  }
+}
+
 function join(...parts: string[]): string {
   return parts.filter((part) => part !== '').join('/')
 }

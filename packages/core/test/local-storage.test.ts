@@ -78,6 +78,43 @@ describe('localStorage', () => {
     expect(await readdir(root)).toEqual([])
   })
 
+  it("takes a bucket's keys as S3 does (spaces, accents), but none that leaves the root", async () => {
+    const storage = localStorage({ root, keyRule: 'bucket' })
+    for (const key of ['uploads/My Song (live).mp3', 'música/canción.wav', '.hidden/a..b']) {
+      await storage.put(key, Readable.from([Buffer.from(key)]))
+      expect(await readFile(join(root, ...key.split('/')), 'utf8')).toBe(key)
+      expect((await storage.head(key))?.size).toBe(Buffer.byteLength(key))
+    }
+    expect(await storage.url('a b/ç.mp3')).toBe('/files/a%20b/%C3%A7.mp3')
+    const hostile = [
+      '../x',
+      'a/../../x',
+      'a/./x',
+      '/x',
+      'a//x',
+      'a/',
+      'x\\..\\x',
+      'a\u0000b',
+      'line\nbreak',
+      'c1\u0085',
+      'lone\uD800',
+      '.tmp/x',
+      '.meta/x.json',
+      'é'.repeat(126),
+      `${'a/'.repeat(512)}a`,
+    ]
+    for (const key of hostile) {
+      await expect(storage.put(key, Readable.from([Buffer.from('x')]))).rejects.toMatchObject({
+        code: 'INVALID_KEY',
+      })
+    }
+    // The server's own storage stays strict.
+    await expect(
+      localStorage({ root }).put('My Song.mp3', Readable.from([Buffer.from('x')])),
+    ).rejects.toMatchObject({ code: 'INVALID_KEY' })
+    expect((await readdir(root)).sort()).toEqual(['.hidden', '.tmp', 'música', 'uploads'])
+  })
+
   it('leaves no temp file after a failed or aborted put', async () => {
     const storage = localStorage({ root })
     async function* failing() {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
 import { EtCustomPresets } from './et-custom-presets.ts'
 import { ElasticTranscoderError, validationError } from './et-errors.ts'
+import { EtJobStarter } from './et-job-start.ts'
 import { EtJobSync } from './et-job-sync.ts'
 import { EtJobs } from './et-jobs.ts'
 import { EtNotifier } from './et-notifier.ts'
@@ -132,9 +133,10 @@ const api: FastifyPluginAsync<{
  */
 const plugin: FastifyPluginAsync<ElasticTranscoderApiOptions> = async (app, options) => {
   const settings = resolveOptions(options)
-  const sync = new EtJobSync(settings, new EtNotifier(settings))
   const presets = new EtCustomPresets(settings)
-  const jobs = new EtJobs(settings, sync, presets)
+  const starter = new EtJobStarter(settings, presets)
+  const sync = new EtJobSync(settings, new EtNotifier(settings), starter)
+  const jobs = new EtJobs(settings, sync, presets, starter)
   sync.start()
   app.addHook('onClose', async () => {
     await sync.stop()

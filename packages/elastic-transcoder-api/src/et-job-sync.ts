@@ -1,5 +1,6 @@
-import { isTerminal, type Job, type Logger, NotFoundError } from '@transcodekit/core'
+import { isTerminal, type Job, type Logger, NotFoundError, type Owner } from '@transcodekit/core'
 import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
+import { type EtJobStarter, InputRefused } from './et-job-start.ts'
 import type { EtNotifier } from './et-notifier.ts'
 import { deliverOutput } from './output-delivery.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
@@ -18,21 +19,28 @@ const SWEEP_PAGE = 100
  * read or listing, and every `syncIntervalMs` for jobs other processes run. A completed core
  * job's outputs are copied to the pipeline's output bucket (by the one process that claims
  * it), and only then is the ET job `Complete`. Notifications go out on each ET status change,
- * once (the store's conditional updates decide).
+ * once (the store's conditional updates decide). A job held by a paused pipeline (recorded
+ * without its core job) is started here once its pipeline is Active: when it resumes, and by
+ * any later sweep, so that a process that stops meanwhile loses none.
  */
 export class EtJobSync {
   readonly #options: ResolvedEtOptions
   readonly #notifier: EtNotifier
+  readonly #starter: EtJobStarter
   readonly #logger: Logger
+  /** Held jobs this process is starting: an event of their new core job waits for it. */
+  readonly #starting = new Set<string>()
   #unsubscribe: (() => void) | null = null
   /** Updates started by events or sweeps, awaited on `stop()` so none is cut by a shutdown. */
   readonly #inFlight = new Set<Promise<void>>()
   #timer: NodeJS.Timeout | null = null
   #sweeping = false
+  #stopped = false
 
-  constructor(options: ResolvedEtOptions, notifier: EtNotifier) {
+  constructor(options: ResolvedEtOptions, notifier: EtNotifier, starter: EtJobStarter) {
     this.#options = options
     this.#notifier = notifier
+    this.#starter = starter
     this.#logger = options.logger
   }
 
@@ -70,7 +78,7 @@ export class EtJobSync {
       for (;;) {
         const page = await this.#options.store.listUnfinishedJobs(SWEEP_PAGE, after)
         for (const job of page) {
-          await this.refresh(job).catch((error: unknown) => {
+          await this.#bringUp(job).catch((error: unknown) => {
             this.#logger.error(
               { etJobId: job.id, error: errorText(error) },
               'elastic-transcoder-api: could not bring a job up to date',
@@ -94,8 +102,47 @@ export class EtJobSync {
     this.#inFlight.add(sweep)
   }
 
+  /**
+   * Starts, in the background, the jobs a pipeline held while it was paused, oldest first. What
+   * this misses (a process that stops meanwhile) the next sweep of any process starts.
+   */
+  resumePipeline(owner: Owner, pipelineId: string): void {
+    const resume: Promise<void> = (async () => {
+      let after: string | null = null
+      do {
+        const page = await this.#options.store.listJobs({
+          owner,
+          pipelineId,
+          status: 'Submitted',
+          ascending: true,
+          after,
+          limit: SWEEP_PAGE,
+        })
+        for (const job of page.items) {
+          if (job.coreJobId) continue
+          await this.#bringUp(job).catch((error: unknown) => {
+            this.#logger.error(
+              { etJobId: job.id, error: errorText(error) },
+              'elastic-transcoder-api: could not start a job of a resumed pipeline',
+            )
+          })
+        }
+        after = page.next
+      } while (after !== null && !this.#stopped)
+    })()
+      .catch((error: unknown) => {
+        this.#logger.error(
+          { pipelineId, error: errorText(error) },
+          'elastic-transcoder-api: could not list the jobs of a resumed pipeline',
+        )
+      })
+      .finally(() => this.#inFlight.delete(resume))
+    this.#inFlight.add(resume)
+  }
+
   /** Stops following events, once the updates already started have ended. */
   async stop(): Promise<void> {
+    this.#stopped = true
     this.#unsubscribe?.()
     this.#unsubscribe = null
     if (this.#timer) clearInterval(this.#timer)
@@ -108,9 +155,17 @@ export class EtJobSync {
     if (job) await this.refresh(job, core)
   }
 
+  /** Starts a held job if its pipeline is Active, and brings the job up to date. */
+  async #bringUp(job: EtJobRecord): Promise<void> {
+    const current = job.coreJobId ? job : await this.#startHeld(job)
+    if (current.coreJobId) await this.refresh(current)
+  }
+
   /** Brings an ET job up to date with its core job; returns it as it is now. */
   async refresh(job: EtJobRecord, known?: Job): Promise<EtJobRecord> {
     if (job.status === 'Complete' || job.status === 'Error' || job.status === 'Canceled') return job
+    // A held job is started by a resume or a sweep, never by a client's read: no read waits
+    // for an input to be copied.
     if (!job.coreJobId) return job
     const { store } = this.#options
     let core: Job
@@ -161,6 +216,65 @@ export class EtJobSync {
       )
     }
     return this.#finish(current, core)
+  }
+
+  /**
+   * Starts a held job whose pipeline is Active again (not one being started here already), and
+   * records its core job, unless the job was canceled meanwhile: then its core job is canceled
+   * too. An input that cannot be transcoded any more ends the job in `Error`, as ET does.
+   */
+  async #startHeld(job: EtJobRecord): Promise<EtJobRecord> {
+    const { store } = this.#options
+    if (this.#starting.has(job.id)) return job
+    const pipeline = await store.getPipeline(job.pipelineId, job.owner)
+    if (pipeline?.status !== 'Active') return job
+    this.#starting.add(job.id)
+    try {
+      let core: Job
+      try {
+        core = await this.#starter.start(await this.#starter.specOf(job, pipeline.inputBucket))
+      } catch (error) {
+        if (error instanceof InputRefused) return await this.#fail(job, error)
+        throw error
+      }
+      const recorded = await store.updateJob(
+        job.id,
+        { coreJobId: core.id },
+        { onlyIf: ['Submitted'] },
+      )
+      if (recorded) return recorded
+      const now = await store.getJobById(job.id)
+      if (now?.coreJobId !== core.id) {
+        await this.#options.service.cancel(core.id).catch((error: unknown) => {
+          this.#logger.error(
+            { etJobId: job.id, coreJobId: core.id, error: errorText(error) },
+            'elastic-transcoder-api: could not cancel the core job of a job canceled while it started',
+          )
+        })
+      }
+      return now ?? job
+    } finally {
+      this.#starting.delete(job.id)
+    }
+  }
+
+  async #fail(job: EtJobRecord, refused: InputRefused): Promise<EtJobRecord> {
+    const failed = await this.#options.store.updateJob(
+      job.id,
+      {
+        status: 'Error',
+        finishedAt: new Date(),
+        outputs: job.outputs.map((o) => ({
+          ...o,
+          status: 'Error',
+          statusDetail: `${refused.errorCode} ${refused.message}`,
+        })),
+      },
+      { onlyIf: ['Submitted'] },
+    )
+    if (!failed) return (await this.#options.store.getJobById(job.id)) ?? job
+    await this.#notifier.notify(failed, 'ERROR')
+    return failed
   }
 
   /**

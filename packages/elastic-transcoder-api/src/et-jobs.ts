@@ -1,15 +1,15 @@
 import {
+  InvalidKeyError,
   InvalidStateError,
   type Job,
   type Logger,
-  NotFoundError,
   type Owner,
-  TranscodeKitError,
 } from '@transcodekit/core'
-import { CORE_KEY_PREFIX, errorText } from './core-job-key.ts'
+import { errorText } from './core-job-key.ts'
 import type { EtCustomPresets } from './et-custom-presets.ts'
 import { ElasticTranscoderError, notFound, validationError } from './et-errors.ts'
 import { newEtId } from './et-ids.ts'
+import { type CoreJobSpec, type EtJobStarter, InputRefused } from './et-job-start.ts'
 import type { EtJobSync } from './et-job-sync.ts'
 import { type CheckedJobRequest, checkJobRequest, requestedPresetIds } from './job-request.ts'
 import type { ResolvedEtOptions } from './plugin-options.ts'
@@ -24,14 +24,21 @@ export class EtJobs {
   readonly #options: ResolvedEtOptions
   readonly #sync: EtJobSync
   readonly #presets: EtCustomPresets
+  readonly #starter: EtJobStarter
   readonly #logger: Logger
   /** CreateJob requests of each owner in flight here: they count before their job exists. */
   readonly #making = new Map<Owner, number>()
 
-  constructor(options: ResolvedEtOptions, sync: EtJobSync, presets: EtCustomPresets) {
+  constructor(
+    options: ResolvedEtOptions,
+    sync: EtJobSync,
+    presets: EtCustomPresets,
+    starter: EtJobStarter,
+  ) {
     this.#options = options
     this.#sync = sync
     this.#presets = presets
+    this.#starter = starter
     this.#logger = options.logger
   }
 
@@ -56,87 +63,69 @@ export class EtJobs {
     pipeline: EtPipelineRecord,
     request: CheckedJobRequest,
   ): Promise<EtJobRecord> {
-    const { service, store, buckets } = this.#options
-    const input = this.#options.bucketAllowed(owner, pipeline.inputBucket)
-      ? buckets.get(pipeline.inputBucket)
-      : undefined
-    if (!input) throw validationError(`The bucket ${pipeline.inputBucket} is not configured.`)
+    await this.#checkOutputKeys(pipeline, request)
     const id = newEtId()
-    let object: Awaited<ReturnType<typeof input.get>>
-    try {
-      object = await input.get(request.input.Key)
-    } catch (error) {
-      if (error instanceof NotFoundError || (error as { code?: string }).code === 'INVALID_KEY') {
-        throw validationError(
-          `The specified object could not be found: bucket=${pipeline.inputBucket}, key=${request.input.Key}.`,
-        )
-      }
-      throw error
-    }
-    let core: Job
-    const filename = request.input.Key.split('/').at(-1) ?? null
-    try {
-      const { job } = await service.ingestAndTranscode(object.body, {
-        owner,
-        filename,
-        presets: request.outputs.map((o) => o.corePresetId),
-        customPresets: request.customPresets,
-        idempotencyKey: `${CORE_KEY_PREFIX}${id}`,
-      })
-      core = job
-    } catch (error) {
-      object.body.destroy()
-      // Input the service refuses (not media, too large, a preset that cannot apply, over a
-      // limit) is the client's: a 400 that leaves nothing behind (the service removed it).
-      if (error instanceof TranscodeKitError && !(error instanceof ElasticTranscoderError)) {
-        throw validationError(
-          `${error.message} (bucket=${pipeline.inputBucket}, key=${request.input.Key})`,
-        )
-      }
-      throw error
-    }
-    const now = new Date()
-    const job: EtJobRecord = {
-      id,
+    const spec: CoreJobSpec = {
+      etJobId: id,
       owner,
-      pipelineId: pipeline.id,
-      coreJobId: core.id,
-      input: request.input,
-      outputKeyPrefix: request.outputKeyPrefix,
-      outputs: request.outputs.map((o, index) => ({
-        id: String(index + 1),
-        key: o.key,
-        presetId: o.presetId,
-        corePresetId: o.corePresetId,
-        segmentDuration: o.segmentDuration,
-        status: 'Submitted',
-        statusDetail: null,
-        durationSec: null,
-        durationMillis: null,
-        width: null,
-        height: null,
-        fileSize: null,
-      })),
-      playlists: [],
-      userMetadata: request.userMetadata,
-      status: 'Submitted',
-      submittedAt: now,
-      startedAt: null,
-      finishedAt: null,
+      inputBucket: pipeline.inputBucket,
+      inputKey: request.input.Key,
+      corePresetIds: request.outputs.map((o) => o.corePresetId),
+      customPresets: request.customPresets,
     }
+    let core: Job | null
     try {
-      await store.createJob(job)
+      // A paused pipeline holds the job: recorded Submitted without its core job, started by
+      // EtJobSync once the pipeline is Active again.
+      const held = pipeline.status === 'Paused'
+      if (held) await this.#starter.checkInput(spec)
+      core = held ? null : await this.#starter.start(spec)
+    } catch (error) {
+      if (error instanceof InputRefused) throw validationError(error.message)
+      throw error
+    }
+    const job = newJobRecord(id, owner, pipeline, request, core)
+    try {
+      await this.#options.store.createJob(job)
     } catch (error) {
       // No ET job to show for it: the core job must not run unseen.
-      await service.cancel(core.id).catch((cleanup: unknown) => {
-        this.#logger.error(
-          { coreJobId: core.id, error: errorText(cleanup) },
-          'elastic-transcoder-api: could not cancel the core job of a job that was not recorded',
-        )
-      })
+      if (core) await this.#cancelUnseen(core.id, 'a job that was not recorded')
       throw error
     }
     return job
+  }
+
+  async #cancelUnseen(coreJobId: string, of: string): Promise<void> {
+    await this.#options.service.cancel(coreJobId).catch((cleanup: unknown) => {
+      this.#logger.error(
+        { coreJobId, error: errorText(cleanup) },
+        `elastic-transcoder-api: could not cancel the core job of ${of}`,
+      )
+    })
+  }
+
+  /**
+   * Refuses now, not after the transcoding, an output key the output bucket's storage would
+   * refuse (a folder bucket reserves some names and bounds each file name).
+   */
+  async #checkOutputKeys(pipeline: EtPipelineRecord, request: CheckedJobRequest): Promise<void> {
+    const storage = this.#options.buckets.get(pipeline.outputBucket)
+    if (!storage) return
+    await Promise.all(
+      request.outputs.map(async ({ key }) => {
+        const full = request.outputKeyPrefix + key
+        try {
+          await storage.head(full)
+        } catch (error) {
+          if (error instanceof InvalidKeyError) {
+            throw validationError(
+              `The output key is not valid in this bucket: ${JSON.stringify(full)}.`,
+            )
+          }
+          throw error
+        }
+      }),
+    )
   }
 
   /**
@@ -187,6 +176,11 @@ export class EtJobs {
         `Too many jobs are not finished yet (at most ${cap}): wait for some to end.`,
       )
     }
+  }
+
+  /** A pipeline is Active again: the jobs it held start (in the background). */
+  resumePipeline(owner: Owner, pipelineId: string): void {
+    this.#sync.resumePipeline(owner, pipelineId)
   }
 
   async read(owner: Owner, id: string): Promise<EtJobRecord> {
@@ -241,6 +235,47 @@ export class EtJobs {
     if (!canceled) {
       const now = await this.#options.store.getJobById(id)
       if (now?.status !== 'Canceled') throw inUse(now?.status ?? 'unknown')
+    } else if (canceled.coreJobId && canceled.coreJobId !== job.coreJobId) {
+      // A held job its resumed pipeline started meanwhile: its core job must not run unseen.
+      await this.#cancelUnseen(canceled.coreJobId, 'a job canceled while it started')
     }
+  }
+}
+
+/** The ET job as CreateJob records it: Submitted, with its core job unless it is held. */
+function newJobRecord(
+  id: string,
+  owner: Owner,
+  pipeline: EtPipelineRecord,
+  request: CheckedJobRequest,
+  core: Job | null,
+): EtJobRecord {
+  return {
+    id,
+    owner,
+    pipelineId: pipeline.id,
+    coreJobId: core?.id ?? null,
+    input: request.input,
+    outputKeyPrefix: request.outputKeyPrefix,
+    outputs: request.outputs.map((o, index) => ({
+      id: String(index + 1),
+      key: o.key,
+      presetId: o.presetId,
+      corePresetId: o.corePresetId,
+      segmentDuration: o.segmentDuration,
+      status: 'Submitted',
+      statusDetail: null,
+      durationSec: null,
+      durationMillis: null,
+      width: null,
+      height: null,
+      fileSize: null,
+    })),
+    playlists: [],
+    userMetadata: request.userMetadata,
+    status: 'Submitted',
+    submittedAt: new Date(),
+    startedAt: null,
+    finishedAt: null,
   }
 }

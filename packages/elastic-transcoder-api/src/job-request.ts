@@ -1,4 +1,4 @@
-import { assertValidKey, type Preset, type PresetCatalog } from '@transcodekit/core'
+import { assertValidBucketKey, type Preset, type PresetCatalog } from '@transcodekit/core'
 import { validationError } from './et-errors.ts'
 import { ET_ID } from './et-ids.ts'
 import { ET_PRESET_ID } from './et-presets.ts'
@@ -36,10 +36,14 @@ function checkKey(value: unknown, what: string): string {
   return value
 }
 
-/** A key every storage takes: relative, no `..` segment, NUL or backslash. */
+/**
+ * A key of the caller's bucket: any UTF-8 text S3 takes (spaces, accents), but never one that
+ * could name a file outside a folder bucket (`assertValidBucketKey`). The key only ever reaches
+ * the bucket's storage: the engine works on copies under the server's own keys.
+ */
 function checkStorageKey(key: string, what: string): void {
   try {
-    assertValidKey(key)
+    assertValidBucketKey(key)
   } catch {
     throw validationError(`${what} is not a valid object key: ${JSON.stringify(key)}.`)
   }

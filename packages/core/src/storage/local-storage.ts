@@ -30,7 +30,7 @@ import {
   NotFoundError,
   outOfSpace,
 } from '../errors.ts'
-import { assertValidKey, assertValidPrefix } from '../keys.ts'
+import { type KeyRule, keyChecks } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import type {
   GetOptions,
@@ -49,17 +49,27 @@ export interface LocalStorageOptions {
    * @default '/files/'
    */
   baseUrl?: string
+  /**
+   * The keys it takes: `storage` (the server's own, strict keys) or `bucket` (any key S3 takes,
+   * within what a folder can hold safely: see `assertValidBucketKey`), for a folder of a
+   * client's objects under the names the client chose.
+   * @default 'storage'
+   */
+  keyRule?: KeyRule
 }
 
 interface ResolvedOptions {
   root: string
   baseUrl: string
+  keyRule: KeyRule
 }
 
 // Both folder names start with a dot, which no key segment may (see `assertValidKey`), so
-// neither can ever collide with an object.
+// neither can ever collide with an object; bucket keys, which may, are refused these two.
 const TEMP_DIR = '.tmp'
 const META_DIR = '.meta'
+// A file name's limit on common filesystems (255 bytes), less the `.json` of a sidecar.
+const MAX_NAME_BYTES = 250
 
 // Everything in the temp folder is an in-flight write of some process.
 const ANY_NAME = /(?:)/
@@ -94,9 +104,14 @@ function resolveOptions(options: LocalStorageOptions): ResolvedOptions {
   if (typeof baseUrl !== 'string') {
     throw new ConfigurationError('localStorage: option "baseUrl" must be a string')
   }
+  const keyRule = options.keyRule ?? 'storage'
+  if (keyRule !== 'storage' && keyRule !== 'bucket') {
+    throw new ConfigurationError('localStorage: option "keyRule" must be "storage" or "bucket"')
+  }
   return {
     root: resolve(options.root),
     baseUrl: baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`,
+    keyRule,
   }
 }
 
@@ -108,6 +123,7 @@ function resolveOptions(options: LocalStorageOptions): ResolvedOptions {
 export class LocalStorage implements Storage {
   readonly root: string
   readonly baseUrl: string
+  readonly #keys: ReturnType<typeof keyChecks>
   #realRoot: string | null = null
   readonly #swept: Promise<unknown>
 
@@ -115,6 +131,7 @@ export class LocalStorage implements Storage {
     const resolved = resolveOptions(options)
     this.root = resolved.root
     this.baseUrl = resolved.baseUrl
+    this.#keys = folderKeyChecks(resolved.keyRule)
     // Writes of processes that died mid-write: at start, then now and then.
     this.#swept = watchLeftovers(join(this.root, TEMP_DIR), { untagged: ANY_NAME })
   }
@@ -241,7 +258,7 @@ export class LocalStorage implements Storage {
     if (typeof prefix !== 'string' || prefix === '') {
       throw new InvalidKeyError('deletePrefix needs a non-empty prefix ending with "/"')
     }
-    assertValidPrefix(prefix)
+    this.#keys.prefix(prefix)
     const key = prefix.slice(0, -1)
     const path = this.#path(key)
     options.signal?.throwIfAborted()
@@ -256,7 +273,7 @@ export class LocalStorage implements Storage {
   }
 
   async url(key: string): Promise<string> {
-    assertValidKey(key)
+    this.#keys.key(key)
     return this.baseUrl + key.split('/').map(encodeURIComponent).join('/')
   }
 
@@ -270,7 +287,7 @@ export class LocalStorage implements Storage {
    * symbolic links: the nearest existing ancestor (or the file itself) must resolve inside.
    */
   #path(key: string): string {
-    assertValidKey(key)
+    this.#keys.key(key)
     const path = resolve(this.root, ...key.split('/'))
     if (!isInside(this.root, path) || path === this.root) {
       throw new InvalidKeyError(`storage key ${JSON.stringify(key)} resolves outside the root`)
@@ -388,6 +405,34 @@ export class LocalStorage implements Storage {
 /** Makes a `Storage` on the local disk. */
 export function localStorage(options: LocalStorageOptions): LocalStorage {
   return new LocalStorage(options)
+}
+
+/**
+ * The checks of `rule`, and for bucket keys what a folder adds: no name longer than a file name
+ * may be, and never the temp or sidecar folder.
+ */
+function folderKeyChecks(rule: KeyRule): ReturnType<typeof keyChecks> {
+  const checks = keyChecks(rule)
+  if (rule === 'storage') return checks
+  const key = (key: string) => {
+    checks.key(key)
+    const segments = key.split('/')
+    if (segments[0] === TEMP_DIR || segments[0] === META_DIR) {
+      throw new InvalidKeyError(`bucket key ${JSON.stringify(key)} names a reserved folder`)
+    }
+    if (segments.some((segment) => Buffer.byteLength(segment, 'utf8') > MAX_NAME_BYTES)) {
+      throw new InvalidKeyError(
+        `bucket key ${JSON.stringify(key)} has a segment over ${MAX_NAME_BYTES} bytes`,
+      )
+    }
+  }
+  return {
+    key,
+    prefix(prefix) {
+      checks.prefix(prefix)
+      if (prefix !== '') key(prefix.slice(0, -1))
+    },
+  }
 }
 
 function isInside(root: string, path: string): boolean {

@@ -76,7 +76,7 @@ function outputBucketOf(input: Wire): unknown {
 }
 
 /** CreatePipeline, ListPipelines, ReadPipeline, UpdatePipeline, DeletePipeline, UpdatePipelineStatus, UpdatePipelineNotifications. */
-export function registerPipelineRoutes({ app, settings }: RouteContext): void {
+export function registerPipelineRoutes({ app, settings, jobs }: RouteContext): void {
   const { store, arnPrefix } = settings
   const view = (pipeline: EtPipelineRecord) => pipelineView(pipeline, arnPrefix)
   const load = async (request: EtRequest) => {
@@ -169,6 +169,8 @@ export function registerPipelineRoutes({ app, settings }: RouteContext): void {
     }
     const updated = await store.updatePipeline(current.id, request.etOwner, { status })
     if (!updated) throw notFound('pipeline', current.id)
+    // Paused, the pipeline holds the jobs created in it; Active, it starts them.
+    if (status === 'Active') jobs.resumePipeline(request.etOwner, updated.id)
     return { Pipeline: view(updated) }
   })
 

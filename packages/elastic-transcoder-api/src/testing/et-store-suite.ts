@@ -256,6 +256,40 @@ export function etStoreConformance(name: string, make: () => Promise<EtStoreUnde
         expect((await store.getJobById(jobId))?.status).toBe(status)
       }))
 
+    it("keeps a paused pipeline's held jobs without a core job, and records it only while Submitted", () =>
+      withStore(async (store) => {
+        const alice = owner()
+        const [pipelineId, started, canceled] = ids(3) as [string, string, string]
+        await store.createPipeline(pipeline(pipelineId, alice))
+        expect((await store.updatePipeline(pipelineId, alice, { status: 'Paused' }))?.status).toBe(
+          'Paused',
+        )
+        expect((await store.getPipeline(pipelineId, alice))?.status).toBe('Paused')
+        for (const id of [started, canceled]) {
+          await store.createJob({ ...job(id, alice, pipelineId), coreJobId: null })
+        }
+        expect((await store.getJob(started, alice))?.coreJobId).toBeNull()
+        const held = (await store.listUnfinishedJobs(1000)).filter(
+          (j) => j.pipelineId === pipelineId,
+        )
+        expect(held.map((j) => [j.id, j.coreJobId])).toEqual([
+          [started, null],
+          [canceled, null],
+        ])
+        const core = randomUUID()
+        const recorded = await store.updateJob(
+          started,
+          { coreJobId: core },
+          { onlyIf: ['Submitted'] },
+        )
+        expect(recorded).toMatchObject({ coreJobId: core, status: 'Submitted' })
+        await store.updateJob(canceled, { status: 'Canceled' }, { onlyIf: ['Submitted'] })
+        expect(
+          await store.updateJob(canceled, { coreJobId: randomUUID() }, { onlyIf: ['Submitted'] }),
+        ).toBeNull()
+        expect((await store.getJobById(canceled))?.coreJobId).toBeNull()
+      }))
+
     it('lists the unfinished jobs of every owner, oldest first', () =>
       withStore(async (store) => {
         const [pipelineId, a, b, c] = ids(4) as [string, string, string, string]
