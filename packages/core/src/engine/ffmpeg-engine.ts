@@ -11,7 +11,7 @@ import {
   NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
-import { assertValidKey } from '../keys.ts'
+import { assertValidKey, hlsSegmentPattern } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
 import { errorText } from '../logging/error-text.ts'
@@ -418,12 +418,11 @@ export class FfmpegEngine implements Engine {
       const file = output.key.slice(slash + 1)
       const dir = join(work, `out-${index}`)
       await mkdir(dir)
-      const stem = file.includes('.') ? file.slice(0, file.lastIndexOf('.')) : file
       const plan = ffmpegOutputArgs(output.preset, {
         index,
         media: request.input.media,
         path: join(dir, file),
-        segmentPattern: join(dir, `${stem}-%05d.ts`),
+        segmentPattern: join(dir, hlsSegmentPattern(file)),
         x264Preset: this.#options.x264Preset,
       })
       planned.push({

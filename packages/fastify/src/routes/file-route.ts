@@ -1,13 +1,38 @@
+import type { Readable } from 'node:stream'
+import { text } from 'node:stream/consumers'
 import { Type } from '@sinclair/typebox'
+import type { ObjectInfo, Storage } from '@transcodekit/core'
 import { parseRange } from '../http/byte-range.ts'
 import { ifRangeHolds, isNotModified, type Validators } from '../http/conditional-request.ts'
 import { contentDisposition, isInlineType } from '../http/content-disposition.ts'
-import { NotFoundError, RangeNotSatisfiableError, toHttpError } from '../http-errors.ts'
+import type { FileUrlSigner } from '../http/file-url-signer.ts'
+import { isHlsPlaylist, signSegmentUris } from '../http/hls-playlist.ts'
+import {
+  InternalError,
+  NotFoundError,
+  RangeNotSatisfiableError,
+  toHttpError,
+} from '../http-errors.ts'
 import type { ResolvedOptions } from '../plugin-options.ts'
 import { errorResponses } from '../schemas.ts'
 import type { TypedInstance } from '../typed-instance.ts'
 
 const MAX_AGE_SEC = 3600
+/**
+ * The largest playlist the route signs in memory: 10-second segments take about 40 bytes a
+ * line pair, so this is some 2,000 hours of media (200 hours at 1-second segments).
+ */
+const MAX_PLAYLIST_BYTES = 8 * 1024 * 1024
+
+/** What the route sends for a key: the stored object, or a playlist signed in memory. */
+interface Representation {
+  size: number
+  validators: Validators
+  read(
+    range: { start: number; end: number } | null,
+    signal: AbortSignal,
+  ): Promise<Readable | Buffer>
+}
 
 /**
  * Serves objects of a local storage at the signed URLs the API hands out (`fileUrls`): the
@@ -31,7 +56,9 @@ export function registerFileRoute(
           'ranges that merge into one; 206, or 416 when none is satisfiable), `If-Range`, ' +
           '`If-None-Match` (weak comparison, lists and `*`) and `If-Modified-Since` (304). ' +
           'Media types are served `inline`, anything else as an `attachment`, always with ' +
-          '`X-Content-Type-Options: nosniff`.',
+          '`X-Content-Type-Options: nosniff`. An HLS playlist is served with each of its ' +
+          "output's segment URIs signed until the playlist URL's own expiry, so a player " +
+          'needs nothing but the playlist URL.',
         params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }),
         querystring: Type.Object({
           expires: Type.Optional(
@@ -69,10 +96,10 @@ export function registerFileRoute(
       const info = await storage.head(key)
       if (!info) throw NotFoundError(`file ${JSON.stringify(key)} was not found`)
       const contentType = info.contentType ?? 'application/octet-stream'
-      const validators: Validators = {
-        etag: info.etag ? `"${info.etag.replace(/"/g, '')}"` : null,
-        lastModified: info.lastModified ?? null,
-      }
+      const file = isHlsPlaylist(contentType)
+        ? await signedPlaylist(storage, fileUrls, key, expires)
+        : storedObject(storage, key, info)
+      const { validators } = file
       const maxAge = Math.max(0, Math.min(MAX_AGE_SEC, Math.floor(expires - Date.now() / 1000)))
       reply
         .header('x-content-type-options', 'nosniff')
@@ -88,35 +115,81 @@ export function registerFileRoute(
       // Range is defined for GET only (RFC 9110 §14.2), and If-Range may void it.
       const range =
         request.method === 'GET' && ifRangeHolds(request.headers['if-range'], validators)
-          ? parseRange(request.headers.range, info.size)
+          ? parseRange(request.headers.range, file.size)
           : null
       if (range === 'unsatisfiable') {
         const answer = toHttpError(
-          RangeNotSatisfiableError(`the range is outside the file's ${info.size} bytes`),
+          RangeNotSatisfiableError(`the range is outside the file's ${file.size} bytes`),
         )
-        return reply.status(416).header('content-range', `bytes */${info.size}`).send(answer)
+        return reply.status(416).header('content-range', `bytes */${file.size}`).send(answer)
       }
       const name = download ?? key.slice(key.lastIndexOf('/') + 1)
       const inline = download === null && isInlineType(contentType)
       const controller = new AbortController()
       reply.raw.once('close', () => controller.abort())
-      const { body } = await storage.get(key, {
-        range: range ?? undefined,
-        signal: controller.signal,
-      })
+      const body = await file.read(range, controller.signal)
       reply
         .header('content-type', contentType)
         .header('content-disposition', contentDisposition(inline ? 'inline' : 'attachment', name))
       if (range) {
         reply
           .status(206)
-          .header('content-range', `bytes ${range.start}-${range.end}/${info.size}`)
+          .header('content-range', `bytes ${range.start}-${range.end}/${file.size}`)
           .header('content-length', range.end - range.start + 1)
       } else {
-        reply.status(200).header('content-length', info.size)
+        reply.status(200).header('content-length', file.size)
       }
-      // The schema documents the bytes; the body is the storage's stream.
+      // The schema documents the bytes; the body is the storage's stream or the playlist.
       return reply.send(body as unknown as string)
     },
   )
+}
+
+function storedObject(storage: Storage, key: string, info: ObjectInfo): Representation {
+  return {
+    size: info.size,
+    validators: {
+      etag: info.etag ? `"${info.etag.replace(/"/g, '')}"` : null,
+      lastModified: info.lastModified ?? null,
+    },
+    async read(range, signal) {
+      const { body } = await storage.get(key, { range: range ?? undefined, signal })
+      return body
+    },
+  }
+}
+
+/**
+ * The playlist with its segment URIs signed until `expires`, the playlist URL's own expiry:
+ * the signature still covers exactly one key each, so holding the playlist opens its
+ * segments and nothing else. The same stored playlist and expiry always give the same bytes,
+ * so the stored ETag with the expiry is a strong validator of them.
+ */
+async function signedPlaylist(
+  storage: Storage,
+  fileUrls: FileUrlSigner,
+  key: string,
+  expires: number,
+): Promise<Representation> {
+  const { body, size, etag, lastModified } = await storage.get(key)
+  if (size > MAX_PLAYLIST_BYTES) {
+    body.destroy()
+    throw InternalError(
+      `the playlist ${JSON.stringify(key)} is ${size} bytes, more than the ${MAX_PLAYLIST_BYTES} this server signs`,
+    )
+  }
+  const playlist = signSegmentUris(await text(body), key, (segment) =>
+    fileUrls.signUntil(segment, expires),
+  )
+  const bytes = Buffer.from(playlist)
+  return {
+    size: bytes.length,
+    validators: {
+      etag: etag ? `"${etag.replace(/"/g, '')}-${expires}"` : null,
+      lastModified: lastModified ?? null,
+    },
+    async read(range) {
+      return range ? bytes.subarray(range.start, range.end + 1) : bytes
+    },
+  }
 }
