@@ -5,10 +5,22 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ffprobePath, isHlsSegmentOf } from '@transcodekit/core'
+import { s3Storage } from '@transcodekit/aws'
+import {
+  createTranscoder,
+  ffmpegEngine,
+  ffprobePath,
+  isHlsSegmentOf,
+  memoryRepository,
+  type TranscodeService,
+} from '@transcodekit/core'
 import { makeVideo } from '@transcodekit/core/testing'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { type S3rverHandle, startS3rver } from '../../../test/fakes/s3rver-server.ts'
+import { s3rverClient } from '../../aws/test/aws-clients.ts'
 import { signSegmentUris } from '../src/http/hls-playlist.ts'
+import transcodekit, { FileUrlSigner } from '../src/index.ts'
 import { makeApp, multipart, type TestApp, waitFor } from './helpers.ts'
 
 const execFileAsync = promisify(execFile)
@@ -39,12 +51,12 @@ interface OutputView {
 }
 
 /** Uploads the clip for `presets` and waits for the job to complete. */
-async function transcode(presets: string[]): Promise<OutputView[]> {
+async function transcode(app: FastifyInstance, presets: string[]): Promise<OutputView[]> {
   const form = multipart([
     ...presets.map((value) => ({ name: 'presets', value })),
     { name: 'file', filename: 'clip.mp4', contentType: 'video/mp4', data: video },
   ])
-  const created = await t.app.inject({
+  const created = await app.inject({
     method: 'POST',
     url: '/uploads',
     headers: form.headers,
@@ -54,7 +66,7 @@ async function transcode(presets: string[]): Promise<OutputView[]> {
   const { job } = created.json()
   const done = await waitFor(
     async () => {
-      const current = (await t.app.inject({ url: `/jobs/${job.id}` })).json()
+      const current = (await app.inject({ url: `/jobs/${job.id}` })).json()
       if (current.state === 'error') throw new Error(`the job failed: ${JSON.stringify(current)}`)
       return current.state === 'complete' ? current : null
     },
@@ -87,7 +99,7 @@ function flipped(signature: string): string {
 describe('HLS through signed file URLs', () => {
   it('plays from the playlist URL alone; segment signatures open nothing else', async () => {
     t = await makeApp({ fileUrlSecret: secret })
-    const [hls, mp4] = await transcode(['hls-400k', 'mp4-480p'])
+    const [hls, mp4] = await transcode(t.app, ['hls-400k', 'mp4-480p'])
     expect(hls!.name).toBe('hls-400k')
 
     const served = await t.app.inject({ url: hls!.url })
@@ -158,13 +170,95 @@ describe('HLS through signed file URLs', () => {
 
   it('ffprobe reads every packet over HTTP from the playlist URL alone', async () => {
     t = await makeApp({ fileUrlSecret: secret })
-    const [hls] = await transcode(['hls-400k'])
+    const [hls] = await transcode(t.app, ['hls-400k'])
     await t.app.listen({ host: '127.0.0.1', port: 0 })
     const { port } = t.app.server.address() as AddressInfo
     const overHttp = await countPackets(`http://127.0.0.1:${port}${hls!.url}`, 'http,tcp')
     const onDisk = await countPackets(`file:${join(t.storageRoot, keyOf(hls!.url))}`, 'file')
     expect(overHttp).toEqual(onDisk)
     expect(overHttp.video).toBeGreaterThan(250)
+  })
+})
+
+describe('HLS with S3 storage (s3rver)', () => {
+  let s3: S3rverHandle
+  let client: ReturnType<typeof s3rverClient>
+  let dir: string
+  let service: TranscodeService | undefined
+  let app: FastifyInstance | undefined
+  beforeAll(async () => {
+    s3 = await startS3rver({ buckets: ['tk-hls'] })
+    client = s3rverClient(s3.endpoint)
+    dir = await mkdtemp(join(tmpdir(), 'transcodekit-hls-s3-'))
+  })
+  afterAll(async () => {
+    await app?.close()
+    await service?.close()
+    client?.destroy()
+    await s3?.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('serves the playlist with presigned segment URLs; the other outputs stay presigned by S3', async () => {
+    service = createTranscoder({
+      storage: s3Storage({ client, bucket: 'tk-hls' }),
+      engine: ffmpegEngine(),
+      repository: memoryRepository(),
+      tmpDir: dir,
+      worker: { concurrency: 1 },
+      pollIntervalMs: 200,
+    })
+    app = Fastify({ logger: false })
+    await app.register(transcodekit, { service, fileUrlSecret: secret })
+    const [hls, mp4] = await transcode(app, ['hls-400k', 'mp4-480p'])
+    expect(mp4!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/tk-hls\/.+X-Amz-Signature=/)
+    expect(hls!.url).toMatch(/^\/files\/.+\/hls-400k\.m3u8\?expires=\d+&signature=[\w-]{43}$/)
+
+    const served = await app.inject({ url: hls!.url })
+    expect(served.statusCode).toBe(200)
+    expect(served.headers['content-type']).toBe('application/vnd.apple.mpegurl')
+    const segments = uris(served.body)
+    expect(segments.length).toBe(2)
+    const expires = Number(new URL(hls!.url, 'http://player.test').searchParams.get('expires'))
+    const playlistKey = keyOf(hls!.url)
+    for (const [n, uri] of segments.entries()) {
+      const url = new URL(uri)
+      expect(decodeURIComponent(url.pathname)).toBe(
+        `/tk-hls/${playlistKey.replace('.m3u8', `-0000${n}.ts`)}`,
+      )
+      const segment = await fetch(uri)
+      expect(segment.status, uri).toBe(200)
+      const stored = await service.storage.get(playlistKey.replace('.m3u8', `-0000${n}.ts`))
+      expect(Buffer.from(await segment.arrayBuffer())).toEqual(
+        Buffer.concat(await stored.body.toArray()),
+      )
+      // Presigned until the playlist URL's own expiry (s3rver checks no signature: S3 does).
+      expect(url.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/)
+      const signedAt = Date.parse(
+        url.searchParams
+          .get('X-Amz-Date')!
+          .replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z'),
+      )
+      const until = signedAt / 1000 + Number(url.searchParams.get('X-Amz-Expires'))
+      expect(until).toBeGreaterThan(expires - 5)
+      expect(until).toBeLessThanOrEqual(expires)
+    }
+
+    // Only playlists are served here: a signature for another key opens nothing.
+    const mp4Key = decodeURIComponent(new URL(mp4!.url).pathname.slice('/tk-hls/'.length))
+    const signer = new FileUrlSigner(secret)
+    const other = await app.inject({
+      url: `/files/${mp4Key}?${signer.sign(mp4Key, { expiresInSec: 60 })}`,
+    })
+    expect(other.statusCode).toBe(404)
+    const query = new URL(hls!.url, 'http://player.test').search
+    const bent = await app.inject({ url: `/files/${mp4Key}${query}` })
+    expect(bent.statusCode).toBe(403)
+
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { port } = app.server.address() as AddressInfo
+    const packets = await countPackets(`http://127.0.0.1:${port}${hls!.url}`, 'http,tcp')
+    expect(packets.video).toBeGreaterThan(250)
   })
 })
 
@@ -194,10 +288,10 @@ async function countPackets(
 }
 
 describe('signSegmentUris', () => {
-  const sign = (key: string) => `sig=${key}`
+  const sign = (key: string, uri: string) => `${uri}?sig=${key}`
   const key = 'assets/a1/j1/hls-1m.m3u8'
 
-  it("signs its own output's segments and leaves every other URI as written", () => {
+  it("signs its own output's segments and leaves every other URI as written", async () => {
     const playlist = [
       '#EXTM3U',
       '#EXTINF:10.0,',
@@ -213,7 +307,7 @@ describe('signSegmentUris', () => {
       'https://elsewhere.test/hls-1m-00003.ts',
       '',
     ].join('\n')
-    const lines = signSegmentUris(playlist, key, sign).split('\n')
+    const lines = (await signSegmentUris(playlist, key, sign)).split('\n')
     expect(lines[2]).toBe('hls-1m-00000.ts?sig=assets/a1/j1/hls-1m-00000.ts')
     expect(lines[4]).toBe('hls-1m-00001.ts?sig=assets/a1/j1/hls-1m-00001.ts\r')
     expect(lines.slice(5)).toEqual(playlist.split('\n').slice(5))
