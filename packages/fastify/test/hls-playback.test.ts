@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { s3Storage } from '@transcodekit/aws'
 import {
@@ -177,6 +178,28 @@ describe('HLS through signed file URLs', () => {
     const onDisk = await countPackets(`file:${join(t.storageRoot, keyOf(hls!.url))}`, 'file')
     expect(overHttp).toEqual(onDisk)
     expect(overHttp.video).toBeGreaterThan(250)
+  })
+})
+
+describe('a playlist too large to sign', () => {
+  it('answers 500, and a playlist within the bound is signed', async () => {
+    t = await makeApp({ worker: false, fileUrlSecret: secret })
+    const signer = new FileUrlSigner(secret)
+    const line = '#EXTINF:1.000000,\nbig-00000.ts\n'
+    const within = `#EXTM3U\n${line.repeat(Math.floor((1024 * 1024 - 8) / line.length))}`
+    const beyond = `${within}${line}`
+    await t.service.storage.put('a/j/big.m3u8', Readable.from([Buffer.from(within)]))
+    await t.service.storage.put('a/j/huge.m3u8', Readable.from([Buffer.from(beyond)]))
+    const big = await t.app.inject({
+      url: `/files/a/j/big.m3u8?${signer.sign('a/j/big.m3u8', { expiresInSec: 60 })}`,
+    })
+    expect(big.statusCode).toBe(200)
+    expect(big.body).toMatch(/^big-00000\.ts\?expires=\d+&signature=[\w-]{43}$/m)
+    const huge = await t.app.inject({
+      url: `/files/a/j/huge.m3u8?${signer.sign('a/j/huge.m3u8', { expiresInSec: 60 })}`,
+    })
+    expect(huge.statusCode).toBe(500)
+    expect(huge.json().code).toBe('TRANSCODEKIT_INTERNAL')
   })
 })
 

@@ -20,10 +20,10 @@ import type { TypedInstance } from '../typed-instance.ts'
 const MAX_AGE_SEC = 3600
 /**
  * The largest playlist the route signs in memory: a segment takes some 40 bytes (its
- * `#EXTINF` and URI lines), so this is about 580 hours of 10-second segments (58 hours of
- * 1-second ones), beyond any job the default limits allow (4 hours).
+ * `#EXTINF` and URI lines), so this is about 70 hours of 10-second segments (7 hours of
+ * 1-second ones), beyond what the default job limits allow (4 hours).
  */
-const MAX_PLAYLIST_BYTES = 8 * 1024 * 1024
+const MAX_PLAYLIST_BYTES = 1024 * 1024
 
 /** What the route sends for a key: the stored object, or a playlist signed in memory. */
 interface Representation {
