@@ -86,8 +86,9 @@ export interface ServerConfig {
       }
   snsTopicArns: string[]
   /**
-   * Signs the file URLs of local storage (`FILE_URL_SECRET`, 32+ bytes); without it, a secret
-   * generated once and kept in `dataDir`, so links outlive restarts.
+   * Signs the file URLs of local storage and the HLS playlists of S3 (`FILE_URL_SECRET`, 32+
+   * bytes); without it, a secret generated once and kept in `dataDir`, so links outlive
+   * restarts.
    */
   fileUrlSecret: string | null
   /**

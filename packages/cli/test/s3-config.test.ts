@@ -55,7 +55,7 @@ describe('the example server with STORAGE=s3 (s3rver)', () => {
     )
     expect(last.state).toBe('complete')
     const [output] = last.outputs
-    // A presigned URL of the bucket, not the local files route (which is not registered).
+    // A presigned URL of the bucket, not the files route (which serves its HLS playlists only).
     expect(output.url).toMatch(
       new RegExp(`^${s3.endpoint}/media-bucket/uploads/${asset.id}/${job.id}/flac\\.flac\\?`),
     )
@@ -67,7 +67,10 @@ describe('the example server with STORAGE=s3 (s3rver)', () => {
     expect(saved.status).toBe(200)
     expect(saved.headers.get('content-disposition')).toMatch(/^attachment; filename="tone\.flac"/)
     await saved.arrayBuffer()
-    expect((await fetch(`${server.url}/api/files/anything`)).status).toBe(404)
+    // The files route opens no bucket object without a signature of this server.
+    const unsigned = await fetch(`${server.url}/api/files/uploads/${asset.id}/${job.id}/flac.flac`)
+    expect(unsigned.status).toBe(403)
+    expect((await unsigned.json()).code).toBe('TRANSCODEKIT_FILE_URL_INVALID')
 
     const keys = await s3.listKeys('media-bucket')
     expect(keys.sort()).toEqual(

@@ -118,6 +118,29 @@ export function outputKey(
   return key
 }
 
+/**
+ * The file names of an HLS output's segments, as an ffmpeg pattern: `<stem>-%05d.ts` next to
+ * the playlist `<stem>.m3u8`. One place, because whoever serves a playlist grants its readers
+ * exactly the files of this pattern (`isHlsSegmentOf`).
+ */
+export function hlsSegmentPattern(playlistFile: string): string {
+  return `${stemOf(playlistFile)}-%05d.ts`
+}
+
+/** `true` when `key` is one of the segments `hlsSegmentPattern` names for `playlistKey`. */
+export function isHlsSegmentOf(playlistKey: string, key: string): boolean {
+  const folder = playlistKey.slice(0, playlistKey.lastIndexOf('/') + 1)
+  if (!key.startsWith(folder)) return false
+  const stem = stemOf(playlistKey.slice(folder.length))
+  const file = key.slice(folder.length)
+  return file.startsWith(`${stem}-`) && /^\d{5,}\.ts$/.test(file.slice(stem.length + 1))
+}
+
+function stemOf(file: string): string {
+  const dot = file.lastIndexOf('.')
+  return dot > 0 ? file.slice(0, dot) : file
+}
+
 /** Opaque cursor of a newest-first listing: the position after (`createdAt`, `id`). */
 export function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url')

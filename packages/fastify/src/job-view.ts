@@ -1,13 +1,21 @@
-import type { Asset, Job, Output, TranscodeService } from '@transcodekit/core'
+import {
+  type Asset,
+  FFMPEG_ENGINE_NAME,
+  type Job,
+  type Output,
+  type TranscodeService,
+} from '@transcodekit/core'
+import { isHlsPlaylistKey } from './http/hls-playlist.ts'
 import type { ResolvedOptions } from './plugin-options.ts'
 import type { JobView } from './schemas.ts'
 
-type UrlSettings = Pick<ResolvedOptions, 'serveFiles' | 'fileUrls' | 'urlExpiresInSec'>
+type UrlSettings = Pick<ResolvedOptions, 'serveFiles' | 'fileUrls' | 'urlExpiresInSec' | 'prefix'>
 
 /**
  * A job as the routes show it: storage keys stay inside, each complete output gets the URL to
  * play it from and the URL to download it under a name made from the asset's own filename.
- * Files served by this plugin get signed URLs; remote storage presigns its own.
+ * Files served by this plugin get signed URLs; remote storage presigns its own, but for HLS
+ * playlists, which this plugin serves with their segments presigned.
  */
 export async function jobView(
   service: TranscodeService,
@@ -21,7 +29,7 @@ export async function jobView(
     job.outputs.map(async (output) => {
       const urls =
         output.state === 'complete'
-          ? await outputUrls(service, settings, output, downloadName(asset, job, output))
+          ? await outputUrls(service, settings, job, output, downloadName(asset, job, output))
           : { url: null, downloadUrl: null }
       return {
         name: output.name,
@@ -57,21 +65,28 @@ export async function jobView(
 
 async function outputUrls(
   service: TranscodeService,
-  { serveFiles, fileUrls, urlExpiresInSec: expiresInSec }: UrlSettings,
+  { serveFiles, fileUrls, urlExpiresInSec: expiresInSec, prefix }: UrlSettings,
+  job: Job,
   output: Output,
   name: string,
 ): Promise<{ url: string; downloadUrl: string }> {
-  if (!serveFiles) {
+  const key = output.storageKey
+  // The file route signs the segments of the ffmpeg engine's playlists only: it knows how
+  // that engine names them. A remote engine's playlist keeps its presigned URL.
+  const playlistServedHere = isHlsPlaylistKey(key) && job.engine === FFMPEG_ENGINE_NAME
+  if (!serveFiles && !playlistServedHere) {
     return {
       url: await service.outputUrl(output, { expiresInSec }),
-      downloadUrl: await service.storage.url(output.storageKey, { expiresInSec, filename: name }),
+      downloadUrl: await service.storage.url(key, { expiresInSec, filename: name }),
     }
   }
-  const base = await service.storage.url(output.storageKey)
+  const base = serveFiles
+    ? await service.storage.url(key)
+    : `${prefix}/files/${key.split('/').map(encodeURIComponent).join('/')}`
   const join = base.includes('?') ? '&' : '?'
   return {
-    url: `${base}${join}${fileUrls.sign(output.storageKey, { expiresInSec })}`,
-    downloadUrl: `${base}${join}${fileUrls.sign(output.storageKey, { expiresInSec, download: name })}`,
+    url: `${base}${join}${fileUrls.sign(key, { expiresInSec })}`,
+    downloadUrl: `${base}${join}${fileUrls.sign(key, { expiresInSec, download: name })}`,
   }
 }
 

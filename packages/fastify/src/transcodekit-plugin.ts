@@ -76,7 +76,8 @@ const routes: FastifyPluginAsync<{ settings: ResolvedOptions }> = async (
     const webhooks = settings.service.webhooks
     if (webhooks) registerWebhookRoutes(api, settings, webhooks)
   })
-  if (settings.serveFiles) registerFileRoute(app, settings)
+  // Remote storage presigns its own URLs, but its HLS playlists are served here (see the route).
+  registerFileRoute(app, settings)
   if (settings.notifications) await instance.register(registerNotificationRoute, { settings })
 }
 
@@ -98,11 +99,12 @@ async function transcodekit(fastify: FastifyInstance, options: TranscodekitPlugi
         `transcodekit: the storage's URLs do not point at ${settings.prefix}/files/: set its baseUrl`,
       )
     }
-    if (options.fileUrlSecret === undefined) {
-      fastify.log.info(
-        'transcodekit: file URLs are signed with a key made by this process: set `fileUrlSecret` so that they outlive a restart and work across processes',
-      )
-    }
+  }
+  // With remote storage too: HLS playlists are served at signed URLs.
+  if (options.fileUrlSecret === undefined) {
+    fastify.log.info(
+      'transcodekit: file URLs are signed with a key made by this process: set `fileUrlSecret` so that they outlive a restart and work across processes',
+    )
   }
   await fastify.register(routes, { prefix: settings.prefix, settings })
 }

@@ -11,7 +11,7 @@ import {
   NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
-import { assertValidKey } from '../keys.ts'
+import { assertValidKey, hlsSegmentPattern } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
 import { errorText } from '../logging/error-text.ts'
@@ -223,6 +223,12 @@ const DECODE_PATTERNS = [
 ]
 
 /**
+ * The `engine` of the jobs this engine runs. Its HLS outputs name their segments
+ * `hlsSegmentPattern`: a web layer that serves their playlists can sign exactly those.
+ */
+export const FFMPEG_ENGINE_NAME = 'ffmpeg'
+
+/**
  * The local engine: one ffmpeg process per job decodes the input once and writes every
  * output. Outputs are written to a private folder and stored only once all of them are
  * complete, so no partial output is ever visible.
@@ -237,7 +243,7 @@ const DECODE_PATTERNS = [
  * the job is `complete`, that output `error` with code `NO_FRAME`, and nothing of it stored.
  */
 export class FfmpegEngine implements Engine {
-  readonly name = 'ffmpeg'
+  readonly name = FFMPEG_ENGINE_NAME
   readonly #options: ResolvedOptions
 
   #binaries: Promise<{ ffmpeg: BinaryVersion; ffprobe: BinaryVersion }> | null = null
@@ -418,12 +424,11 @@ export class FfmpegEngine implements Engine {
       const file = output.key.slice(slash + 1)
       const dir = join(work, `out-${index}`)
       await mkdir(dir)
-      const stem = file.includes('.') ? file.slice(0, file.lastIndexOf('.')) : file
       const plan = ffmpegOutputArgs(output.preset, {
         index,
         media: request.input.media,
         path: join(dir, file),
-        segmentPattern: join(dir, `${stem}-%05d.ts`),
+        segmentPattern: join(dir, hlsSegmentPattern(file)),
         x264Preset: this.#options.x264Preset,
       })
       planned.push({

@@ -1,3 +1,5 @@
+import { isHlsPlaylist } from './hls-playlist.ts'
+
 /*
  * Content-Disposition for a stored file. The name may come from a client (an original file
  * name), so it is cleaned twice: an ASCII fallback for old clients and an RFC 5987 `filename*`
@@ -8,11 +10,19 @@
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
-/** `inline` only for types a browser plays or shows without running anything. */
+/**
+ * `inline` only for types a browser plays or shows without running anything: media, and HLS
+ * playlists (a player reads them; a browser that does not, saves them).
+ */
 export function isInlineType(contentType: string): boolean {
   const type = contentType.split(';')[0]!.trim().toLowerCase()
   if (type === 'image/svg+xml') return false
-  return type.startsWith('audio/') || type.startsWith('video/') || type.startsWith('image/')
+  return (
+    type.startsWith('audio/') ||
+    type.startsWith('video/') ||
+    type.startsWith('image/') ||
+    isHlsPlaylist(type)
+  )
 }
 
 export function contentDisposition(kind: 'inline' | 'attachment', filename: string): string {

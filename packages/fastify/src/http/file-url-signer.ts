@@ -51,9 +51,17 @@ export class FileUrlSigner {
   sign(key: string, options: SignFileUrlOptions): string {
     const now = options.now ?? Date.now()
     const expires = Math.ceil((now / 1000 + options.expiresInSec) / 60) * 60
+    return this.signUntil(key, expires, options.download)
+  }
+
+  /**
+   * The query string that makes `key`'s URL valid until `expires` (seconds since the epoch,
+   * as `verify` returns it): how a served playlist hands its segments the playlist's expiry.
+   */
+  signUntil(key: string, expires: number, download?: string): string {
     const query = new URLSearchParams({ expires: String(expires) })
-    if (options.download !== undefined) query.set('download', options.download)
-    query.set('signature', this.#mac(key, expires, options.download ?? null).toString('base64url'))
+    if (download !== undefined) query.set('download', download)
+    query.set('signature', this.#mac(key, expires, download ?? null).toString('base64url'))
     return query.toString()
   }
 
