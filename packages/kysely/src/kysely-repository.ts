@@ -14,6 +14,7 @@ import {
   type Owner,
   type Page,
   type Preset,
+  type ProbedMedia,
   pageLimit,
   type Repository,
   TERMINAL_STATES,
@@ -97,7 +98,7 @@ export class KyselyRepository implements Repository {
           content_type: asset.contentType,
           size: asset.size,
           sha256: asset.sha256,
-          media: JSON.stringify(asset.media),
+          media: asset.media && JSON.stringify(asset.media),
           created_at: asset.createdAt,
         })
         .execute()
@@ -113,6 +114,19 @@ export class KyselyRepository implements Repository {
     if (!UUID.test(id)) return null
     const [row] = (await this.#compiled.assetById.run(this.#db, id)).rows
     return row ? toAsset(row) : null
+  }
+
+  async setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null> {
+    if (!UUID.test(id)) return null
+    // Only while still NULL: a job delivered again keeps the first probe's answer.
+    const row = await this.#db
+      .updateTable('assets')
+      .set({ media: JSON.stringify(probed.media), content_type: probed.contentType })
+      .where('id', '=', id)
+      .where('media', 'is', null)
+      .returningAll()
+      .executeTakeFirst()
+    return row ? toAsset(row) : this.getAsset(id)
   }
 
   async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {

@@ -2,6 +2,7 @@ import {
   AbortedError,
   IdempotencyConflictError,
   IncompatiblePresetError,
+  InvalidRequestError,
   InvalidStateError,
   NotFoundError,
 } from '../errors.ts'
@@ -24,7 +25,7 @@ import type { ListAssetsRequest, ListJobsRequest, Repository } from '../ports/re
 import type { Storage } from '../ports/storage.ts'
 import { JobPresets } from '../presets/job-presets.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
-import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
+import type { Preset } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
 import { FileHasher } from '../spool/file-hasher.ts'
 import { type ServiceWebhooks, serviceWebhooks } from '../webhooks/service-webhooks.ts'
@@ -37,6 +38,7 @@ import { JobRunner } from './job-runner.ts'
 import { JobSubmitter } from './job-submission.ts'
 import { watchJob } from './job-watch.ts'
 import { JobWriter } from './job-writer.ts'
+import { checkPresetsFit } from './media-probe.ts'
 import { inScope } from './service-support.ts'
 import {
   type IngestOptions,
@@ -138,6 +140,7 @@ export class TranscodeService {
       engine: this.engine,
       writer: this.#writer,
       settings: this.#settings,
+      probes: this.#probes,
     })
     // Upload spools of processes that died mid-upload: at start, then now and then.
     void watchLeftovers(this.#settings.tmpDir, { logger: this.#logger })
@@ -183,26 +186,29 @@ export class TranscodeService {
     return asset
   }
 
-  /** Resolves preset names against the catalog and checks that they apply to the asset. */
+  /**
+   * Resolves preset names against the catalog and checks that they apply to the asset. An
+   * asset not probed yet (`media: null`) has no defaults (they depend on its streams): it
+   * needs `names`, and whether they fit its streams is checked by the worker once it probes.
+   */
   resolvePresets(
     asset: Asset,
     names?: readonly string[],
     available: JobPresets = new JobPresets(this.presets),
   ): Preset[] {
-    const hasVideo = asset.media.streams.some((s) => s.type === 'video')
-    const hasAudio = asset.media.streams.some((s) => s.type === 'audio')
+    const named = names && names.length > 0
+    if (!asset.media && !named) {
+      throw new InvalidRequestError(
+        'INVALID_REQUEST',
+        `asset ${asset.id} has not been probed yet: name the presets of its job`,
+      )
+    }
     const { defaultPresets } = this.#settings
-    const chosen =
-      names && names.length > 0 ? names : hasVideo ? defaultPresets.video : defaultPresets.audio
+    const hasVideo = asset.media?.streams.some((s) => s.type === 'video') ?? false
+    const chosen = named ? names : hasVideo ? defaultPresets.video : defaultPresets.audio
     const presets = available.resolveAll(chosen)
+    if (asset.media) checkPresetsFit(asset.media, presets)
     for (const preset of presets) {
-      const needs = presetNeeds(preset)
-      if (needs === 'video' && !hasVideo) {
-        throw new IncompatiblePresetError(`preset ${preset.id} needs a video input`)
-      }
-      if (needs === 'audio' && !hasAudio && !preset.video) {
-        throw new IncompatiblePresetError(`preset ${preset.id} needs an audio input`)
-      }
       const reason = this.engine.unsupportedReason?.(preset)
       if (reason) throw new IncompatiblePresetError(reason)
     }
@@ -218,7 +224,8 @@ export class TranscodeService {
     const asset = await this.getAsset(assetId, options)
     const available = new JobPresets(this.presets, options.customPresets)
     const presets = this.resolvePresets(asset, options.presets, available)
-    checkJobLimits(asset.media, presets, this.#settings.limits)
+    // Not probed yet: the worker checks the limits once it has.
+    if (asset.media) checkJobLimits(asset.media, presets, this.#settings.limits)
     // The names the client used, kept beside the canonical ids (the first name of each preset).
     const requested = new Map<string, string>()
     for (const name of options.presets ?? []) {
@@ -239,7 +246,13 @@ export class TranscodeService {
     body: UploadBody,
     options: IngestOptions & TranscodeOptions = {},
   ): Promise<{ asset: Asset; job: Job }> {
-    // Unknown presets fail before a byte is stored.
+    // Unknown presets, or none for an upload probed later, fail before a byte is stored.
+    if (options.probe === 'deferred' && !options.presets?.length) {
+      throw new InvalidRequestError(
+        'INVALID_REQUEST',
+        'an upload probed later must name the presets of its job (the defaults depend on its streams)',
+      )
+    }
     if (options.presets && options.presets.length > 0) {
       new JobPresets(this.presets, options.customPresets).resolveAll(options.presets)
     }

@@ -92,6 +92,15 @@ export interface IngestOptions {
   signal?: AbortSignal
   /** Overrides `maxInputBytes` for this call. */
   maxBytes?: number
+  /**
+   * When ffprobe reads the upload. `'now'`: before the asset is recorded, so that what is not
+   * media is refused at once. `'deferred'`: the asset is recorded with `media: null` (the
+   * cheap sniff still refuses text at once) and the worker probes it before its first job
+   * runs, failing that job with the code the upload would have got (`UNSUPPORTED_MEDIA`, a
+   * limit's). For bulk imports, whose acceptance must not wait for one process per file;
+   * the job must name its presets. @default 'now'
+   */
+  probe?: 'now' | 'deferred'
 }
 
 export interface TranscodeOptions extends OwnerScope {

@@ -13,6 +13,7 @@ import type { Storage } from '../ports/storage.ts'
 import type { FileHasher } from '../spool/file-hasher.ts'
 import { spoolUpload } from '../spool/spool-upload.ts'
 import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
+import { probeLocalFile } from './media-probe.ts'
 import type { IngestOptions, ServiceSettings } from './transcoder-options.ts'
 
 export type UploadBody = NodeJS.ReadableStream | AsyncIterable<Uint8Array>
@@ -28,10 +29,19 @@ export interface IngestContext {
 }
 
 /**
+ * How an original not probed yet is stored: only the probe can name its format (the sniff
+ * refuses text, it does not identify containers), and a wrong guess would outlive the probe
+ * in the key. Nothing reads the extension: the engine opens the input with the demuxer the
+ * probe named.
+ */
+const NOT_YET_PROBED = { contentType: 'application/octet-stream', extension: 'bin' }
+
+/**
  * Streams an upload to a spool file (written once: local storage renames it into place) while
  * counting it and hashing it on another thread, checks that its bytes
  * are audio or video (never trusting its name or claimed type), then stores it and records
- * the asset. Anything refused leaves nothing behind.
+ * the asset. Anything refused leaves nothing behind. With `probe: 'deferred'` only the sniff
+ * checks it now; the asset is recorded with `media: null` and its first job probes it.
  */
 export async function ingestUpload(
   body: UploadBody,
@@ -50,16 +60,11 @@ export async function ingestUpload(
     })
     const rejection = await sniffFileRejection(spool)
     if (rejection) throw new UnsupportedMediaError(rejection)
-    const media = await probes.run(
-      () =>
-        settings.probe(spool, {
-          signal: options.signal,
-          // A frame the limits refuse anyway is never decoded, not even by the probe.
-          maxFramePixels: settings.limits.maxFramePixels,
-        }),
-      options.signal,
-    )
-    const { contentType, extension } = describeMedia(media)
+    const media =
+      options.probe === 'deferred'
+        ? null
+        : await probeLocalFile(spool, { settings, probes }, options.signal)
+    const { contentType, extension } = media ? describeMedia(media) : NOT_YET_PROBED
     const id = randomUUID()
     const key = originalKey(settings.keyPrefix, id, extension)
     stored = key

@@ -41,16 +41,38 @@ export function repositoryConformance(
         expect(await repository.getAsset(randomUUID())).toBeNull()
       }))
 
+    it('stores an asset not probed yet with media null, and records its probe once', () =>
+      withRepository(async (repository) => {
+        const probed = makeAsset()
+        const asset = makeAsset({ media: null, contentType: 'application/octet-stream' })
+        await repository.createAsset(asset)
+        expect(await repository.getAsset(asset.id)).toEqual(asset)
+
+        const first = { media: probed.media!, contentType: 'audio/mpeg' }
+        const recorded = await repository.setAssetMedia(asset.id, first)
+        expect(recorded).toEqual({ ...asset, ...first })
+        expect(await repository.getAsset(asset.id)).toEqual({ ...asset, ...first })
+
+        // A job delivered again probes again: the first answer stays.
+        const second = {
+          media: { ...probed.media!, formatName: 'wav', durationSec: 99 },
+          contentType: 'audio/wav',
+        }
+        expect(await repository.setAssetMedia(asset.id, second)).toEqual({ ...asset, ...first })
+        expect(await repository.getAsset(asset.id)).toEqual({ ...asset, ...first })
+        expect(await repository.setAssetMedia(randomUUID(), first)).toBeNull()
+      }))
+
     it('keeps its own copy of what goes in and comes out', () =>
       withRepository(async (repository) => {
         const asset = makeAsset()
         await repository.createAsset(asset)
         const expected = structuredClone(asset)
         asset.size = 1
-        asset.media.streams[0]!.codec = 'changed'
+        asset.media!.streams[0]!.codec = 'changed'
         const got = (await repository.getAsset(asset.id))!
         expect(got).toEqual(expected)
-        got.media.streams.length = 0
+        got.media!.streams.length = 0
         expect(await repository.getAsset(asset.id)).toEqual(expected)
 
         const { job } = await repository.createJob(makeJob(asset.id))
