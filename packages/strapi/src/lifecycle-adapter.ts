@@ -215,6 +215,8 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
       idempotencyKey,
       signal: opts.signal,
       probe,
+      // Looked up just above, before the original was opened.
+      lookUpKeyFirst: false,
     })
     return { status: 'submitted', file, job, asset }
   }

@@ -41,6 +41,7 @@ import { JobWriter } from './job-writer.ts'
 import { checkPresetsFit } from './media-probe.ts'
 import { inScope } from './service-support.ts'
 import {
+  type IngestAndTranscodeOptions,
   type IngestOptions,
   type OwnerScope,
   resolveTranscoderOptions,
@@ -52,6 +53,7 @@ import { ingestUpload, sha256Of, type UploadBody } from './upload-ingest.ts'
 
 export type { JobEvent } from './job-events.ts'
 export type {
+  IngestAndTranscodeOptions,
   IngestOptions,
   OwnerScope,
   TranscodeOptions,
@@ -221,7 +223,11 @@ export class TranscodeService {
    * with a different request is an `IdempotencyConflictError`.
    */
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
-    const asset = await this.getAsset(assetId, options)
+    return this.#transcodeAsset(await this.getAsset(assetId, options), options)
+  }
+
+  /** `transcode` of an asset already read (and in the caller's scope). */
+  #transcodeAsset(asset: Asset, options: TranscodeOptions): Promise<Job> {
     const available = new JobPresets(this.presets, options.customPresets)
     const presets = this.resolvePresets(asset, options.presets, available)
     // Not probed yet: the worker checks the limits once it has.
@@ -244,7 +250,7 @@ export class TranscodeService {
   /** One call does both: ingest an upload and create its job. */
   async ingestAndTranscode(
     body: UploadBody,
-    options: IngestOptions & TranscodeOptions = {},
+    options: IngestAndTranscodeOptions = {},
   ): Promise<{ asset: Asset; job: Job }> {
     // Unknown presets, or none for an upload probed later, fail before a byte is stored.
     if (options.probe === 'deferred' && !options.presets?.length) {
@@ -256,7 +262,7 @@ export class TranscodeService {
     if (options.presets && options.presets.length > 0) {
       new JobPresets(this.presets, options.customPresets).resolveAll(options.presets)
     }
-    if (options.idempotencyKey) {
+    if (options.idempotencyKey && options.lookUpKeyFirst !== false) {
       const existing = await this.repository.getJobByIdempotencyKey(
         options.idempotencyKey,
         options.owner ?? DEFAULT_OWNER,
@@ -267,12 +273,12 @@ export class TranscodeService {
         const sha256 = await sha256Of(body)
         const asset = await this.getAsset(existing.assetId)
         if (sha256 !== asset.sha256) throw new IdempotencyConflictError(options.idempotencyKey)
-        return { asset, job: await this.transcode(asset.id, options) }
+        return { asset, job: await this.#transcodeAsset(asset, options) }
       }
     }
     const asset = await this.ingest(body, options)
     try {
-      const job = await this.transcode(asset.id, options)
+      const job = await this.#transcodeAsset(asset, options)
       if (job.assetId !== asset.id) {
         // Lost a race on the idempotency key: the other request's asset wins.
         await this.deleteAsset(asset.id)

@@ -116,6 +116,17 @@ export interface TranscodeOptions extends OwnerScope {
   idempotencyKey?: string | null
 }
 
+export interface IngestAndTranscodeOptions extends IngestOptions, TranscodeOptions {
+  /**
+   * Look the idempotency key up before reading the body, so that a retried request stores
+   * nothing (its body is only hashed, to tell a retry from a conflict). `false` for a caller
+   * that has just looked it up itself (the CMS adapter, whose resend must not even open the
+   * original): a job made under the key meanwhile is still found by the repository's unique
+   * key, and the asset stored for nothing removed. @default true
+   */
+  lookUpKeyFirst?: boolean
+}
+
 /** The service's settings, every default applied: what its parts are given. */
 export interface ServiceSettings {
   keyPrefix: string
