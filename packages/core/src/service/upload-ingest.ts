@@ -6,7 +6,7 @@ import { AbortedError, outOfSpace, TranscodeKitError, UnsupportedMediaError } fr
 import { originalKey } from '../keys.ts'
 import { processTag } from '../leftovers/leftover-sweeper.ts'
 import { errorText } from '../logging/error-text.ts'
-import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
+import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
@@ -53,12 +53,12 @@ export async function ingestUpload(
   const spool = join(settings.tmpDir, `${processTag()}-${randomUUID()}.upload`)
   let stored: string | null = null
   try {
-    const { size, sha256 } = await spoolUpload(body, spool, {
+    const { size, sha256, head } = await spoolUpload(body, spool, {
       maxBytes: limit,
       hasher,
       signal: options.signal,
     })
-    const rejection = await sniffFileRejection(spool)
+    const rejection = sniffRejection(head)
     if (rejection) throw new UnsupportedMediaError(rejection)
     const media =
       options.probe === 'deferred'
