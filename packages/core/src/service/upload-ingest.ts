@@ -52,6 +52,8 @@ export async function ingestUpload(
   await mkdir(settings.tmpDir, { recursive: true })
   const spool = join(settings.tmpDir, `${processTag()}-${randomUUID()}.upload`)
   let stored: string | null = null
+  // Until the storage takes the spool over (`putFile` moves it): left to remove.
+  let spooled = true
   try {
     const { size, sha256, head } = await spoolUpload(body, spool, {
       maxBytes: limit,
@@ -70,6 +72,7 @@ export async function ingestUpload(
     stored = key
     if (storage.putFile) {
       await storage.putFile(key, spool, { contentType, signal: options.signal })
+      spooled = false
     } else {
       await storage.put(key, createReadStream(spool), { contentType, signal: options.signal })
     }
@@ -103,7 +106,7 @@ export async function ingestUpload(
     }
     throw error
   } finally {
-    await rm(spool, { force: true })
+    if (spooled) await rm(spool, { force: true })
   }
 }
 
