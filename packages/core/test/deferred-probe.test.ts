@@ -8,6 +8,7 @@ import {
   ffmpegEngine,
   InvalidRequestError,
   inProcessQueue,
+  type JobLimits,
   localStorage,
   memoryRepository,
   type ProbeOptions,
@@ -39,7 +40,9 @@ function remoteLike(storage: Storage): Storage {
   }
 }
 
-function makeService(options: { storage?: Storage; concurrency?: number } = {}) {
+function makeService(
+  options: { storage?: Storage; concurrency?: number; limits?: JobLimits } = {},
+) {
   return createTranscoder({
     storage: options.storage ?? localStorage({ root: join(dir, 'files') }),
     engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
@@ -49,6 +52,7 @@ function makeService(options: { storage?: Storage; concurrency?: number } = {}) 
     probe: countedProbe,
     pollIntervalMs: 50,
     worker: { concurrency: options.concurrency ?? 1 },
+    limits: options.limits,
   })
 }
 
@@ -122,6 +126,21 @@ describe("ingest with probe: 'deferred'", () => {
     expect(done.state).toBe('error')
     expect(done.errorCode).toBe('INCOMPATIBLE_PRESET')
     expect(done.outputs.map((o) => o.state)).toEqual(['error'])
+  })
+
+  it("fails the job of an original over the limits with the limit's code, once probed", async () => {
+    await service.close()
+    service = makeService({ limits: { maxDurationSec: 0.5 } })
+    const tone = await makeTone(join(dir, 'tone.wav'), { seconds: 1, format: 'wav' })
+    const { asset, job } = await service.ingestAndTranscode(createReadStream(tone), {
+      presets: ['flac'],
+      probe: 'deferred',
+    })
+    const done = await jobEnd(service, job.id)
+    expect(done.state).toBe('error')
+    expect(done.errorCode).toBe('MEDIA_TOO_LONG')
+    expect(done.outputs.map((o) => o.state)).toEqual(['error'])
+    expect((await service.getAsset(asset.id)).media?.durationSec).toBeCloseTo(1, 1)
   })
 
   it('refuses an upload that names no presets before storing anything', async () => {
