@@ -26,6 +26,7 @@ import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.t
 import { resolveSchema } from './kysely-migrations.ts'
 import { KyselyWebhookStore } from './kysely-webhook-store.ts'
 import { newestFirstPage } from './newest-first-page.ts'
+import { SendBatcher } from './send-batcher.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -66,6 +67,10 @@ export class KyselyRepository implements Repository {
   /** The reads that every status poll and every job update makes, compiled once. */
   readonly #compiled: ReturnType<typeof compileReads>
   readonly #webhooks: KyselyWebhookStore
+  readonly #keyLookups = new SendBatcher<KeyLookup, Job | null>(
+    (lookups) => this.#jobsByKeys(lookups),
+    MAX_KEY_LOOKUPS,
+  )
 
   constructor(options: KyselyRepositoryOptions) {
     if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
@@ -270,9 +275,33 @@ export class KyselyRepository implements Repository {
     return row ? toJob(row) : null
   }
 
-  async getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
-    const [row] = (await this.#compiled.jobByKey.run(this.#db, owner, key)).rows
-    return row ? toJob(row) : null
+  getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
+    return this.#keyLookups.add({ owner, key })
+  }
+
+  /**
+   * The jobs of many keys in one statement: a CMS burst looks up a key per event, and a
+   * round trip each cost as much as the rest of the event. A lone lookup runs as the
+   * compiled statement.
+   */
+  async #jobsByKeys(lookups: KeyLookup[]): Promise<Array<Job | null>> {
+    if (lookups.length === 1) {
+      const [{ owner, key }] = lookups as [KeyLookup]
+      const [row] = (await this.#compiled.jobByKey.run(this.#db, owner, key)).rows
+      return [row ? toJob(row) : null]
+    }
+    const owners = lookups.map((lookup) => lookup.owner)
+    const keys = lookups.map((lookup) => lookup.key)
+    const rows = await selectJobs(this.#db)
+      .where(
+        sql<boolean>`(jobs.owner, jobs.idempotency_key) in (select * from unnest(${owners}::text[], ${keys}::text[]))`,
+      )
+      .execute()
+    const found = new Map(rows.map((row) => [keyScope(row.owner, row.idempotency_key), row]))
+    return lookups.map(({ owner, key }) => {
+      const row = found.get(keyScope(owner, key))
+      return row ? toJob(row) : null
+    })
   }
 
   async getJobByEngineJobId(engine: string, engineJobId: string): Promise<Job | null> {
@@ -359,6 +388,18 @@ export class KyselyRepository implements Repository {
 /** Makes the `Repository` on a Kysely instance the app owns. Run `migrateToLatest` first. */
 export function kyselyRepository(options: KyselyRepositoryOptions): KyselyRepository {
   return new KyselyRepository(options)
+}
+
+interface KeyLookup {
+  owner: Owner
+  key: string
+}
+
+// The most idempotency keys one statement looks up.
+const MAX_KEY_LOOKUPS = 500
+
+function keyScope(owner: string, key: string | null): string {
+  return `${owner}\0${key}`
 }
 
 // What the compiled reads are built with, in place of the values each run passes.

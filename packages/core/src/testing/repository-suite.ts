@@ -468,6 +468,25 @@ export function repositoryConformance(
         expect((await repository.getJobByIdempotencyKey(key, ownerB))?.id).toBe(b.job.id)
         expect(await repository.getJobByIdempotencyKey(key, `c-${randomUUID()}`)).toBeNull()
 
+        // Many lookups at once (a CMS burst; an adapter may answer them in one statement):
+        // each gets its own owner's job, or null.
+        const asked = [
+          [key, ownerA, a.job.id],
+          [key, ownerB, b.job.id],
+          [key, `c-${randomUUID()}`, null],
+          [`key-${randomUUID()}`, ownerA, null],
+        ] as const
+        const answers = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => {
+            const [k, owner] = asked[i % asked.length]!
+            return repository.getJobByIdempotencyKey(k, owner)
+          }),
+        )
+        expect(answers.map((job) => job?.id ?? null)).toEqual(
+          Array.from({ length: 40 }, (_, i) => asked[i % asked.length]![2]),
+        )
+        expect(answers[1]).toEqual(b.job)
+
         // Concurrent creates of two owners with one key: one job each, never the other's.
         const raceKey = `key-${randomUUID()}`
         const inputs = Array.from({ length: 10 }, (_, i) =>
