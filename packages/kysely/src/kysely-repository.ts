@@ -67,9 +67,13 @@ export class KyselyRepository implements Repository {
   /** The reads that every status poll and every job update makes, compiled once. */
   readonly #compiled: ReturnType<typeof compileReads>
   readonly #webhooks: KyselyWebhookStore
+  readonly #assetInserts = new SendBatcher<Asset, undefined>(
+    (assets) => this.#insertAssets(assets),
+    MAX_BATCH,
+  )
   readonly #keyLookups = new SendBatcher<KeyLookup, Job | null>(
     (lookups) => this.#jobsByKeys(lookups),
-    MAX_KEY_LOOKUPS,
+    MAX_BATCH,
   )
 
   constructor(options: KyselyRepositoryOptions) {
@@ -92,26 +96,41 @@ export class KyselyRepository implements Repository {
 
   async createAsset(asset: Asset): Promise<void> {
     assertId(asset.id, 'asset')
+    await this.#assetInserts.add(asset)
+  }
+
+  /**
+   * Assets created in one turn of the event loop (a CMS burst's) go in one statement. A row
+   * the database refuses fails the whole statement, so then each is inserted alone, for its
+   * own answer.
+   */
+  async #insertAssets(assets: Asset[]): Promise<Array<undefined | Error>> {
     try {
       await this.#db
         .insertInto('assets')
-        .values({
-          id: asset.id,
-          owner: asset.owner,
-          storage_key: asset.storageKey,
-          original_filename: asset.originalFilename,
-          content_type: asset.contentType,
-          size: asset.size,
-          sha256: asset.sha256,
-          media: asset.media && JSON.stringify(asset.media),
-          created_at: asset.createdAt,
-        })
+        .values(
+          assets.map((asset) => ({
+            id: asset.id,
+            owner: asset.owner,
+            storage_key: asset.storageKey,
+            original_filename: asset.originalFilename,
+            content_type: asset.contentType,
+            size: asset.size,
+            sha256: asset.sha256,
+            media: asset.media && JSON.stringify(asset.media),
+            created_at: asset.createdAt,
+          })),
+        )
         .execute()
+      return assets.map(() => undefined)
     } catch (error) {
-      if (sqlState(error) === UNIQUE_VIOLATION) {
-        throw new InvalidStateError(`asset ${asset.id} already exists`)
+      if (assets.length > 1) {
+        return Promise.all(assets.map(async (asset) => (await this.#insertAssets([asset]))[0]))
       }
-      throw error
+      if (sqlState(error) === UNIQUE_VIOLATION) {
+        return [new InvalidStateError(`asset ${assets[0]?.id} already exists`)]
+      }
+      return [error instanceof Error ? error : new Error(String(error))]
     }
   }
 
@@ -395,8 +414,8 @@ interface KeyLookup {
   key: string
 }
 
-// The most idempotency keys one statement looks up.
-const MAX_KEY_LOOKUPS = 500
+// The most idempotency keys one statement looks up, or assets it inserts.
+const MAX_BATCH = 500
 
 function keyScope(owner: string, key: string | null): string {
   return `${owner}\0${key}`

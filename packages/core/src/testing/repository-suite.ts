@@ -41,6 +41,26 @@ export function repositoryConformance(
         expect(await repository.getAsset(randomUUID())).toBeNull()
       }))
 
+    it('refuses an asset id that exists, and gives assets created at once their own answers', () =>
+      withRepository(async (repository) => {
+        const first = makeAsset()
+        await repository.createAsset(first)
+        await expect(repository.createAsset(makeAsset({ id: first.id }))).rejects.toMatchObject({
+          code: 'INVALID_STATE',
+        })
+        // A burst with one duplicate among them (an adapter may insert them in one statement).
+        const burst = Array.from({ length: 9 }, (_, i) =>
+          i === 4 ? makeAsset({ id: first.id, size: 1 }) : makeAsset(),
+        )
+        const outcomes = await Promise.allSettled(burst.map((a) => repository.createAsset(a)))
+        expect(outcomes.map((o) => o.status)).toEqual(
+          burst.map((_, i) => (i === 4 ? 'rejected' : 'fulfilled')),
+        )
+        for (const [i, asset] of burst.entries()) {
+          expect(await repository.getAsset(asset.id)).toEqual(i === 4 ? first : asset)
+        }
+      }))
+
     it('stores an asset not probed yet with media null, and records its probe once', () =>
       withRepository(async (repository) => {
         const probed = makeAsset()
