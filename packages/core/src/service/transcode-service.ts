@@ -172,9 +172,10 @@ export class TranscodeService {
   }
 
   /**
-   * Streams an upload to a spool file while counting it and hashing it (on another thread), checks that its bytes
-   * are audio or video (never trusting its name or claimed type), then stores it and records
-   * the asset. Anything refused leaves nothing behind.
+   * Streams an upload to a spool file while counting it and hashing it (a large one on
+   * another thread), checks that its bytes are audio or video (never trusting its name or
+   * claimed type), then stores it and records the asset. Anything refused leaves nothing
+   * behind. With `probe: 'deferred'`, ffprobe reads it later, in the worker of its first job.
    */
   async ingest(body: UploadBody, options: IngestOptions = {}): Promise<Asset> {
     const asset = await ingestUpload(body, options, {

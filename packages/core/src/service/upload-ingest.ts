@@ -38,7 +38,7 @@ const NOT_YET_PROBED = { contentType: 'application/octet-stream', extension: 'bi
 
 /**
  * Streams an upload to a spool file (written once: local storage renames it into place) while
- * counting it and hashing it on another thread, checks that its bytes
+ * counting it and hashing it (a large one on another thread), checks that its bytes
  * are audio or video (never trusting its name or claimed type), then stores it and records
  * the asset. Anything refused leaves nothing behind. With `probe: 'deferred'` only the sniff
  * checks it now; the asset is recorded with `media: null` and its first job probes it.
