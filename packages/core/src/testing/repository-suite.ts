@@ -161,6 +161,47 @@ export function repositoryConformance(
         }
       }))
 
+    it('gives jobs created at once their own answers: made, found by key, or refused', () =>
+      withRepository(async (repository) => {
+        const asset = await createAsset(repository)
+        const taken = await repository.createJob(makeJob(asset.id))
+        const sharedKey = `key-${randomUUID()}`
+        // A burst (an adapter may write it in one statement) with rows the database refuses.
+        const burst = [
+          makeJob(asset.id, { idempotencyKey: `key-${randomUUID()}` }),
+          makeJob(asset.id, { idempotencyKey: sharedKey, requestHash: 'shared' }),
+          makeJob(randomUUID()),
+          makeJob(asset.id, { idempotencyKey: sharedKey, requestHash: 'shared' }),
+          makeJob(asset.id, { id: taken.job.id }),
+          makeJob(asset.id),
+        ]
+        const outcomes = await Promise.allSettled(burst.map((job) => repository.createJob(job)))
+        expect(outcomes.map((o) => o.status)).toEqual([
+          'fulfilled',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+        ])
+        const value = (i: number) =>
+          (outcomes[i] as PromiseFulfilledResult<Awaited<ReturnType<Repository['createJob']>>>)
+            .value
+        const reason = (i: number) => (outcomes[i] as PromiseRejectedResult).reason
+        expect(reason(2)).toMatchObject({ code: 'NOT_FOUND' })
+        expect(reason(4)).toMatchObject({ code: 'INVALID_STATE' })
+        expect(value(0)).toMatchObject({ created: true, job: { id: burst[0]!.id } })
+        expect(value(5)).toMatchObject({ created: true, job: { id: burst[5]!.id } })
+        // One key, one job: the other of the pair finds it, whole.
+        expect([value(1).created, value(3).created].sort()).toEqual([false, true])
+        expect(value(3).job).toEqual(value(1).job)
+        expect(value(1).job.outputs).toHaveLength(burst[1]!.outputs.length)
+        expect(value(3).requestHash).toBe('shared')
+        expect(await repository.getJob(burst[2]!.id)).toBeNull()
+        expect((await repository.getJob(taken.job.id))?.assetId).toBe(asset.id)
+        for (const i of [0, 5]) expect(await repository.getJob(burst[i]!.id)).toEqual(value(i).job)
+      }))
+
     it('creates a job submitted, at 0 %, with its outputs', () =>
       withRepository(async (repository) => {
         const asset = await createAsset(repository)
