@@ -64,7 +64,11 @@ export interface Asset {
   contentType: string
   size: number
   sha256: string
-  media: MediaInfo
+  /**
+   * What the probe learned; `null` until a worker probes an asset ingested with
+   * `probe: 'deferred'` (its first job does, before anything else).
+   */
+  media: MediaInfo | null
   createdAt: Date
 }
 

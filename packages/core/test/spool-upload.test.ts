@@ -36,8 +36,25 @@ describe('spoolUpload', () => {
     const data = randomBytes(37 * MIB + 12_345)
     const path = join(dir, 'big')
     const spooled = await spoolUpload(chunks(data), path, { maxBytes: data.length, hasher })
-    expect(spooled).toEqual({ size: data.length, sha256: sha256(data) })
+    expect(spooled).toEqual({
+      size: data.length,
+      sha256: sha256(data),
+      head: data.subarray(0, 4096),
+    })
     expect((await readFile(path)).equals(data)).toBe(true)
+  })
+
+  it('hashes a body in-line up to 1 MiB, and hands one a byte longer to the thread', async () => {
+    for (const length of [0, 1, 4095, 4097, MIB, MIB + 1]) {
+      const data = randomBytes(length)
+      const path = join(dir, `edge-${length}`)
+      const spooled = await spoolUpload(chunks(data), path, { maxBytes: MIB + 1, hasher })
+      expect(spooled).toEqual({
+        size: length,
+        sha256: sha256(data),
+        head: data.subarray(0, 4096),
+      })
+    }
   })
 
   it('hashes an empty body and several files at once, each its own', async () => {
@@ -47,7 +64,9 @@ describe('spoolUpload', () => {
         spoolUpload(chunks(body), join(dir, `many-${i}`), { maxBytes: 10 * MIB, hasher }),
       ),
     )
-    expect(results).toEqual(bodies.map((body) => ({ size: body.length, sha256: sha256(body) })))
+    expect(results.map(({ size, sha256 }) => ({ size, sha256 }))).toEqual(
+      bodies.map((body) => ({ size: body.length, sha256: sha256(body) })),
+    )
   })
 
   it('refuses a body over the limit, and the hasher still serves the next file', async () => {

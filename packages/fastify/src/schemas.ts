@@ -60,12 +60,20 @@ export const AssetSchema = Type.Object(
     contentType: Type.String({ description: 'Detected from the bytes' }),
     size: Type.Integer(),
     sha256: Type.String(),
-    media: Type.Object({
-      formatName: Type.String(),
-      durationSec: Nullable(Type.Number()),
-      bitRate: Nullable(Type.Number()),
-      streams: Type.Array(ref(MediaStreamSchema)),
-    }),
+    media: Nullable(
+      Type.Object(
+        {
+          formatName: Type.String(),
+          durationSec: Nullable(Type.Number()),
+          bitRate: Nullable(Type.Number()),
+          streams: Type.Array(ref(MediaStreamSchema)),
+        },
+        {
+          description:
+            'What the probe learned; null until a worker probes an asset ingested unprobed (a CMS bulk import)',
+        },
+      ),
+    ),
     createdAt: DateTime,
   },
   { $id: 'TranscodekitAsset', title: 'Asset' },

@@ -18,8 +18,8 @@ export interface AssetsTable {
   content_type: string
   size: BigIntColumn
   sha256: string
-  /** `jsonb`: written as a JSON string, read as an object. */
-  media: ColumnType<MediaInfo, string, string>
+  /** `jsonb`: written as a JSON string, read as an object; NULL until probed (migration 0007). */
+  media: ColumnType<MediaInfo | null, string | null, string>
   created_at: Timestamp
 }
 

@@ -12,6 +12,7 @@ import { outputErrors } from './migrations/0003-output-errors.ts'
 import { webhookDeliveries } from './migrations/0004-webhook-deliveries.ts'
 import { elasticTranscoder } from './migrations/0005-elastic-transcoder.ts'
 import { etPresets } from './migrations/0006-et-presets.ts'
+import { deferredProbe } from './migrations/0007-deferred-probe.ts'
 
 /** The PostgreSQL schema our tables live in unless told otherwise. */
 export const DEFAULT_SCHEMA = 'transcodekit'
@@ -54,6 +55,7 @@ export function transcodekitMigrations(options: SchemaOptions = {}): Record<stri
     'transcodekit-0004-webhook-deliveries': webhookDeliveries(schema),
     'transcodekit-0005-elastic-transcoder': elasticTranscoder(schema),
     'transcodekit-0006-et-presets': etPresets(schema),
+    'transcodekit-0007-deferred-probe': deferredProbe(schema),
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type Owner,
   type Page,
   type Preset,
+  type ProbedMedia,
   pageLimit,
   type Repository,
   TERMINAL_STATES,
@@ -25,6 +26,7 @@ import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.t
 import { resolveSchema } from './kysely-migrations.ts'
 import { KyselyWebhookStore } from './kysely-webhook-store.ts'
 import { newestFirstPage } from './newest-first-page.ts'
+import { SendBatcher } from './send-batcher.ts'
 
 export interface KyselyRepositoryOptions {
   /** A Kysely instance on PostgreSQL or PGlite. The app owns it: the repository never closes it. */
@@ -65,6 +67,18 @@ export class KyselyRepository implements Repository {
   /** The reads that every status poll and every job update makes, compiled once. */
   readonly #compiled: ReturnType<typeof compileReads>
   readonly #webhooks: KyselyWebhookStore
+  readonly #assetInserts = new SendBatcher<Asset, undefined>(
+    (assets) => this.#insertAssets(assets),
+    MAX_BATCH,
+  )
+  readonly #jobInserts = new SendBatcher<NewJob, CreatedJob>(
+    (jobs) => this.#insertJobs(jobs),
+    MAX_BATCH,
+  )
+  readonly #keyLookups = new SendBatcher<KeyLookup, JobWithOutputs | null>(
+    (lookups) => this.#jobsByKeys(lookups),
+    MAX_BATCH,
+  )
 
   constructor(options: KyselyRepositoryOptions) {
     if (!options?.db) throw new TypeError('kyselyRepository needs option "db" (a Kysely instance)')
@@ -86,26 +100,41 @@ export class KyselyRepository implements Repository {
 
   async createAsset(asset: Asset): Promise<void> {
     assertId(asset.id, 'asset')
+    await this.#assetInserts.add(asset)
+  }
+
+  /**
+   * Assets created in one turn of the event loop (a CMS burst's) go in one statement. A row
+   * the database refuses fails the whole statement, so then each is inserted alone, for its
+   * own answer.
+   */
+  async #insertAssets(assets: Asset[]): Promise<Array<undefined | Error>> {
     try {
       await this.#db
         .insertInto('assets')
-        .values({
-          id: asset.id,
-          owner: asset.owner,
-          storage_key: asset.storageKey,
-          original_filename: asset.originalFilename,
-          content_type: asset.contentType,
-          size: asset.size,
-          sha256: asset.sha256,
-          media: JSON.stringify(asset.media),
-          created_at: asset.createdAt,
-        })
+        .values(
+          assets.map((asset) => ({
+            id: asset.id,
+            owner: asset.owner,
+            storage_key: asset.storageKey,
+            original_filename: asset.originalFilename,
+            content_type: asset.contentType,
+            size: asset.size,
+            sha256: asset.sha256,
+            media: asset.media && JSON.stringify(asset.media),
+            created_at: asset.createdAt,
+          })),
+        )
         .execute()
+      return assets.map(() => undefined)
     } catch (error) {
-      if (sqlState(error) === UNIQUE_VIOLATION) {
-        throw new InvalidStateError(`asset ${asset.id} already exists`)
+      if (assets.length > 1) {
+        return Promise.all(assets.map(async (asset) => (await this.#insertAssets([asset]))[0]))
       }
-      throw error
+      if (sqlState(error) === UNIQUE_VIOLATION) {
+        return [new InvalidStateError(`asset ${assets[0]?.id} already exists`)]
+      }
+      return [error instanceof Error ? error : new Error(String(error))]
     }
   }
 
@@ -113,6 +142,19 @@ export class KyselyRepository implements Repository {
     if (!UUID.test(id)) return null
     const [row] = (await this.#compiled.assetById.run(this.#db, id)).rows
     return row ? toAsset(row) : null
+  }
+
+  async setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null> {
+    if (!UUID.test(id)) return null
+    // Only while still NULL: a job delivered again keeps the first probe's answer.
+    const row = await this.#db
+      .updateTable('assets')
+      .set({ media: JSON.stringify(probed.media), content_type: probed.contentType })
+      .where('id', '=', id)
+      .where('media', 'is', null)
+      .returningAll()
+      .executeTakeFirst()
+    return row ? toAsset(row) : this.getAsset(id)
   }
 
   async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {
@@ -135,57 +177,77 @@ export class KyselyRepository implements Repository {
     return result.numDeletedRows > 0n
   }
 
-  async createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async createJob(job: NewJob): Promise<CreatedJob> {
     assertId(job.id, 'job')
     if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
+    return this.#jobInserts.add(job)
+  }
+
+  /**
+   * Jobs created in one turn of the event loop (a CMS burst's) go in one statement. A row
+   * the database refuses fails the whole statement, so then each is created alone, for its
+   * own answer.
+   */
+  async #insertJobs(jobs: NewJob[]): Promise<Array<CreatedJob | Error>> {
     try {
-      return await this.#createJob(job)
+      return await this.#createJobs(jobs)
     } catch (error) {
+      if (jobs.length > 1) {
+        return Promise.all(jobs.map(async (job) => (await this.#insertJobs([job]))[0]!))
+      }
+      const [job] = jobs as [NewJob]
       // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
       // (missing, or another owner's: the foreign key is on (asset_id, owner)).
       if (sqlState(error) === UNIQUE_VIOLATION)
-        throw new InvalidStateError(`job ${job.id} already exists`)
-      if (sqlState(error) === FOREIGN_KEY_VIOLATION) throw new NotFoundError('asset', job.assetId)
-      throw error
+        return [new InvalidStateError(`job ${job.id} already exists`)]
+      if (sqlState(error) === FOREIGN_KEY_VIOLATION)
+        return [new NotFoundError('asset', job.assetId)]
+      return [error instanceof Error ? error : new Error(String(error))]
     }
   }
 
-  async #createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async #createJobs(jobs: NewJob[]): Promise<CreatedJob[]> {
     const outputs = JSON.stringify(
-      job.outputs.map((output, position) => ({
-        name: output.name,
-        position,
-        preset_id: output.presetId,
-        requested_preset_id: output.requestedPresetId ?? null,
-        preset: output.preset ?? null,
-        storage_key: output.storageKey,
-        content_type: output.contentType,
-      })),
+      jobs.flatMap((job) =>
+        job.outputs.map((output, position) => ({
+          job_id: job.id,
+          name: output.name,
+          position,
+          preset_id: output.presetId,
+          requested_preset_id: output.requestedPresetId ?? null,
+          preset: output.preset ?? null,
+          storage_key: output.storageKey,
+          content_type: output.contentType,
+        })),
+      ),
     )
-    // One statement writes the job and its outputs, so they become visible together. A
+    // One statement writes the jobs and their outputs, so each becomes visible whole. A
     // concurrent insert of the same key waits on the unique index until the other statement
-    // commits, then does nothing (and inserts no outputs either).
+    // commits, then does nothing (and inserts no outputs either); so does a second job of
+    // one key in the same statement.
     const inserted = await this.#db
       .with('inserted', (db) =>
         db
           .insertInto('jobs')
-          .values({
-            id: job.id,
-            owner: job.owner,
-            asset_id: job.assetId,
-            engine: job.engine,
-            engine_job_id: null,
-            state: 'submitted',
-            progress: 0,
-            error_code: null,
-            error_message: null,
-            idempotency_key: job.idempotencyKey,
-            request_hash: job.requestHash,
-            attempts: 0,
-            created_at: job.createdAt,
-            updated_at: job.createdAt,
-            finished_at: null,
-          })
+          .values(
+            jobs.map((job) => ({
+              id: job.id,
+              owner: job.owner,
+              asset_id: job.assetId,
+              engine: job.engine,
+              engine_job_id: null,
+              state: 'submitted' as const,
+              progress: 0,
+              error_code: null,
+              error_message: null,
+              idempotency_key: job.idempotencyKey,
+              request_hash: job.requestHash,
+              attempts: 0,
+              created_at: job.createdAt,
+              updated_at: job.createdAt,
+              finished_at: null,
+            })),
+          )
           .onConflict((oc) => oc.columns(['owner', 'idempotency_key']).doNothing())
           .returningAll(),
       )
@@ -206,6 +268,7 @@ export class KyselyRepository implements Repository {
           .expression((eb) =>
             eb
               .selectFrom(['inserted', sql`jsonb_array_elements(${outputs}::jsonb)`.as('o')])
+              .where(sql<boolean>`o->>'job_id' = inserted.id::text`)
               .select([
                 'inserted.id',
                 sql<string>`o->>'name'`.as('name'),
@@ -221,33 +284,21 @@ export class KyselyRepository implements Repository {
       )
       .selectFrom('inserted')
       .selectAll()
-      .executeTakeFirst()
-    if (inserted) {
-      const row: JobWithOutputs = {
-        ...(inserted as JobRow),
-        outputs: job.outputs.map((output) => ({
-          name: output.name,
-          preset_id: output.presetId,
-          requested_preset_id: output.requestedPresetId ?? null,
-          preset: output.preset ?? null,
-          storage_key: output.storageKey,
-          content_type: output.contentType,
-          state: 'submitted',
-          size: null,
-          duration_sec: null,
-          error_code: null,
-          error_message: null,
-        })),
-      }
-      return { job: toJob(row), created: true, requestHash: job.requestHash }
-    }
-    // The key was taken: a new statement sees the job that won, committed with its outputs.
-    const existing = await selectJobs(this.#db)
-      .where('jobs.owner', '=', job.owner)
-      .where('jobs.idempotency_key', '=', job.idempotencyKey)
-      .executeTakeFirst()
-    if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
-    return { job: toJob(existing), created: false, requestHash: existing.request_hash }
+      .execute()
+    const byId = new Map(inserted.map((row) => [row.id, row as JobRow]))
+    return Promise.all(
+      jobs.map(async (job) => {
+        const row = byId.get(job.id)
+        if (row) return created(row, job)
+        // The key was taken: a new statement sees the job that won, committed with its outputs.
+        const existing =
+          job.idempotencyKey === null
+            ? null
+            : await this.#keyLookups.add({ owner: job.owner, key: job.idempotencyKey })
+        if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
+        return { job: toJob(existing), created: false, requestHash: existing.request_hash }
+      }),
+    )
   }
 
   async getJob(id: string): Promise<Job | null> {
@@ -257,11 +308,30 @@ export class KyselyRepository implements Repository {
   }
 
   async getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
-    const row = await selectJobs(this.#db)
-      .where('jobs.owner', '=', owner)
-      .where('jobs.idempotency_key', '=', key)
-      .executeTakeFirst()
+    const row = await this.#keyLookups.add({ owner, key })
     return row ? toJob(row) : null
+  }
+
+  /**
+   * The jobs of many keys in one statement: a CMS burst looks up a key per event, and a
+   * round trip each cost as much as the rest of the event. A lone lookup runs as the
+   * compiled statement.
+   */
+  async #jobsByKeys(lookups: KeyLookup[]): Promise<Array<JobWithOutputs | null>> {
+    if (lookups.length === 1) {
+      const [{ owner, key }] = lookups as [KeyLookup]
+      const [row] = (await this.#compiled.jobByKey.run(this.#db, owner, key)).rows
+      return [row ?? null]
+    }
+    const owners = lookups.map((lookup) => lookup.owner)
+    const keys = lookups.map((lookup) => lookup.key)
+    const rows = await selectJobs(this.#db)
+      .where(
+        sql<boolean>`(jobs.owner, jobs.idempotency_key) in (select * from unnest(${owners}::text[], ${keys}::text[]))`,
+      )
+      .execute()
+    const found = new Map(rows.map((row) => [keyScope(row.owner, row.idempotency_key), row]))
+    return lookups.map(({ owner, key }) => found.get(keyScope(owner, key)) ?? null)
   }
 
   async getJobByEngineJobId(engine: string, engineJobId: string): Promise<Job | null> {
@@ -350,17 +420,63 @@ export function kyselyRepository(options: KyselyRepositoryOptions): KyselyReposi
   return new KyselyRepository(options)
 }
 
+interface CreatedJob {
+  job: Job
+  created: boolean
+  requestHash: string
+}
+
+/** What `createJob` answers for a job its statement inserted. */
+function created(row: JobRow, job: NewJob): CreatedJob {
+  const withOutputs: JobWithOutputs = {
+    ...row,
+    outputs: job.outputs.map((output) => ({
+      name: output.name,
+      preset_id: output.presetId,
+      requested_preset_id: output.requestedPresetId ?? null,
+      preset: output.preset ?? null,
+      storage_key: output.storageKey,
+      content_type: output.contentType,
+      state: 'submitted',
+      size: null,
+      duration_sec: null,
+      error_code: null,
+      error_message: null,
+    })),
+  }
+  return { job: toJob(withOutputs), created: true, requestHash: job.requestHash }
+}
+
+interface KeyLookup {
+  owner: Owner
+  key: string
+}
+
+// The most idempotency keys one statement looks up, or assets or jobs it inserts.
+const MAX_BATCH = 500
+
+function keyScope(owner: string, key: string | null): string {
+  return `${owner}\0${key}`
+}
+
 // What the compiled reads are built with, in place of the values each run passes.
 const ID = '\0transcodekit: the id'
+const OWNER = '\0transcodekit: the owner'
+const KEY = '\0transcodekit: the key'
 
 /**
  * The reads compiled once per repository (its schema is in their SQL): a job or an asset by
- * id. Building and compiling a query with Kysely on every call cost about a sixth of a status
- * read (`GET /jobs/:id`).
+ * id, a job by its key. Building and compiling a query with Kysely on every call cost about
+ * a sixth of a status read (`GET /jobs/:id`), and most of the client's CPU for the key lookup
+ * every CMS event makes.
  */
 function compileReads(db: Db) {
   return {
     jobById: compileOnce(selectJobs(db).where('jobs.id', '=', ID), [ID] as [id: string]),
+    jobByKey: compileOnce(
+      selectJobs(db).where('jobs.owner', '=', OWNER).where('jobs.idempotency_key', '=', KEY),
+      [OWNER, KEY] as [owner: string, key: string],
+    ),
     assetById: compileOnce(db.selectFrom('assets').selectAll().where('id', '=', ID), [ID] as [
       id: string,
     ]),

@@ -179,6 +179,7 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0004-webhook-deliveries',
         'transcodekit-0005-elastic-transcoder',
         'transcodekit-0006-et-presets',
+        'transcodekit-0007-deferred-probe',
       ])
       const app = kyselyRepository({ db, schema: appSchema })
       const a = asset()
@@ -231,9 +232,14 @@ describe.each<Backend>(['pglite', 'postgres'])('kyselyRepository on %s', (backen
         'transcodekit-0004-webhook-deliveries',
         'transcodekit-0005-elastic-transcoder',
         'transcodekit-0006-et-presets',
+        'transcodekit-0007-deferred-probe',
       ])
       const old = kyselyRepository({ db, schema: oldSchema })
       expect(await old.getAsset(a.id)).toEqual({ ...a, owner: DEFAULT_OWNER })
+      // 0007: an asset may now be recorded before it is probed.
+      const unprobed = asset({ media: null })
+      await old.createAsset(unprobed)
+      expect((await old.getAsset(unprobed.id))?.media).toBeNull()
       expect(await old.getJob(jobId)).toMatchObject({ owner: DEFAULT_OWNER, assetId: a.id })
       expect((await old.getJobByIdempotencyKey('old-key', DEFAULT_OWNER))?.id).toBe(jobId)
       expect(await old.getJobByIdempotencyKey('old-key', 'owner-b')).toBeNull()

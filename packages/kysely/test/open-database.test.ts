@@ -148,6 +148,7 @@ describe('openDatabase', () => {
         'transcodekit-0004-webhook-deliveries:Success',
         'transcodekit-0005-elastic-transcoder:Success',
         'transcodekit-0006-et-presets:Success',
+        'transcodekit-0007-deferred-probe:Success',
       ])
       const { rows } = await sql<{ n: number }>`
         select count(*)::int as n from information_schema.tables where table_schema = ${schema}`.execute(

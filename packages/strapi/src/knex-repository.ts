@@ -13,6 +13,7 @@ import {
   NotFoundError,
   type Owner,
   type Page,
+  type ProbedMedia,
   pageLimit,
   type Repository,
   TERMINAL_STATES,
@@ -30,6 +31,12 @@ export interface KnexRepositoryOptions {
   knex: Knex
 }
 
+/**
+ * The `media` of an asset not probed yet: the column holds JSON text, and JSON's `null` is
+ * what it reads back as. No migration (and no column rebuild on SQLite) was needed for it.
+ */
+const NOT_PROBED = JSON.stringify(null)
+
 interface AssetRow {
   id: string
   owner: string
@@ -38,6 +45,7 @@ interface AssetRow {
   content_type: string
   size: number | string
   sha256: string
+  /** JSON text: a `MediaInfo`, or `NOT_PROBED`. */
   media: string
   created_at: number | string
 }
@@ -115,6 +123,14 @@ export class KnexRepository implements Repository {
   async getAsset(id: string): Promise<Asset | null> {
     const row = await this.#knex<AssetRow>(TABLES.assets).where({ id }).first()
     return row ? toAsset(row) : null
+  }
+
+  async setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null> {
+    // Only while not probed: a job delivered again keeps the first probe's answer.
+    await this.#knex(TABLES.assets)
+      .where({ id, media: NOT_PROBED })
+      .update({ media: JSON.stringify(probed.media), content_type: probed.contentType })
+    return this.getAsset(id)
   }
 
   async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {

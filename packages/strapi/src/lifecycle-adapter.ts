@@ -81,6 +81,16 @@ export interface LifecycleAdapterOptions {
    * @default 'strapi:file:'
    */
   keyPrefix?: string
+  /**
+   * When ffprobe reads an original. `'deferred'`: the job is recorded (`submitted`) once the
+   * original is stored, and the worker probes it before transcoding, so that a bulk import is
+   * accepted at the database's pace rather than one ffprobe process per file; an original
+   * that is not media fails its job (`UNSUPPORTED_MEDIA`). Strapi has already accepted the
+   * file, so there is no upload to refuse at once, and the rules always name their presets.
+   * `'now'`: probed before the job is made, as the HTTP upload route does.
+   * @default 'deferred'
+   */
+  probe?: 'now' | 'deferred'
 }
 
 /** One output as recorded on a media entry. */
@@ -160,7 +170,7 @@ export interface LifecycleAdapter {
 
 export function createLifecycleAdapter(options: LifecycleAdapterOptions): LifecycleAdapter {
   const resolved = resolveOptions(options)
-  const { service, rules, readOriginal, model, keyPrefix } = resolved
+  const { service, rules, readOriginal, model, keyPrefix, probe } = resolved
   // Deliveries of one entry that overlap in this process share one submission; across
   // processes the repository's unique key still makes it one job.
   const inFlight = new Map<string, Promise<LifecycleOutcome>>()
@@ -204,6 +214,9 @@ export function createLifecycleAdapter(options: LifecycleAdapterOptions): Lifecy
       presets: rule.presets,
       idempotencyKey,
       signal: opts.signal,
+      probe,
+      // Looked up just above, before the original was opened.
+      lookUpKeyFirst: false,
     })
     return { status: 'submitted', file, job, asset }
   }
@@ -313,7 +326,20 @@ function resolveOptions(options: LifecycleAdapterOptions) {
       'createLifecycleAdapter: option "keyPrefix" must be a string of 1 to 200 characters',
     )
   }
-  return { service: options.service, readOriginal: options.readOriginal, rules, model, keyPrefix }
+  const probe = options.probe ?? 'deferred'
+  if (probe !== 'now' && probe !== 'deferred') {
+    throw new ConfigurationError(
+      'createLifecycleAdapter: option "probe" must be "now" or "deferred"',
+    )
+  }
+  return {
+    service: options.service,
+    readOriginal: options.readOriginal,
+    rules,
+    model,
+    keyPrefix,
+    probe,
+  }
 }
 
 function modelUid(event: LifecycleEvent): string | null {

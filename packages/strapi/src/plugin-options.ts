@@ -75,6 +75,12 @@ export interface TranscodekitPluginConfig {
   concurrency?: number
   /** @default 'strapi:file:' */
   keyPrefix?: string
+  /**
+   * When an original is probed: by the worker before its job runs (a bulk import is accepted
+   * at the database's pace; a file that is not media fails its job), or before the job is
+   * made. See the lifecycle adapter's `probe`. @default 'deferred'
+   */
+  probe?: 'now' | 'deferred'
 }
 
 export interface ResolvedPluginOptions {
@@ -88,6 +94,7 @@ export interface ResolvedPluginOptions {
   retry: Required<RetryPolicy>
   concurrency: number
   keyPrefix: string
+  probe: 'now' | 'deferred'
 }
 
 export const DEFAULT_RULES: readonly MediaRule[] = Object.freeze([
@@ -112,6 +119,7 @@ export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
     'retry',
     'concurrency',
     'keyPrefix',
+    'probe',
   ]
   for (const key of Object.keys(config)) {
     if (!known.includes(key)) {
@@ -177,6 +185,10 @@ export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || keyPrefix.length > 200) {
     throw new ConfigurationError('transcodekit.keyPrefix must be a string of 1 to 200 characters')
   }
+  const probe = config.probe ?? 'deferred'
+  if (probe !== 'now' && probe !== 'deferred') {
+    throw new ConfigurationError('transcodekit.probe must be "now" or "deferred"')
+  }
   return {
     rules,
     service,
@@ -185,6 +197,7 @@ export function resolvePluginOptions(input: unknown): ResolvedPluginOptions {
     retry: resolvedRetry,
     concurrency: positiveInteger(config.concurrency ?? 2, 'transcodekit.concurrency'),
     keyPrefix,
+    probe,
   }
 }
 

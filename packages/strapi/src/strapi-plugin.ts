@@ -96,6 +96,7 @@ export async function bootstrap({ strapi }: { strapi: StrapiHost }): Promise<voi
     rules: options.rules,
     readOriginal,
     keyPrefix: options.keyPrefix,
+    probe: options.probe,
   })
   const tasks = new RetryTasks({
     ...options.retry,

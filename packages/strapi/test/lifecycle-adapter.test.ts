@@ -7,6 +7,7 @@ import {
   ffmpegEngine,
   localStorage,
   memoryRepository,
+  probeMedia,
   type TranscodeService,
 } from '@transcodekit/core'
 import { filesUnder, makeTone, makeVideo, probe } from '@transcodekit/core/testing'
@@ -254,6 +255,65 @@ describe('createLifecycleAdapter', () => {
     expect((await service.listAssets()).items).toHaveLength(0)
     expect(await filesUnder(join(dir, 'store'), { hiddenFolders: false })).toEqual([])
     expect(await filesUnder(join(dir, 'spool'), { hiddenFolders: false })).toEqual([])
+  })
+
+  it('records the job before any probe by default: a burst waits on no ffprobe', async () => {
+    const probed: string[] = []
+    const submitter = createTranscoder({
+      storage: localStorage({ root: join(dir, 'store') }),
+      engine: ffmpegEngine({ tmpDir: join(dir, 'engine-tmp') }),
+      repository: memoryRepository(),
+      tmpDir: join(dir, 'spool'),
+      probe: (path, options) => {
+        probed.push(path)
+        return probeMedia(path, options)
+      },
+      worker: false,
+    })
+    try {
+      const deferred = createLifecycleAdapter({
+        service: submitter,
+        rules: RULES,
+        readOriginal: localUploadsReader({ uploadsDir: uploads }),
+      })
+      const row = fileRow('song.wav', 'audio/wav')
+      await makeTone(join(uploads, `${row.hash}${row.ext}`), { seconds: 1, format: 'wav' })
+      const outcome = await deferred.handle(created(row))
+      if (outcome.status !== 'submitted') throw new Error(`not submitted: ${outcome.status}`)
+      expect(outcome.job.state).toBe('submitted')
+      expect(outcome.asset?.media).toBeNull()
+      expect(probed).toEqual([])
+
+      // With `probe: 'now'`, the same entry is probed before its job exists.
+      const eager = createLifecycleAdapter({
+        service: submitter,
+        rules: RULES,
+        readOriginal: localUploadsReader({ uploadsDir: uploads }),
+        keyPrefix: 'eager:',
+        probe: 'now',
+      })
+      const now = await eager.handle(created(row))
+      if (now.status !== 'submitted') throw new Error(`not submitted: ${now.status}`)
+      expect(probed).toHaveLength(1)
+      expect(now.asset?.media?.formatName).toBe('wav')
+    } finally {
+      await submitter.close()
+    }
+  })
+
+  it('fails the job of an original that passes the sniff but is not media, and keeps no output', async () => {
+    const row = fileRow('noise.mp3', 'audio/mpeg')
+    await writeFile(join(uploads, `${row.hash}${row.ext}`), Buffer.alloc(8192, 0x5a))
+    const outcome = await adapter.handle(created(row))
+    if (outcome.status !== 'submitted') throw new Error(`not submitted: ${outcome.status}`)
+    const job = await adapter.settled(outcome.job.id)
+    expect(job.state).toBe('error')
+    expect((await adapter.describe(job)).error?.code).toBe('UNSUPPORTED_MEDIA')
+    expect(job.outputs.map((o) => o.state)).toEqual(['error', 'error'])
+    // The original only: the job wrote nothing.
+    expect(await filesUnder(join(dir, 'store'), { hiddenFolders: false })).toEqual([
+      outcome.asset!.storageKey,
+    ])
   })
 
   it('reads only files directly inside the uploads folder', async () => {

@@ -1,4 +1,4 @@
-import type { Asset, Job, JobState, Output, Owner, Page, PageRequest } from '../model.ts'
+import type { Asset, Job, JobState, MediaInfo, Output, Owner, Page, PageRequest } from '../model.ts'
 import type { WebhookDeliveryStore } from './webhooks.ts'
 
 /** A job as first written: `submitted`, progress 0, no attempts yet. */
@@ -40,6 +40,12 @@ export interface JobPatch {
   }>
 }
 
+/** What a worker's probe learned of an original ingested unprobed. */
+export interface ProbedMedia {
+  media: MediaInfo
+  contentType: string
+}
+
 export interface ListAssetsRequest extends PageRequest {
   /** Only this owner's assets. @default every owner's */
   owner?: Owner
@@ -72,6 +78,13 @@ export interface Repository {
   createAsset(asset: Asset): Promise<void>
   getAsset(id: string): Promise<Asset | null>
   listAssets(request?: ListAssetsRequest): Promise<Page<Asset>>
+  /**
+   * Records what the probe learned of an asset ingested unprobed (`media: null`), and the
+   * content type it tells; only while its media is still null, so that a job delivered twice
+   * keeps the first answer. Returns the asset as it is afterwards, or `null` if it does not
+   * exist.
+   */
+  setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null>
   /** Deletes the asset with its jobs and outputs; `false` when it did not exist. */
   deleteAsset(id: string): Promise<boolean>
 

@@ -5,6 +5,7 @@ import type {
   ListAssetsRequest,
   ListJobsRequest,
   NewJob,
+  ProbedMedia,
   Repository,
 } from '../ports/repository.ts'
 import { paginate } from './memory-pagination.ts'
@@ -40,6 +41,16 @@ export class MemoryRepository implements Repository {
   async getAsset(id: string): Promise<Asset | null> {
     const asset = this.#assets.get(id)
     return asset ? structuredClone(asset) : null
+  }
+
+  async setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null> {
+    const asset = this.#assets.get(id)
+    if (!asset) return null
+    if (asset.media === null) {
+      asset.media = structuredClone(probed.media)
+      asset.contentType = probed.contentType
+    }
+    return structuredClone(asset)
   }
 
   async listAssets(request: ListAssetsRequest = {}): Promise<Page<Asset>> {

@@ -2,13 +2,16 @@ import { setTimeout as delay } from 'node:timers/promises'
 import { AbortedError, TranscodeKitError } from '../errors.ts'
 import { jobPrefix } from '../keys.ts'
 import { errorText } from '../logging/error-text.ts'
-import { type Asset, isTerminal, type Job } from '../model.ts'
+import { describeMedia } from '../media/sniff.ts'
+import { type Asset, isTerminal, type Job, type MediaInfo } from '../model.ts'
 import type { Engine, EngineJobRequest, EngineStatus } from '../ports/engine.ts'
 import type { QueueHandlerContext } from '../ports/queue.ts'
 import type { JobPatch, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
+import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import { checkJobLimits } from './job-limits.ts'
 import type { JobWriter } from './job-writer.ts'
+import { checkPresetsFit, probeStoredFile } from './media-probe.ts'
 import { clampProgress } from './service-support.ts'
 import type { ServiceSettings } from './transcoder-options.ts'
 
@@ -18,6 +21,8 @@ export interface RunnerParts {
   engine: Engine
   writer: JobWriter
   settings: ServiceSettings
+  /** Bounds the probes of originals ingested unprobed, with the uploads'. */
+  probes: ConcurrencyLimiter
 }
 
 /** Runs jobs on the engine in this process and applies what the engine reports to them. */
@@ -58,12 +63,12 @@ export class JobRunner {
       if (job.engineJobId && engine.getStatus) {
         status = await engine.getStatus(job.engineJobId, { signal })
       } else {
-        const request = this.#engineRequest(asset, job)
-        checkJobLimits(
-          asset.media,
-          request.outputs.map((o) => o.preset),
-          settings.limits,
-        )
+        const media = asset.media ?? (await this.#probeOriginal(asset, signal))
+        const request = this.#engineRequest(asset, media, job)
+        const presets = request.outputs.map((o) => o.preset)
+        // Checked when the job was made, unless the asset had not been probed then.
+        if (!asset.media) checkPresetsFit(media, presets)
+        checkJobLimits(media, presets, settings.limits)
         const started = job
         status = await engine.run(request, {
           signal,
@@ -177,13 +182,26 @@ export class JobRunner {
     return updated
   }
 
-  #engineRequest(asset: Asset, job: Job): EngineJobRequest {
+  /**
+   * Probes the original of an asset ingested with `probe: 'deferred'` and records what it
+   * learned. Recorded only while the asset's media is still null: a job delivered again, or
+   * a second job of the same asset, keeps the first probe's answer.
+   */
+  async #probeOriginal(asset: Asset, signal: AbortSignal): Promise<MediaInfo> {
+    const { repository, storage, settings, probes } = this.#parts
+    const media = await probeStoredFile(asset.storageKey, storage, { settings, probes }, signal)
+    const { contentType } = describeMedia(media)
+    const recorded = await repository.setAssetMedia(asset.id, { media, contentType })
+    return recorded?.media ?? media
+  }
+
+  #engineRequest(asset: Asset, media: MediaInfo, job: Job): EngineJobRequest {
     const { storage, settings } = this.#parts
     return {
       jobId: job.id,
       input: {
         key: asset.storageKey,
-        media: asset.media,
+        media,
         maxFramePixels: settings.limits.maxFramePixels,
         maxDurationSec: settings.limits.maxDurationSec,
       },

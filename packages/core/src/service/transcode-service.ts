@@ -2,6 +2,7 @@ import {
   AbortedError,
   IdempotencyConflictError,
   IncompatiblePresetError,
+  InvalidRequestError,
   InvalidStateError,
   NotFoundError,
 } from '../errors.ts'
@@ -24,7 +25,7 @@ import type { ListAssetsRequest, ListJobsRequest, Repository } from '../ports/re
 import type { Storage } from '../ports/storage.ts'
 import { JobPresets } from '../presets/job-presets.ts'
 import type { PresetCatalog } from '../presets/preset-catalog.ts'
-import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
+import type { Preset } from '../presets/preset-schema.ts'
 import { inProcessQueue } from '../queue/in-process-queue.ts'
 import { FileHasher } from '../spool/file-hasher.ts'
 import { type ServiceWebhooks, serviceWebhooks } from '../webhooks/service-webhooks.ts'
@@ -37,8 +38,10 @@ import { JobRunner } from './job-runner.ts'
 import { JobSubmitter } from './job-submission.ts'
 import { watchJob } from './job-watch.ts'
 import { JobWriter } from './job-writer.ts'
+import { checkPresetsFit } from './media-probe.ts'
 import { inScope } from './service-support.ts'
 import {
+  type IngestAndTranscodeOptions,
   type IngestOptions,
   type OwnerScope,
   resolveTranscoderOptions,
@@ -50,6 +53,7 @@ import { ingestUpload, sha256Of, type UploadBody } from './upload-ingest.ts'
 
 export type { JobEvent } from './job-events.ts'
 export type {
+  IngestAndTranscodeOptions,
   IngestOptions,
   OwnerScope,
   TranscodeOptions,
@@ -138,6 +142,7 @@ export class TranscodeService {
       engine: this.engine,
       writer: this.#writer,
       settings: this.#settings,
+      probes: this.#probes,
     })
     // Upload spools of processes that died mid-upload: at start, then now and then.
     void watchLeftovers(this.#settings.tmpDir, { logger: this.#logger })
@@ -167,9 +172,10 @@ export class TranscodeService {
   }
 
   /**
-   * Streams an upload to a spool file while counting it and hashing it (on another thread), checks that its bytes
-   * are audio or video (never trusting its name or claimed type), then stores it and records
-   * the asset. Anything refused leaves nothing behind.
+   * Streams an upload to a spool file while counting it and hashing it (a large one on
+   * another thread), checks that its bytes are audio or video (never trusting its name or
+   * claimed type), then stores it and records the asset. Anything refused leaves nothing
+   * behind. With `probe: 'deferred'`, ffprobe reads it later, in the worker of its first job.
    */
   async ingest(body: UploadBody, options: IngestOptions = {}): Promise<Asset> {
     const asset = await ingestUpload(body, options, {
@@ -183,26 +189,29 @@ export class TranscodeService {
     return asset
   }
 
-  /** Resolves preset names against the catalog and checks that they apply to the asset. */
+  /**
+   * Resolves preset names against the catalog and checks that they apply to the asset. An
+   * asset not probed yet (`media: null`) has no defaults (they depend on its streams): it
+   * needs `names`, and whether they fit its streams is checked by the worker once it probes.
+   */
   resolvePresets(
     asset: Asset,
     names?: readonly string[],
     available: JobPresets = new JobPresets(this.presets),
   ): Preset[] {
-    const hasVideo = asset.media.streams.some((s) => s.type === 'video')
-    const hasAudio = asset.media.streams.some((s) => s.type === 'audio')
+    const named = names && names.length > 0
+    if (!asset.media && !named) {
+      throw new InvalidRequestError(
+        'INVALID_REQUEST',
+        `asset ${asset.id} has not been probed yet: name the presets of its job`,
+      )
+    }
     const { defaultPresets } = this.#settings
-    const chosen =
-      names && names.length > 0 ? names : hasVideo ? defaultPresets.video : defaultPresets.audio
+    const hasVideo = asset.media?.streams.some((s) => s.type === 'video') ?? false
+    const chosen = named ? names : hasVideo ? defaultPresets.video : defaultPresets.audio
     const presets = available.resolveAll(chosen)
+    if (asset.media) checkPresetsFit(asset.media, presets)
     for (const preset of presets) {
-      const needs = presetNeeds(preset)
-      if (needs === 'video' && !hasVideo) {
-        throw new IncompatiblePresetError(`preset ${preset.id} needs a video input`)
-      }
-      if (needs === 'audio' && !hasAudio && !preset.video) {
-        throw new IncompatiblePresetError(`preset ${preset.id} needs an audio input`)
-      }
       const reason = this.engine.unsupportedReason?.(preset)
       if (reason) throw new IncompatiblePresetError(reason)
     }
@@ -215,10 +224,15 @@ export class TranscodeService {
    * with a different request is an `IdempotencyConflictError`.
    */
   async transcode(assetId: string, options: TranscodeOptions = {}): Promise<Job> {
-    const asset = await this.getAsset(assetId, options)
+    return this.#transcodeAsset(await this.getAsset(assetId, options), options)
+  }
+
+  /** `transcode` of an asset already read (and in the caller's scope). */
+  #transcodeAsset(asset: Asset, options: TranscodeOptions): Promise<Job> {
     const available = new JobPresets(this.presets, options.customPresets)
     const presets = this.resolvePresets(asset, options.presets, available)
-    checkJobLimits(asset.media, presets, this.#settings.limits)
+    // Not probed yet: the worker checks the limits once it has.
+    if (asset.media) checkJobLimits(asset.media, presets, this.#settings.limits)
     // The names the client used, kept beside the canonical ids (the first name of each preset).
     const requested = new Map<string, string>()
     for (const name of options.presets ?? []) {
@@ -237,13 +251,19 @@ export class TranscodeService {
   /** One call does both: ingest an upload and create its job. */
   async ingestAndTranscode(
     body: UploadBody,
-    options: IngestOptions & TranscodeOptions = {},
+    options: IngestAndTranscodeOptions = {},
   ): Promise<{ asset: Asset; job: Job }> {
-    // Unknown presets fail before a byte is stored.
+    // Unknown presets, or none for an upload probed later, fail before a byte is stored.
+    if (options.probe === 'deferred' && !options.presets?.length) {
+      throw new InvalidRequestError(
+        'INVALID_REQUEST',
+        'an upload probed later must name the presets of its job (the defaults depend on its streams)',
+      )
+    }
     if (options.presets && options.presets.length > 0) {
       new JobPresets(this.presets, options.customPresets).resolveAll(options.presets)
     }
-    if (options.idempotencyKey) {
+    if (options.idempotencyKey && options.lookUpKeyFirst !== false) {
       const existing = await this.repository.getJobByIdempotencyKey(
         options.idempotencyKey,
         options.owner ?? DEFAULT_OWNER,
@@ -254,12 +274,12 @@ export class TranscodeService {
         const sha256 = await sha256Of(body)
         const asset = await this.getAsset(existing.assetId)
         if (sha256 !== asset.sha256) throw new IdempotencyConflictError(options.idempotencyKey)
-        return { asset, job: await this.transcode(asset.id, options) }
+        return { asset, job: await this.#transcodeAsset(asset, options) }
       }
     }
     const asset = await this.ingest(body, options)
     try {
-      const job = await this.transcode(asset.id, options)
+      const job = await this.#transcodeAsset(asset, options)
       if (job.assetId !== asset.id) {
         // Lost a race on the idempotency key: the other request's asset wins.
         await this.deleteAsset(asset.id)

@@ -92,6 +92,15 @@ export interface IngestOptions {
   signal?: AbortSignal
   /** Overrides `maxInputBytes` for this call. */
   maxBytes?: number
+  /**
+   * When ffprobe reads the upload. `'now'`: before the asset is recorded, so that what is not
+   * media is refused at once. `'deferred'`: the asset is recorded with `media: null` (the
+   * cheap sniff still refuses text at once) and the worker probes it before its first job
+   * runs, failing that job with the code the upload would have got (`UNSUPPORTED_MEDIA`, a
+   * limit's). For bulk imports, whose acceptance must not wait for one process per file;
+   * the job must name its presets. @default 'now'
+   */
+  probe?: 'now' | 'deferred'
 }
 
 export interface TranscodeOptions extends OwnerScope {
@@ -105,6 +114,17 @@ export interface TranscodeOptions extends OwnerScope {
   customPresets?: readonly Preset[]
   /** The same key always gives the same job. */
   idempotencyKey?: string | null
+}
+
+export interface IngestAndTranscodeOptions extends IngestOptions, TranscodeOptions {
+  /**
+   * Look the idempotency key up before reading the body, so that a retried request stores
+   * nothing (its body is only hashed, to tell a retry from a conflict). `false` for a caller
+   * that has just looked it up itself (the CMS adapter, whose resend must not even open the
+   * original): a job made under the key meanwhile is still found by the repository's unique
+   * key, and the asset stored for nothing removed. @default true
+   */
+  lookUpKeyFirst?: boolean
 }
 
 /** The service's settings, every default applied: what its parts are given. */

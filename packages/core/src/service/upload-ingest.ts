@@ -6,13 +6,14 @@ import { AbortedError, outOfSpace, TranscodeKitError, UnsupportedMediaError } fr
 import { originalKey } from '../keys.ts'
 import { processTag } from '../leftovers/leftover-sweeper.ts'
 import { errorText } from '../logging/error-text.ts'
-import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
+import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
 import type { Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import type { FileHasher } from '../spool/file-hasher.ts'
 import { spoolUpload } from '../spool/spool-upload.ts'
 import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
+import { probeLocalFile } from './media-probe.ts'
 import type { IngestOptions, ServiceSettings } from './transcoder-options.ts'
 
 export type UploadBody = NodeJS.ReadableStream | AsyncIterable<Uint8Array>
@@ -28,10 +29,19 @@ export interface IngestContext {
 }
 
 /**
+ * How an original not probed yet is stored: only the probe can name its format (the sniff
+ * refuses text, it does not identify containers), and a wrong guess would outlive the probe
+ * in the key. Nothing reads the extension: the engine opens the input with the demuxer the
+ * probe named.
+ */
+const NOT_YET_PROBED = { contentType: 'application/octet-stream', extension: 'bin' }
+
+/**
  * Streams an upload to a spool file (written once: local storage renames it into place) while
- * counting it and hashing it on another thread, checks that its bytes
+ * counting it and hashing it (a large one on another thread), checks that its bytes
  * are audio or video (never trusting its name or claimed type), then stores it and records
- * the asset. Anything refused leaves nothing behind.
+ * the asset. Anything refused leaves nothing behind. With `probe: 'deferred'` only the sniff
+ * checks it now; the asset is recorded with `media: null` and its first job probes it.
  */
 export async function ingestUpload(
   body: UploadBody,
@@ -42,29 +52,27 @@ export async function ingestUpload(
   await mkdir(settings.tmpDir, { recursive: true })
   const spool = join(settings.tmpDir, `${processTag()}-${randomUUID()}.upload`)
   let stored: string | null = null
+  // Until the storage takes the spool over (`putFile` moves it): left to remove.
+  let spooled = true
   try {
-    const { size, sha256 } = await spoolUpload(body, spool, {
+    const { size, sha256, head } = await spoolUpload(body, spool, {
       maxBytes: limit,
       hasher,
       signal: options.signal,
     })
-    const rejection = await sniffFileRejection(spool)
+    const rejection = sniffRejection(head)
     if (rejection) throw new UnsupportedMediaError(rejection)
-    const media = await probes.run(
-      () =>
-        settings.probe(spool, {
-          signal: options.signal,
-          // A frame the limits refuse anyway is never decoded, not even by the probe.
-          maxFramePixels: settings.limits.maxFramePixels,
-        }),
-      options.signal,
-    )
-    const { contentType, extension } = describeMedia(media)
+    const media =
+      options.probe === 'deferred'
+        ? null
+        : await probeLocalFile(spool, { settings, probes }, options.signal)
+    const { contentType, extension } = media ? describeMedia(media) : NOT_YET_PROBED
     const id = randomUUID()
     const key = originalKey(settings.keyPrefix, id, extension)
     stored = key
     if (storage.putFile) {
       await storage.putFile(key, spool, { contentType, signal: options.signal })
+      spooled = false
     } else {
       await storage.put(key, createReadStream(spool), { contentType, signal: options.signal })
     }
@@ -98,7 +106,7 @@ export async function ingestUpload(
     }
     throw error
   } finally {
-    await rm(spool, { force: true })
+    if (spooled) await rm(spool, { force: true })
   }
 }
 

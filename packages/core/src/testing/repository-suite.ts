@@ -41,16 +41,58 @@ export function repositoryConformance(
         expect(await repository.getAsset(randomUUID())).toBeNull()
       }))
 
+    it('refuses an asset id that exists, and gives assets created at once their own answers', () =>
+      withRepository(async (repository) => {
+        const first = makeAsset()
+        await repository.createAsset(first)
+        await expect(repository.createAsset(makeAsset({ id: first.id }))).rejects.toMatchObject({
+          code: 'INVALID_STATE',
+        })
+        // A burst with one duplicate among them (an adapter may insert them in one statement).
+        const burst = Array.from({ length: 9 }, (_, i) =>
+          i === 4 ? makeAsset({ id: first.id, size: 1 }) : makeAsset(),
+        )
+        const outcomes = await Promise.allSettled(burst.map((a) => repository.createAsset(a)))
+        expect(outcomes.map((o) => o.status)).toEqual(
+          burst.map((_, i) => (i === 4 ? 'rejected' : 'fulfilled')),
+        )
+        for (const [i, asset] of burst.entries()) {
+          expect(await repository.getAsset(asset.id)).toEqual(i === 4 ? first : asset)
+        }
+      }))
+
+    it('stores an asset not probed yet with media null, and records its probe once', () =>
+      withRepository(async (repository) => {
+        const probed = makeAsset()
+        const asset = makeAsset({ media: null, contentType: 'application/octet-stream' })
+        await repository.createAsset(asset)
+        expect(await repository.getAsset(asset.id)).toEqual(asset)
+
+        const first = { media: probed.media!, contentType: 'audio/mpeg' }
+        const recorded = await repository.setAssetMedia(asset.id, first)
+        expect(recorded).toEqual({ ...asset, ...first })
+        expect(await repository.getAsset(asset.id)).toEqual({ ...asset, ...first })
+
+        // A job delivered again probes again: the first answer stays.
+        const second = {
+          media: { ...probed.media!, formatName: 'wav', durationSec: 99 },
+          contentType: 'audio/wav',
+        }
+        expect(await repository.setAssetMedia(asset.id, second)).toEqual({ ...asset, ...first })
+        expect(await repository.getAsset(asset.id)).toEqual({ ...asset, ...first })
+        expect(await repository.setAssetMedia(randomUUID(), first)).toBeNull()
+      }))
+
     it('keeps its own copy of what goes in and comes out', () =>
       withRepository(async (repository) => {
         const asset = makeAsset()
         await repository.createAsset(asset)
         const expected = structuredClone(asset)
         asset.size = 1
-        asset.media.streams[0]!.codec = 'changed'
+        asset.media!.streams[0]!.codec = 'changed'
         const got = (await repository.getAsset(asset.id))!
         expect(got).toEqual(expected)
-        got.media.streams.length = 0
+        got.media!.streams.length = 0
         expect(await repository.getAsset(asset.id)).toEqual(expected)
 
         const { job } = await repository.createJob(makeJob(asset.id))
@@ -117,6 +159,47 @@ export function repositoryConformance(
             code: 'INVALID_CURSOR',
           })
         }
+      }))
+
+    it('gives jobs created at once their own answers: made, found by key, or refused', () =>
+      withRepository(async (repository) => {
+        const asset = await createAsset(repository)
+        const taken = await repository.createJob(makeJob(asset.id))
+        const sharedKey = `key-${randomUUID()}`
+        // A burst (an adapter may write it in one statement) with rows the database refuses.
+        const burst = [
+          makeJob(asset.id, { idempotencyKey: `key-${randomUUID()}` }),
+          makeJob(asset.id, { idempotencyKey: sharedKey, requestHash: 'shared' }),
+          makeJob(randomUUID()),
+          makeJob(asset.id, { idempotencyKey: sharedKey, requestHash: 'shared' }),
+          makeJob(asset.id, { id: taken.job.id }),
+          makeJob(asset.id),
+        ]
+        const outcomes = await Promise.allSettled(burst.map((job) => repository.createJob(job)))
+        expect(outcomes.map((o) => o.status)).toEqual([
+          'fulfilled',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+          'rejected',
+          'fulfilled',
+        ])
+        const value = (i: number) =>
+          (outcomes[i] as PromiseFulfilledResult<Awaited<ReturnType<Repository['createJob']>>>)
+            .value
+        const reason = (i: number) => (outcomes[i] as PromiseRejectedResult).reason
+        expect(reason(2)).toMatchObject({ code: 'NOT_FOUND' })
+        expect(reason(4)).toMatchObject({ code: 'INVALID_STATE' })
+        expect(value(0)).toMatchObject({ created: true, job: { id: burst[0]!.id } })
+        expect(value(5)).toMatchObject({ created: true, job: { id: burst[5]!.id } })
+        // One key, one job: the other of the pair finds it, whole.
+        expect([value(1).created, value(3).created].sort()).toEqual([false, true])
+        expect(value(3).job).toEqual(value(1).job)
+        expect(value(1).job.outputs).toHaveLength(burst[1]!.outputs.length)
+        expect(value(3).requestHash).toBe('shared')
+        expect(await repository.getJob(burst[2]!.id)).toBeNull()
+        expect((await repository.getJob(taken.job.id))?.assetId).toBe(asset.id)
+        for (const i of [0, 5]) expect(await repository.getJob(burst[i]!.id)).toEqual(value(i).job)
       }))
 
     it('creates a job submitted, at 0 %, with its outputs', () =>
@@ -445,6 +528,25 @@ export function repositoryConformance(
         expect((await repository.getJobByIdempotencyKey(key, ownerA))?.id).toBe(a.job.id)
         expect((await repository.getJobByIdempotencyKey(key, ownerB))?.id).toBe(b.job.id)
         expect(await repository.getJobByIdempotencyKey(key, `c-${randomUUID()}`)).toBeNull()
+
+        // Many lookups at once (a CMS burst; an adapter may answer them in one statement):
+        // each gets its own owner's job, or null.
+        const asked = [
+          [key, ownerA, a.job.id],
+          [key, ownerB, b.job.id],
+          [key, `c-${randomUUID()}`, null],
+          [`key-${randomUUID()}`, ownerA, null],
+        ] as const
+        const answers = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => {
+            const [k, owner] = asked[i % asked.length]!
+            return repository.getJobByIdempotencyKey(k, owner)
+          }),
+        )
+        expect(answers.map((job) => job?.id ?? null)).toEqual(
+          Array.from({ length: 40 }, (_, i) => asked[i % asked.length]![2]),
+        )
+        expect(answers[1]).toEqual(b.job)
 
         // Concurrent creates of two owners with one key: one job each, never the other's.
         const raceKey = `key-${randomUUID()}`

@@ -76,7 +76,7 @@ export function assetWebhookEvent(
       contentType: asset.contentType,
       size: asset.size,
       sha256: asset.sha256,
-      durationSec: asset.media.durationSec,
+      durationSec: asset.media?.durationSec ?? null,
       createdAt: asset.createdAt.toISOString(),
     },
   }
