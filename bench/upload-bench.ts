@@ -15,8 +15,11 @@
  * of the server process during it (the kernel's high-water mark, reset through
  * `/proc/<pid>/clear_refs` just before), the CPU seconds the server used for it (all its
  * threads: on a shared machine the time swings with the share of the cores each gets, the
- * work much less), and for `embedded` the database process's peak RSS too. After each upload the file (or asset) is removed again. Prints every round, then min / median /
- * max of the times, of the per-round ratios to each baseline, and of the peak RSS.
+ * work much less), and for `embedded` the database process's peak RSS too. After each upload
+ * the file (or asset) is removed again. Prints every round, then min / median / max of the
+ * times, of the per-round ratios to each baseline, and of the peak RSS. Each program is
+ * started and stopped once before the rounds, so that every measured process starts with its
+ * TypeScript in the compile cache, as `pnpm start` does after its first start.
  *
  *   node bench/upload-bench.ts                  # 256 MiB, 5 rounds
  *   SIZE_MIB=1024 ROUNDS=5 node bench/upload-bench.ts   # the issue's 1 GiB
@@ -221,11 +224,38 @@ function serverCheck(port: number) {
   }
 }
 
+/**
+ * Starts and stops each program once, so that the measured processes find their TypeScript
+ * already stripped in the compile cache (written as a process exits), as `pnpm start` does
+ * after its first start. Without it every process of the run started cold and held Node's
+ * TypeScript stripper (about 14 MiB of RSS), the baselines as well as the servers.
+ */
+async function warmCompileCache(
+  wanted: string[] | undefined,
+  cacheEnv: Record<string, string>,
+  serverEnv: Record<string, string>,
+  script: { env: Record<string, string>; flags: string[] },
+): Promise<void> {
+  const runs: Array<[string[], Record<string, string>]> = [[[BARE, 'pipe', dir], cacheEnv]]
+  for (const [key, url] of [
+    ['memory', 'memory://'],
+    ['embedded', ''],
+  ] as const) {
+    if (wanted && !wanted.includes(key)) continue
+    const env = { ...serverEnv, DATA_DIR: join(dir, `warm-${key}`), DATABASE_URL: url }
+    runs.push([[...script.flags, MAIN], { ...script.env, ...env }])
+  }
+  for (const [args, env] of runs) await stopChild(await startChild(args, env))
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'tk-upload-bench-'))
 const started: ChildServer[] = []
 try {
   const script = scriptCommand('start')
+  // Every process of the run, baselines included, shares one compile cache (see below).
+  const cacheEnv = { NODE_COMPILE_CACHE: join(dir, 'compile-cache') }
   const serverEnv = {
+    ...cacheEnv,
     HOST: '127.0.0.1',
     PORT: '0',
     WORKER: 'false',
@@ -233,14 +263,14 @@ try {
     RATE_LIMIT_UPLOADS: '0',
     RATE_LIMIT_JOB_ACTIONS: '0',
     LOG_LEVEL: 'info',
-    NODE_COMPILE_CACHE: join(dir, 'compile-cache'),
   }
   const wanted = process.env.ONLY?.split(',')
+  await warmCompileCache(wanted, cacheEnv, serverEnv, script)
   const contenders: Contender<Sample>[] = []
   for (const mode of ['pipe', 'busboy']) {
     const folder = join(dir, mode)
     await mkdir(folder)
-    const bare = await startChild([BARE, mode, folder], {})
+    const bare = await startChild([BARE, mode, folder], cacheEnv)
     started.push(bare)
     contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
   }
