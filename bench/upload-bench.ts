@@ -225,27 +225,14 @@ function serverCheck(port: number) {
 }
 
 /**
- * Starts and stops each program once, so that the measured processes find their TypeScript
- * already stripped in the compile cache (written as a process exits), as `pnpm start` does
- * after its first start. Without it every process of the run started cold and held Node's
- * TypeScript stripper (about 14 MiB of RSS), the baselines as well as the servers.
+ * Starts and stops each program once, with the flags it will be measured with (V8's flags are
+ * part of the cache's key), so that the measured processes find their TypeScript already
+ * stripped in the compile cache (written as a process exits), as `pnpm start` does after its
+ * first start. Without it every process of the run started cold and held Node's TypeScript
+ * stripper (about 14 MiB of RSS), the baselines as well as the servers.
  */
-async function warmCompileCache(
-  wanted: string[] | undefined,
-  cacheEnv: Record<string, string>,
-  serverEnv: Record<string, string>,
-  script: { env: Record<string, string>; flags: string[] },
-): Promise<void> {
-  const runs: Array<[string[], Record<string, string>]> = [[[BARE, 'pipe', dir], cacheEnv]]
-  for (const [key, url] of [
-    ['memory', 'memory://'],
-    ['embedded', ''],
-  ] as const) {
-    if (wanted && !wanted.includes(key)) continue
-    const env = { ...serverEnv, DATA_DIR: join(dir, `warm-${key}`), DATABASE_URL: url }
-    runs.push([[...script.flags, MAIN], { ...script.env, ...env }])
-  }
-  for (const [args, env] of runs) await stopChild(await startChild(args, env))
+async function warmCompileCache(programs: Array<[string[], Record<string, string>]>) {
+  for (const [args, env] of programs) await stopChild(await startChild(args, env))
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'tk-upload-bench-'))
@@ -265,15 +252,7 @@ try {
     LOG_LEVEL: 'info',
   }
   const wanted = process.env.ONLY?.split(',')
-  await warmCompileCache(wanted, cacheEnv, serverEnv, script)
   const contenders: Contender<Sample>[] = []
-  for (const mode of ['pipe', 'busboy']) {
-    const folder = join(dir, mode)
-    await mkdir(folder)
-    const bare = await startChild([BARE, mode, folder], cacheEnv)
-    started.push(bare)
-    contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
-  }
   // `NAME=value` words of a set are environment variables, the rest Node flags (as in a script).
   const variants = process.env.SERVER_FLAGS?.split(';').map((set, i) => {
     const words = set.split(/\s+/).filter(Boolean)
@@ -292,7 +271,13 @@ try {
       flags: script.flags,
     },
   ]
-  const servers: string[] = []
+  // The servers to measure, each variant on each database.
+  const programs: Array<{
+    key: string
+    name: string
+    args: string[]
+    env: Record<string, string>
+  }> = []
   for (const [key, url] of [
     ['memory', 'memory://'],
     ['embedded', ''],
@@ -300,20 +285,34 @@ try {
     if (wanted && !wanted.includes(key)) continue
     for (const { suffix, env, flags } of variants) {
       const name = key + suffix
-      const server = await startChild([...flags, MAIN], {
+      const programEnv = {
         ...env,
         ...serverEnv,
         DATA_DIR: join(dir, `data-${name}`),
         DATABASE_URL: url,
-      })
-      started.push(server)
-      // The embedded database process is the server's only Node child.
-      const [databasePid] = key === 'embedded' ? await children(server.child.pid!) : []
-      contenders.push(
-        contender(name, server, databasePid, '/api/uploads', serverCheck(server.port)),
-      )
-      servers.push(name)
+      }
+      programs.push({ key, name, args: [...flags, MAIN], env: programEnv })
     }
+  }
+  await warmCompileCache([
+    [[BARE, 'pipe', dir], cacheEnv],
+    ...programs.map(({ args, env }): [string[], Record<string, string>] => [args, env]),
+  ])
+  for (const mode of ['pipe', 'busboy']) {
+    const folder = join(dir, mode)
+    await mkdir(folder)
+    const bare = await startChild([BARE, mode, folder], cacheEnv)
+    started.push(bare)
+    contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
+  }
+  const servers: string[] = []
+  for (const { key, name, args, env } of programs) {
+    const server = await startChild(args, env)
+    started.push(server)
+    // The embedded database process is the server's only Node child.
+    const [databasePid] = key === 'embedded' ? await children(server.child.pid!) : []
+    contenders.push(contender(name, server, databasePid, '/api/uploads', serverCheck(server.port)))
+    servers.push(name)
   }
   // Let start-up work finish (PGlite's WebAssembly compiling, the first collections).
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
