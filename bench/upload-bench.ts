@@ -15,8 +15,11 @@
  * of the server process during it (the kernel's high-water mark, reset through
  * `/proc/<pid>/clear_refs` just before), the CPU seconds the server used for it (all its
  * threads: on a shared machine the time swings with the share of the cores each gets, the
- * work much less), and for `embedded` the database process's peak RSS too. After each upload the file (or asset) is removed again. Prints every round, then min / median /
- * max of the times, of the per-round ratios to each baseline, and of the peak RSS.
+ * work much less), and for `embedded` the database process's peak RSS too. After each upload
+ * the file (or asset) is removed again. Prints every round, then min / median / max of the
+ * times, of the per-round ratios to each baseline, and of the peak RSS. Each program is
+ * started and stopped once before the rounds, so that every measured process starts with its
+ * TypeScript in the compile cache, as `pnpm start` does after its first start.
  *
  *   node bench/upload-bench.ts                  # 256 MiB, 5 rounds
  *   SIZE_MIB=1024 ROUNDS=5 node bench/upload-bench.ts   # the issue's 1 GiB
@@ -221,11 +224,25 @@ function serverCheck(port: number) {
   }
 }
 
+/**
+ * Starts and stops each program once, with the flags it will be measured with (V8's flags are
+ * part of the cache's key), so that the measured processes find their TypeScript already
+ * stripped in the compile cache (written as a process exits), as `pnpm start` does after its
+ * first start. Without it every process of the run started cold and held Node's TypeScript
+ * stripper (about 14 MiB of RSS), the baselines as well as the servers.
+ */
+async function warmCompileCache(programs: Array<[string[], Record<string, string>]>) {
+  for (const [args, env] of programs) await stopChild(await startChild(args, env))
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'tk-upload-bench-'))
 const started: ChildServer[] = []
 try {
   const script = scriptCommand('start')
+  // Every process of the run, baselines included, shares one compile cache (see below).
+  const cacheEnv = { NODE_COMPILE_CACHE: join(dir, 'compile-cache') }
   const serverEnv = {
+    ...cacheEnv,
     HOST: '127.0.0.1',
     PORT: '0',
     WORKER: 'false',
@@ -233,17 +250,9 @@ try {
     RATE_LIMIT_UPLOADS: '0',
     RATE_LIMIT_JOB_ACTIONS: '0',
     LOG_LEVEL: 'info',
-    NODE_COMPILE_CACHE: join(dir, 'compile-cache'),
   }
   const wanted = process.env.ONLY?.split(',')
   const contenders: Contender<Sample>[] = []
-  for (const mode of ['pipe', 'busboy']) {
-    const folder = join(dir, mode)
-    await mkdir(folder)
-    const bare = await startChild([BARE, mode, folder], {})
-    started.push(bare)
-    contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
-  }
   // `NAME=value` words of a set are environment variables, the rest Node flags (as in a script).
   const variants = process.env.SERVER_FLAGS?.split(';').map((set, i) => {
     const words = set.split(/\s+/).filter(Boolean)
@@ -262,7 +271,13 @@ try {
       flags: script.flags,
     },
   ]
-  const servers: string[] = []
+  // The servers to measure, each variant on each database.
+  const programs: Array<{
+    key: string
+    name: string
+    args: string[]
+    env: Record<string, string>
+  }> = []
   for (const [key, url] of [
     ['memory', 'memory://'],
     ['embedded', ''],
@@ -270,20 +285,34 @@ try {
     if (wanted && !wanted.includes(key)) continue
     for (const { suffix, env, flags } of variants) {
       const name = key + suffix
-      const server = await startChild([...flags, MAIN], {
+      const programEnv = {
         ...env,
         ...serverEnv,
         DATA_DIR: join(dir, `data-${name}`),
         DATABASE_URL: url,
-      })
-      started.push(server)
-      // The embedded database process is the server's only Node child.
-      const [databasePid] = key === 'embedded' ? await children(server.child.pid!) : []
-      contenders.push(
-        contender(name, server, databasePid, '/api/uploads', serverCheck(server.port)),
-      )
-      servers.push(name)
+      }
+      programs.push({ key, name, args: [...flags, MAIN], env: programEnv })
     }
+  }
+  await warmCompileCache([
+    [[BARE, 'pipe', dir], cacheEnv],
+    ...programs.map(({ args, env }): [string[], Record<string, string>] => [args, env]),
+  ])
+  for (const mode of ['pipe', 'busboy']) {
+    const folder = join(dir, mode)
+    await mkdir(folder)
+    const bare = await startChild([BARE, mode, folder], cacheEnv)
+    started.push(bare)
+    contenders.push(contender(mode, bare, undefined, '/upload', bareCheck))
+  }
+  const servers: string[] = []
+  for (const { key, name, args, env } of programs) {
+    const server = await startChild(args, env)
+    started.push(server)
+    // The embedded database process is the server's only Node child.
+    const [databasePid] = key === 'embedded' ? await children(server.child.pid!) : []
+    contenders.push(contender(name, server, databasePid, '/api/uploads', serverCheck(server.port)))
+    servers.push(name)
   }
   // Let start-up work finish (PGlite's WebAssembly compiling, the first collections).
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ConfigurationError } from '@transcodekit/core'
 import type { EmbeddedProcessMessage, EmbeddedProcessOptions } from './embedded-postgres-process.ts'
-import { checkPostgresSettings } from './pglite-open.ts'
+import { checkPostgresSettings } from './postgres-settings.ts'
 
 export interface StartEmbeddedPostgresOptions {
   /** The folder of the database (PGlite's data folder); made if missing. */

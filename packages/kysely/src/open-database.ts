@@ -3,7 +3,6 @@ import { resolve } from 'node:path'
 import { ConfigurationError, consoleLogger, type Logger } from '@transcodekit/core'
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely'
 import pg from 'pg'
-import { openPGlite } from './pglite-open.ts'
 import { PreparingClient } from './prepared-statements.ts'
 
 export interface OpenServerDatabaseOptions {
@@ -89,6 +88,9 @@ export async function openDatabase<DB = any>(
   if ('dataDir' in options && typeof options.dataDir === 'string' && options.dataDir !== '') {
     const dataDir = resolve(options.dataDir)
     await mkdir(dataDir, { recursive: true })
+    // Loaded only here: a process on a PostgreSQL server (or on the embedded database's own
+    // process) never holds PGlite's code.
+    const { openPGlite } = await import('./pglite-open.ts')
     const pglite = await openPGlite(dataDir, options.postgresSettings)
     const db = new Kysely<DB>({ dialect: new PGliteDialect({ pglite }) })
     return {

@@ -1,14 +1,5 @@
 import { PGlite } from '@electric-sql/pglite'
-import { ConfigurationError } from '@transcodekit/core'
-
-/** Checks PostgreSQL settings given as `-c name=value` start parameters. */
-export function checkPostgresSettings(settings: Record<string, string> = {}): void {
-  for (const [name, value] of Object.entries(settings)) {
-    if (!/^[a-z_][a-z0-9_.]*$/.test(name) || typeof value !== 'string' || /[\0\n]/.test(value)) {
-      throw new ConfigurationError(`postgresSettings: invalid setting ${JSON.stringify(name)}`)
-    }
-  }
-}
+import { checkPostgresSettings } from './postgres-settings.ts'
 
 /** Opens (and on first use, creates) the PGlite database in `dataDir`. */
 export async function openPGlite(

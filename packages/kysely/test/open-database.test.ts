@@ -1,14 +1,36 @@
+import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { kyselyRepository, migrateToLatest, openDatabase } from '../src/index.ts'
 import { DATABASE_URL, randomSchema } from './support/test-databases.ts'
 
+/** The modules a fresh Node process loads to import the package's entry. */
+function modulesLoadedByTheEntry(): string[] {
+  const entry = fileURLToPath(new URL('../src/index.ts', import.meta.url))
+  const script = `
+    import { registerHooks } from 'node:module'
+    const loaded = []
+    registerHooks({ load: (url, context, next) => (loaded.push(url), next(url, context)) })
+    await import(${JSON.stringify(entry)})
+    console.log(JSON.stringify(loaded))`
+  return JSON.parse(
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }),
+  )
+}
+
 describe('openDatabase', () => {
+  it('loads PGlite only to open it, never in a server that reaches PostgreSQL or the embedded process', () => {
+    const loaded = modulesLoadedByTheEntry()
+    expect(loaded.some((url) => url.includes('/kysely/src/open-database.ts'))).toBe(true)
+    expect(loaded.filter((url) => url.includes('@electric-sql/pglite'))).toEqual([])
+  })
+
   const dirs: string[] = []
   afterAll(async () => {
     for (const dir of dirs) await rm(dir, { recursive: true, force: true })
