@@ -29,6 +29,9 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
   API_KEYS                 key:owner,… : the API wants Authorization: Bearer <key>, and
                            each owner sees only its own uploads and jobs
   AUTH                     none: serve without keys on a non-local HOST, on purpose
+  ALLOWED_HOSTS            name,… a keyless API answers besides localhost and HOST
+                           (other Host headers: 403); keyless, changes from another
+                           site's page (Origin, Sec-Fetch-Site) are refused too
   RATE_LIMIT_UPLOADS       30 per owner and minute  (0: no limit)
   RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete
   MAX_JOBS_PER_OWNER       10 jobs waiting or running per owner  (0: no cap)

@@ -12,6 +12,7 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify'
 import { apiKeyOwner } from './api-keys.ts'
+import { guardKeylessApi } from './browser-guard.ts'
 import type { ServerConfig, Services } from './config.ts'
 import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
 import { registerOperationsRoutes } from './ops/ops-routes.ts'
@@ -52,6 +53,8 @@ export async function buildServer(
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',
   })
+
+  if (!config.apiKeys) guardKeylessApi(app, config)
 
   await app.register(swagger, {
     openapi: {

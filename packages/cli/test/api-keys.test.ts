@@ -198,6 +198,57 @@ describe('the server with API keys', () => {
     expect((await upload(BOB)).statusCode).toBe(201)
   })
 
+  it('answers only its own Host names without API_KEYS (DNS rebinding)', async () => {
+    await start({ ALLOWED_HOSTS: 'media.example.com' })
+    const list = (host: string) => server.app.inject({ url: '/api/assets', headers: { host } })
+    for (const host of ['localhost:4997', '127.0.0.1', '[::1]:4997', 'MEDIA.example.com:8080']) {
+      expect((await list(host)).statusCode, host).toBe(200)
+    }
+    for (const host of ['rebind.attacker.example:4997', 'localhost.attacker.example']) {
+      const refused = await list(host)
+      expect(refused.statusCode, host).toBe(403)
+      expect(refused.json().code).toBe('TRANSCODEKIT_HOST_NOT_ALLOWED')
+    }
+    expect(
+      (await server.app.inject({ url: '/', headers: { host: 'evil.example' } })).statusCode,
+    ).toBe(403)
+    expect(configProblems({ ALLOWED_HOSTS: 'http://x.example,ok.example,a.example:80' })).toEqual([
+      'ALLOWED_HOSTS: "http://x.example" is not a host name (no port, no scheme)',
+      'ALLOWED_HOSTS: "a.example:80" is not a host name (no port, no scheme)',
+    ])
+  })
+
+  it('refuses changes from another site without API_KEYS (CSRF), and stores nothing', async () => {
+    const { config } = await start({})
+    const before = await filesUnder(config.dataDir)
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { origin: 'http://localhost:4997' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+    ]) {
+      const refused = await upload({ host: 'localhost:80', ...headers })
+      expect(refused.statusCode, JSON.stringify(headers)).toBe(403)
+      expect(refused.json().code).toBe('TRANSCODEKIT_CROSS_SITE_REQUEST')
+    }
+    expect(await filesUnder(config.dataDir)).toEqual(before)
+    const page = { host: 'localhost:4997', origin: 'http://localhost:4997' }
+    expect((await upload({ ...page, 'sec-fetch-site': 'same-origin' })).statusCode).toBe(201)
+    expect((await upload({})).statusCode).toBe(201)
+    // Reading is not a change: a cross-site GET gets nothing it could read anyway (no CORS).
+    const read = await server.app.inject({
+      url: '/api/assets',
+      headers: { origin: 'https://evil.example' },
+    })
+    expect(read.statusCode).toBe(200)
+  })
+
+  it('leaves Host and Origin to the bearer key with API_KEYS', async () => {
+    await start({ API_KEYS })
+    const headers = { ...ALICE, host: 'media.example.com', origin: 'https://app.example.com' }
+    expect((await upload(headers)).statusCode).toBe(201)
+  })
+
   it('stays open without API_KEYS: one owner for every request, with the same limits', async () => {
     await start({ MAX_JOBS_PER_OWNER: '1' })
     expect((await server.app.inject({ url: '/config.json' })).json()).toMatchObject({
