@@ -52,6 +52,8 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            MEDIACONVERT_QUEUE); both need STORAGE=s3
   FILE_URL_SECRET          32+ bytes signing the file URLs (default: one kept in DATA_DIR)
   SNS_TOPIC_ARNS, AWS_REGION
+  ET_SNS_TOPIC_ARNS        the only SNS topics an Elastic Transcoder API pipeline may
+                           notify (none by default; never one of SNS_TOPIC_ARNS)
   WEBHOOK_URL              a receiver of signed webhooks (Standard Webhooks): every job
                            state change, asset.created, asset.deleted
   WEBHOOK_SECRET           its whsec_… secret (required with WEBHOOK_URL)

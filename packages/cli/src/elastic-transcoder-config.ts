@@ -24,15 +24,19 @@ export interface ElasticTranscoderConfig {
    */
   snsRegion: string
   /**
-   * `SNS_TOPIC_ARNS`: the topics the server itself listens to (engine events). A pipeline may
-   * not name them: the server would publish a client's message into its own event stream.
+   * `ET_SNS_TOPIC_ARNS`: the only SNS topics a pipeline may notify. The server publishes with
+   * its own credentials, so every other topic is refused; never one of `SNS_TOPIC_ARNS`, the
+   * topics the server itself listens to (it would publish a client's message into its own
+   * event stream).
    */
-  refusedSnsTopics: string[]
+  snsTopics: string[]
 }
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/
 const OWNER = /^[A-Za-z0-9._@-]{1,64}$/
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
+/** The topic ARNs ET's `Notifications` take (the plugin refuses any other form). */
+const SNS_TOPIC_ARN = /^arn:aws:sns:[a-z0-9-]{1,32}:\d{12}:[A-Za-z0-9_-]{1,256}$/
 
 /**
  * Reads the ET API settings, or `null` when `ET_API_KEYS` is unset. Problems name a pair by its
@@ -118,8 +122,24 @@ export function elasticTranscoderConfig(
     buckets,
     s3,
     snsRegion: text('AWS_REGION') ?? 'us-east-1',
-    refusedSnsTopics: list(text('SNS_TOPIC_ARNS') ?? ''),
+    snsTopics: etSnsTopics(text, problems),
   }
+}
+
+/** `ET_SNS_TOPIC_ARNS`, each an SNS topic ARN that is not one of the server's own. */
+function etSnsTopics(text: (name: string) => string | null, problems: string[]): string[] {
+  const own = list(text('SNS_TOPIC_ARNS') ?? '')
+  const topics = list(text('ET_SNS_TOPIC_ARNS') ?? '')
+  for (const arn of topics) {
+    if (!SNS_TOPIC_ARN.test(arn)) {
+      problems.push(`ET_SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
+    } else if (own.includes(arn)) {
+      problems.push(
+        `ET_SNS_TOPIC_ARNS: ${arn} is in SNS_TOPIC_ARNS, the server's own event topics: a client may not publish there`,
+      )
+    }
+  }
+  return topics
 }
 
 function list(raw: string): string[] {

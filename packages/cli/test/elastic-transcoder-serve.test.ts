@@ -33,6 +33,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       S3_ENDPOINT: 'http://127.0.0.1:9000',
       S3_FORCE_PATH_STYLE: 'true',
       SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:engine-events',
+      ET_SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:media-app-done',
     })
     expect(config.elasticTranscoder).toEqual({
       keys: [
@@ -45,10 +46,22 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ],
       s3: { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
       snsRegion: 'us-east-1',
-      // The server's own event topics: no pipeline may have it publish there.
-      refusedSnsTopics: ['arn:aws:sns:us-east-1:123456789012:engine-events'],
+      // The only topics a pipeline may notify: the server publishes with its own credentials.
+      snsTopics: ['arn:aws:sns:us-east-1:123456789012:media-app-done'],
     })
     expect(loadConfig({}).elasticTranscoder).toBeNull()
+    const own = 'arn:aws:sns:us-east-1:123456789012:engine-events'
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}`,
+        ET_BUCKETS: 'media=s3',
+        SNS_TOPIC_ARNS: own,
+        ET_SNS_TOPIC_ARNS: `${own},not-a-topic`,
+      }),
+    ).toEqual([
+      `ET_SNS_TOPIC_ARNS: ${own} is in SNS_TOPIC_ARNS, the server's own event topics: a client may not publish there`,
+      'ET_SNS_TOPIC_ARNS: "not-a-topic" is not an SNS topic ARN',
+    ])
   })
 
   it('keeps a key to the buckets it names (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)', () => {
@@ -154,6 +167,7 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
       QUEUE_SCHEMA: queueSchema,
       ET_API_KEYS: `AKIDSERVE0000001:${SECRET}:alice`,
       ET_BUCKETS: `media=${pathToFileURL(join(dir, 'in')).href},results=${pathToFileURL(join(dir, 'out')).href}`,
+      ET_SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:done',
     })
     services = await createServices(config)
     app = await buildServer(config, services, { logger: false })
@@ -181,6 +195,24 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
       else process.env[name] = value
     }
     if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('refuses a pipeline notifying a topic ET_SNS_TOPIC_ARNS does not list', async () => {
+    const other = 'arn:aws:sns:us-east-1:123456789012:someone-elses'
+    const refused = await client
+      .send(
+        new CreatePipelineCommand({
+          Name: 'Elsewhere',
+          InputBucket: 'media',
+          OutputBucket: 'results',
+          Role: 'arn:aws:iam::123456789012:role/Elastic_Transcoder_Default_Role',
+          Notifications: { Progressing: '', Completed: other, Warning: '', Error: '' },
+        }),
+      )
+      .then(() => null)
+      .catch((error) => error)
+    expect(refused?.name).toBe('ValidationException')
+    expect(refused.message).toContain(other)
   })
 
   it('runs a job from one folder bucket to another, its pipeline kept in PostgreSQL', async () => {

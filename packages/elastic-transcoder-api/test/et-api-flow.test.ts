@@ -98,6 +98,7 @@ beforeAll(async () => {
     pageSize: 20,
     notificationUrlAllowed: allowed,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
+    snsTopicAllowed: (arn) => arn === TOPIC,
   })
   waiting = await startEtApp({
     service: held,
@@ -453,7 +454,18 @@ describe('access', () => {
 
   it('publishes only to the SNS topics the server allows (its credentials, not the client)', async () => {
     const own = 'arn:aws:sns:us-east-1:123456789012:server-own-engine-events'
-    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn !== own })
+    const unlisted = await startHeldApp({})
+    try {
+      // No allow-list: every topic is refused, at creation and at update alike.
+      const refused = await createPipeline(etClient(unlisted.endpoint, ALICE), 'Any', '', TOPIC)
+        .then(() => null)
+        .catch((e) => e)
+      expect(refused?.name).toBe('ValidationException')
+      expect(refused.message).toContain(TOPIC)
+    } finally {
+      await unlisted.app.close()
+    }
+    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn === TOPIC })
     try {
       const mine = etClient(guarded.endpoint, ALICE)
       const refused = await createPipeline(mine, 'Hijack', '', own).catch((e) => e)
