@@ -6,7 +6,7 @@ export interface ElasticTranscoderConfig {
   /**
    * `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET`, `ACCESS_KEY_ID:SECRET:OWNER` or
    * `ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET` (the only ET_BUCKETS its pipelines may use;
-   * every one without it), comma-separated.
+   * every one without it, allowed only when all keys are one owner's), comma-separated.
    */
   keys: Array<{
     accessKeyId: string
@@ -80,6 +80,7 @@ export function elasticTranscoderConfig(
     }
   }
   if (keys.length === 0 && problems.length === 0) problems.push('ET_API_KEYS holds no key')
+  problems.push(...unscopedKeyProblems(keys))
   const buckets: ElasticTranscoderConfig['buckets'] = []
   for (const entry of list(text('ET_BUCKETS') ?? '')) {
     const equals = entry.indexOf('=')
@@ -124,6 +125,21 @@ export function elasticTranscoderConfig(
     snsRegion: text('AWS_REGION') ?? 'us-east-1',
     snsTopics: etSnsTopics(text, problems),
   }
+}
+
+/**
+ * A key without its own buckets reaches every bucket of ET_BUCKETS: right for one owner, but
+ * with several it would read and write the others' media. Then every key must name its
+ * buckets, named by its access key id (never its secret).
+ */
+function unscopedKeyProblems(keys: ElasticTranscoderConfig['keys']): string[] {
+  if (new Set(keys.map((key) => key.owner)).size < 2) return []
+  return keys
+    .filter((key) => !key.buckets)
+    .map(
+      (key) =>
+        `ET_API_KEYS: ${key.accessKeyId} names no bucket: with keys of several owners, each one names its own (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)`,
+    )
 }
 
 /** `ET_SNS_TOPIC_ARNS`, each an SNS topic ARN that is not one of the server's own. */

@@ -28,7 +28,7 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 describe('ET_API_KEYS and ET_BUCKETS', () => {
   it('reads key pairs (owner = key id unless given) and buckets', () => {
     const config = loadConfig({
-      ET_API_KEYS: `AKIDONE000000001:${SECRET}, AKIDTWO000000001:${SECRET}:alice`,
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}, AKIDTWO000000001:${SECRET}:AKIDONE000000001`,
       ET_BUCKETS: 'media=file:///srv/media, results=s3',
       S3_ENDPOINT: 'http://127.0.0.1:9000',
       S3_FORCE_PATH_STYLE: 'true',
@@ -38,7 +38,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
     expect(config.elasticTranscoder).toEqual({
       keys: [
         { accessKeyId: 'AKIDONE000000001', secretAccessKey: SECRET, owner: 'AKIDONE000000001' },
-        { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'alice' },
+        { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDONE000000001' },
       ],
       buckets: [
         { name: 'media', kind: 'file', path: '/srv/media' },
@@ -66,7 +66,7 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
 
   it('keeps a key to the buckets it names (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)', () => {
     const config = loadConfig({
-      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}`,
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}:alice:media, AKIDTRE000000001:${SECRET}:bob:results`,
       ET_BUCKETS: 'media=file:///srv/media, results=file:///srv/results',
     })
     expect(config.elasticTranscoder?.keys).toEqual([
@@ -76,7 +76,27 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
         owner: 'alice',
         buckets: ['media', 'results'],
       },
-      { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDTWO000000001' },
+      {
+        accessKeyId: 'AKIDTWO000000001',
+        secretAccessKey: SECRET,
+        owner: 'alice',
+        buckets: ['media'],
+      },
+      {
+        accessKeyId: 'AKIDTRE000000001',
+        secretAccessKey: SECRET,
+        owner: 'bob',
+        buckets: ['results'],
+      },
+    ])
+    // A key of several owners' with no bucket list would reach the others' buckets.
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media, AKIDTWO000000001:${SECRET}:bob`,
+        ET_BUCKETS: 'media=file:///srv/media',
+      }),
+    ).toEqual([
+      'ET_API_KEYS: AKIDTWO000000001 names no bucket: with keys of several owners, each one names its own (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)',
     ])
     expect(
       configProblems({

@@ -177,8 +177,16 @@ export class EtJobSync {
     let outputs: EtOutputRecord[]
     try {
       const pipeline = await store.getPipeline(job.pipelineId, job.owner)
-      const storage = pipeline ? buckets.get(pipeline.outputBucket) : undefined
-      if (!pipeline || !storage) throw new Error('the pipeline or its output bucket is gone')
+      // Re-checked as the input bucket is at CreateJob: the keys may have changed since.
+      const storage =
+        pipeline && this.#options.bucketAllowed(job.owner, pipeline.outputBucket)
+          ? buckets.get(pipeline.outputBucket)
+          : undefined
+      if (!pipeline || !storage) {
+        throw new Error(
+          'the pipeline or its output bucket is gone, or the owner may no longer use it',
+        )
+      }
       outputs = []
       for (const [index, output] of job.outputs.entries()) {
         if (output.status === 'Complete') {
