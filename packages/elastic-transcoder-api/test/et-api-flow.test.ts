@@ -17,7 +17,7 @@ import {
   UpdatePipelineNotificationsCommand,
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
 import { mediaConvertEngine, s3Storage } from '@transcodekit/aws'
 import {
@@ -148,6 +148,13 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true })
 })
 
+/** The running service holds no asset, and its bucket no object (the held one runs none yet). */
+async function expectNoServerCopy() {
+  expect((await service.listAssets()).items).toEqual([])
+  const listed = await s3client.send(new ListObjectsV2Command({ Bucket: BUCKETS.internal }))
+  expect(listed.Contents ?? []).toEqual([])
+}
+
 /** Another app on the service that runs no job, with its own limits, for one test. */
 function startHeldApp(options: Partial<Parameters<typeof startEtApp>[0]>) {
   return startEtApp({
@@ -270,6 +277,8 @@ describe('the seed flow on the Elastic Transcoder API', () => {
         expect.objectContaining({ presetId, status: 'Complete' }),
       ),
     })
+    // Delivered, the server keeps nothing of it: no asset, no object in its own storage.
+    await expectNoServerCopy()
 
     // The same keys again: ET never overwrites an output, it fails it with 3002.
     const wav = await s3.getObject(BUCKETS.output, 'media/song.mp3.wav')
@@ -291,6 +300,7 @@ describe('the seed flow on the Elastic Transcoder API', () => {
       errorCode: 3002,
       messageDetails: expect.stringMatching(/^3002 /),
     })
+    await expectNoServerCopy()
   })
 
   it('lists every system preset the catalog knows, with the seed three', async () => {
