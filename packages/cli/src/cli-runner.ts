@@ -33,7 +33,8 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            (other Host headers: 403); keyless, changes from another
                            site's page (Origin, Sec-Fetch-Site) are refused too
   RATE_LIMIT_UPLOADS       30 per owner and minute  (0: no limit)
-  RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete
+  RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete,
+                           webhook redeliver
   MAX_JOBS_PER_OWNER       10 jobs waiting or running per owner  (0: no cap)
   DATA_DIR                 ./.transcodekit (database, files, spooled uploads)
   DATABASE_URL             postgres://… instead of the embedded database (PGlite in

@@ -163,7 +163,8 @@ async function keptSecret(dataDir: string): Promise<string> {
 }
 
 /**
- * Rate limits per owner: uploads, and each job action (cancel, retry, delete), counted per
+ * Rate limits per owner: uploads, and each job action (cancel, retry, delete, a webhook's
+ * redelivery), counted per
  * minute and per route by the owner the API resolved (the one default owner when the API is
  * open). The routes are tagged as they are added, by a hook that runs before the limiter's
  * own; the limiter runs after the owner is known (preHandler), and answers 429
@@ -179,6 +180,8 @@ async function registerRateLimits(app: FastifyInstance, config: ServerConfig): P
         ['POST', `${prefix}/jobs/:id/cancel`],
         ['POST', `${prefix}/jobs/:id/retry`],
         ['DELETE', `${prefix}/assets/:id`],
+        // Each one sends a request to the webhook receiver.
+        ['POST', `${prefix}/webhooks/deliveries/:id/redeliver`],
       ],
     },
   ]

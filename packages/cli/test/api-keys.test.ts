@@ -189,6 +189,26 @@ describe('the server with API keys', () => {
     expect((await cancel(bobs.id, BOB)).statusCode).toBe(200)
   })
 
+  it('limits webhook redeliveries per owner and minute, as a job action', async () => {
+    await start({
+      API_KEYS,
+      RATE_LIMIT_JOB_ACTIONS: '1',
+      WEBHOOK_URL: 'https://hooks.example.com/tk',
+      WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+    })
+    const redeliver = (headers: Record<string, string>) =>
+      server.app.inject({
+        method: 'POST',
+        url: `/api/webhooks/deliveries/msg_${'0'.repeat(32)}/redeliver`,
+        headers,
+      })
+    expect((await redeliver(ALICE)).statusCode).toBe(404)
+    const limited = await redeliver(ALICE)
+    expect(limited.statusCode).toBe(429)
+    expect(limited.json().code).toBe('TRANSCODEKIT_RATE_LIMITED')
+    expect((await redeliver(BOB)).statusCode).toBe(404)
+  })
+
   it('caps the jobs one owner has waiting or running: 429 TRANSCODEKIT_TOO_MANY_JOBS', async () => {
     await start({ API_KEYS, MAX_JOBS_PER_OWNER: '1' })
     expect((await upload(ALICE)).statusCode).toBe(201)
