@@ -497,7 +497,8 @@ export async function createServices(
     }
   }
   try {
-    await mkdir(config.dataDir, { recursive: true })
+    // Every owner's media, the database and the secrets: for the server's user only.
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     const aws =
       config.storage.kind === 's3' ||
       config.engine.kind !== 'ffmpeg' ||

@@ -153,7 +153,7 @@ function registerOperations(app: FastifyInstance, config: ServerConfig, services
 async function keptSecret(dataDir: string): Promise<string> {
   const path = join(dataDir, 'file-url-secret')
   const temp = `${path}.${process.pid}.tmp`
-  await mkdir(dataDir, { recursive: true })
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await writeFile(temp, randomBytes(32).toString('hex'), { mode: 0o600 })
   await link(temp, path).catch((error) => {
     if (error.code !== 'EEXIST') throw error

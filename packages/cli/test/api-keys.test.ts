@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { filesUnder } from '@transcodekit/core/testing'
@@ -207,6 +207,18 @@ describe('the server with API keys', () => {
     expect(limited.statusCode).toBe(429)
     expect(limited.json().code).toBe('TRANSCODEKIT_RATE_LIMITED')
     expect((await redeliver(BOB)).statusCode).toBe(404)
+  })
+
+  it("keeps DATA_DIR for the server's user only: folders 0700, files 0600", async () => {
+    const { config } = await start({ API_KEYS })
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    const entries = await readdir(config.dataDir, { recursive: true, withFileTypes: true })
+    expect(entries.filter((entry) => entry.isFile()).length).toBeGreaterThan(1)
+    expect((await stat(config.dataDir)).mode & 0o777).toBe(0o700)
+    for (const entry of entries) {
+      const path = join(entry.parentPath, entry.name)
+      expect((await stat(path)).mode & 0o777, path).toBe(entry.isDirectory() ? 0o700 : 0o600)
+    }
   })
 
   it('caps the jobs one owner has waiting or running: 429 TRANSCODEKIT_TOO_MANY_JOBS', async () => {

@@ -281,7 +281,7 @@ export class FfmpegEngine implements Engine {
     const binary = this.#binary()
     const limit = AbortSignal.timeout(this.#options.timeoutMs)
     const stop = AbortSignal.any([signal, limit])
-    await mkdir(this.#options.tmpDir, { recursive: true })
+    await mkdir(this.#options.tmpDir, { recursive: true, mode: 0o700 })
     const work = await mkdtemp(join(this.#options.tmpDir, `job-${processTag()}-`))
     try {
       // Refuse what cannot run before copying anything: the demuxer, the presets, the keys.

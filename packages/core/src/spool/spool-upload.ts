@@ -32,7 +32,8 @@ export async function spoolUpload(
   path: string,
   { maxBytes, hasher, signal }: SpoolOptions,
 ): Promise<Spooled> {
-  const file = createWriteStream(path, { flags: 'wx' })
+  // Only the server's user may read an upload (0600), as in the storage it moves to.
+  const file = createWriteStream(path, { flags: 'wx', mode: 0o600 })
   const hash = hasher.begin(path)
   let size = 0
   let told = 0
