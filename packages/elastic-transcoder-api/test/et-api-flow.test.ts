@@ -23,6 +23,7 @@ import { mediaConvertEngine, s3Storage } from '@transcodekit/aws'
 import {
   createTranscoder,
   ffmpegEngine,
+  inProcessQueue,
   memoryRepository,
   type TranscodeService,
 } from '@transcodekit/core'
@@ -495,6 +496,51 @@ describe('access', () => {
       expect(Pipelines?.map((p) => p.Notifications?.Completed)).toEqual([TOPIC])
     } finally {
       await guarded.app.close()
+    }
+  })
+
+  it('re-checks the output bucket at delivery: a key narrowed since CreateJob gets nothing there', async () => {
+    // One repository and queue: the job is taken by a process whose key reaches every bucket,
+    // and run and delivered by one started later whose key no longer reaches the output.
+    const repository = memoryRepository()
+    const queue = inProcessQueue()
+    const internal = s3Storage({ client: s3client, bucket: BUCKETS.internal })
+    const buckets = {
+      [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+      [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+    }
+    const store = memoryEtStore()
+    const services = { storage: internal, engine: ffmpegEngine(), repository, queue }
+    const taking = createTranscoder({ ...services, worker: false })
+    const before = await startEtApp({ service: taking, buckets, store, keys: [ALICE] })
+    let jobId: string | undefined
+    try {
+      const alice = etClient(before.endpoint, ALICE)
+      ;({
+        Job: { Id: jobId } = {},
+      } = await alice.send(seedJob(await createPipeline(alice, 'Narrowed'), 'narrowed/song')))
+    } finally {
+      await before.app.close()
+    }
+    const running = createTranscoder(services)
+    const narrowed = { ...ALICE, buckets: [BUCKETS.input] }
+    const after = await startEtApp({ service: running, buckets, store, keys: [narrowed] })
+    try {
+      const alice = etClient(after.endpoint, ALICE)
+      await expect(
+        waitUntilJobComplete(
+          { client: alice, maxWaitTime: 60, minDelay: 1, maxDelay: 1 },
+          { Id: jobId },
+        ),
+      ).rejects.toThrow()
+      const { Job } = await alice.send(new ReadJobCommand({ Id: jobId }))
+      expect(Job?.Status).toBe('Error')
+      expect(Job?.Outputs?.[0]?.StatusDetail).toMatch(/^9999 .*no longer use it/)
+      expect(await s3.getObject(BUCKETS.output, 'narrowed/song.wav')).toBeNull()
+    } finally {
+      await after.app.close()
+      await running.close()
+      await taking.close()
     }
   })
 
