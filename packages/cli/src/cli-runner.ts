@@ -29,8 +29,12 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
   API_KEYS                 key:owner,… : the API wants Authorization: Bearer <key>, and
                            each owner sees only its own uploads and jobs
   AUTH                     none: serve without keys on a non-local HOST, on purpose
+  ALLOWED_HOSTS            name,… a keyless API answers besides localhost and HOST
+                           (other Host headers: 403); keyless, changes from another
+                           site's page (Origin, Sec-Fetch-Site) are refused too
   RATE_LIMIT_UPLOADS       30 per owner and minute  (0: no limit)
-  RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete
+  RATE_LIMIT_JOB_ACTIONS   60 per owner and minute, each of cancel, retry, delete,
+                           webhook redeliver
   MAX_JOBS_PER_OWNER       10 jobs waiting or running per owner  (0: no cap)
   DATA_DIR                 ./.transcodekit (database, files, spooled uploads)
   DATABASE_URL             postgres://… instead of the embedded database (PGlite in
@@ -49,6 +53,8 @@ const ENVIRONMENT = `Environment (the same as the example server's; every bad va
                            MEDIACONVERT_QUEUE); both need STORAGE=s3
   FILE_URL_SECRET          32+ bytes signing the file URLs (default: one kept in DATA_DIR)
   SNS_TOPIC_ARNS, AWS_REGION
+  ET_SNS_TOPIC_ARNS        the only SNS topics an Elastic Transcoder API pipeline may
+                           notify (none by default; never one of SNS_TOPIC_ARNS)
   WEBHOOK_URL              a receiver of signed webhooks (Standard Webhooks): every job
                            state change, asset.created, asset.deleted
   WEBHOOK_SECRET           its whsec_… secret (required with WEBHOOK_URL)

@@ -97,6 +97,11 @@ export interface ServerConfig {
    * owner, and the server listens on this machine only unless `AUTH=none`.
    */
   apiKeys: ReadonlyMap<string, string> | null
+  /**
+   * `ALLOWED_HOSTS`: names (no port) a keyless API answers besides this machine's and `HOST`
+   * (the `Host` a proxy or the network sends). Unused with `API_KEYS`.
+   */
+  allowedHosts: string[]
   /** Uploads one owner may start per minute (`RATE_LIMIT_UPLOADS`); 0: no limit. */
   uploadsPerMinute: number
   /**
@@ -314,10 +319,7 @@ export function loadConfig(
   if (engineKind !== 'ffmpeg' && storageKind !== 's3') {
     problems.push(`ENGINE=${engineKind} reads and writes S3: set STORAGE=s3`)
   }
-  const snsTopicArns = (text('SNS_TOPIC_ARNS') ?? '')
-    .split(',')
-    .map((arn) => arn.trim())
-    .filter((arn) => arn !== '')
+  const snsTopicArns = list(text('SNS_TOPIC_ARNS'))
   for (const arn of snsTopicArns) {
     if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/.test(arn)) {
       problems.push(`SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
@@ -334,6 +336,14 @@ export function loadConfig(
     problems.push('API_KEYS and AUTH=none contradict each other: set one of them')
   }
   const host = text('HOST') ?? 'localhost'
+  const allowedHosts = list(text('ALLOWED_HOSTS'))
+  for (const name of allowedHosts) {
+    if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/i.test(name)) {
+      problems.push(
+        `ALLOWED_HOSTS: ${JSON.stringify(name)} is not a host name (no port, no scheme)`,
+      )
+    }
+  }
   if (!apiKeys && auth !== 'none' && !isLoopback(host)) {
     problems.push(
       `HOST=${host} would open the API to the network with no access control: set API_KEYS ` +
@@ -359,6 +369,7 @@ export function loadConfig(
     snsTopicArns,
     fileUrlSecret: text('FILE_URL_SECRET'),
     apiKeys,
+    allowedHosts: allowedHosts.map((name) => name.toLowerCase()),
     uploadsPerMinute: integer('RATE_LIMIT_UPLOADS', 30, 0, 1_000_000),
     jobActionsPerMinute: integer('RATE_LIMIT_JOB_ACTIONS', 60, 0, 1_000_000),
     maxJobsPerOwner: integer('MAX_JOBS_PER_OWNER', 10, 0, 1_000_000),
@@ -415,6 +426,14 @@ export function loadConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/** A comma-separated variable's values, trimmed, the empty ones left out. */
+function list(raw: string | null): string[] {
+  return (raw ?? '')
+    .split(',')
+    .map((value) => value.trim())
+    .filter((value) => value !== '')
 }
 
 /** `WEBHOOK_RETAIN_DAYS` in the option's unit: 0 keeps ended deliveries for ever. */
@@ -479,7 +498,8 @@ export async function createServices(
     }
   }
   try {
-    await mkdir(config.dataDir, { recursive: true })
+    // Every owner's media, the database and the secrets: for the server's user only.
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
     const aws =
       config.storage.kind === 's3' ||
       config.engine.kind !== 'ffmpeg' ||

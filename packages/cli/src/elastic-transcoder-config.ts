@@ -6,7 +6,7 @@ export interface ElasticTranscoderConfig {
   /**
    * `ET_API_KEYS`: `ACCESS_KEY_ID:SECRET`, `ACCESS_KEY_ID:SECRET:OWNER` or
    * `ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET` (the only ET_BUCKETS its pipelines may use;
-   * every one without it), comma-separated.
+   * every one without it, allowed only when all keys are one owner's), comma-separated.
    */
   keys: Array<{
     accessKeyId: string
@@ -24,15 +24,19 @@ export interface ElasticTranscoderConfig {
    */
   snsRegion: string
   /**
-   * `SNS_TOPIC_ARNS`: the topics the server itself listens to (engine events). A pipeline may
-   * not name them: the server would publish a client's message into its own event stream.
+   * `ET_SNS_TOPIC_ARNS`: the only SNS topics a pipeline may notify. The server publishes with
+   * its own credentials, so every other topic is refused; never one of `SNS_TOPIC_ARNS`, the
+   * topics the server itself listens to (it would publish a client's message into its own
+   * event stream).
    */
-  refusedSnsTopics: string[]
+  snsTopics: string[]
 }
 
 const KEY_ID = /^[A-Za-z0-9]{1,128}$/
 const OWNER = /^[A-Za-z0-9._@-]{1,64}$/
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
+/** The topic ARNs ET's `Notifications` take (the plugin refuses any other form). */
+const SNS_TOPIC_ARN = /^arn:aws:sns:[a-z0-9-]{1,32}:\d{12}:[A-Za-z0-9_-]{1,256}$/
 
 /**
  * Reads the ET API settings, or `null` when `ET_API_KEYS` is unset. Problems name a pair by its
@@ -76,6 +80,7 @@ export function elasticTranscoderConfig(
     }
   }
   if (keys.length === 0 && problems.length === 0) problems.push('ET_API_KEYS holds no key')
+  problems.push(...unscopedKeyProblems(keys))
   const buckets: ElasticTranscoderConfig['buckets'] = []
   for (const entry of list(text('ET_BUCKETS') ?? '')) {
     const equals = entry.indexOf('=')
@@ -118,8 +123,39 @@ export function elasticTranscoderConfig(
     buckets,
     s3,
     snsRegion: text('AWS_REGION') ?? 'us-east-1',
-    refusedSnsTopics: list(text('SNS_TOPIC_ARNS') ?? ''),
+    snsTopics: etSnsTopics(text, problems),
   }
+}
+
+/**
+ * A key without its own buckets reaches every bucket of ET_BUCKETS: right for one owner, but
+ * with several it would read and write the others' media. Then every key must name its
+ * buckets, named by its access key id (never its secret).
+ */
+function unscopedKeyProblems(keys: ElasticTranscoderConfig['keys']): string[] {
+  if (new Set(keys.map((key) => key.owner)).size < 2) return []
+  return keys
+    .filter((key) => !key.buckets)
+    .map(
+      (key) =>
+        `ET_API_KEYS: ${key.accessKeyId} names no bucket: with keys of several owners, each one names its own (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)`,
+    )
+}
+
+/** `ET_SNS_TOPIC_ARNS`, each an SNS topic ARN that is not one of the server's own. */
+function etSnsTopics(text: (name: string) => string | null, problems: string[]): string[] {
+  const own = list(text('SNS_TOPIC_ARNS') ?? '')
+  const topics = list(text('ET_SNS_TOPIC_ARNS') ?? '')
+  for (const arn of topics) {
+    if (!SNS_TOPIC_ARN.test(arn)) {
+      problems.push(`ET_SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
+    } else if (own.includes(arn)) {
+      problems.push(
+        `ET_SNS_TOPIC_ARNS: ${arn} is in SNS_TOPIC_ARNS, the server's own event topics: a client may not publish there`,
+      )
+    }
+  }
+  return topics
 }
 
 function list(raw: string): string[] {

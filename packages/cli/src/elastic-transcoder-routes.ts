@@ -54,7 +54,7 @@ export async function registerElasticTranscoderApi(
     buckets,
     store,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
-    snsTopicAllowed: (arn) => !config.refusedSnsTopics.includes(arn),
+    snsTopicAllowed: (arn) => config.snsTopics.includes(arn),
     maxActiveJobsPerOwner: maxJobsPerOwner || Number.POSITIVE_INFINITY,
     logger: app.log,
   })

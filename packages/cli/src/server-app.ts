@@ -12,6 +12,7 @@ import Fastify, {
   type RouteOptions,
 } from 'fastify'
 import { apiKeyOwner } from './api-keys.ts'
+import { guardKeylessApi } from './browser-guard.ts'
 import type { ServerConfig, Services } from './config.ts'
 import { registerElasticTranscoderApi } from './elastic-transcoder-routes.ts'
 import { registerOperationsRoutes } from './ops/ops-routes.ts'
@@ -52,6 +53,8 @@ export async function buildServer(
     bodyLimit: 1024 * 1024,
     forceCloseConnections: 'idle',
   })
+
+  if (!config.apiKeys) guardKeylessApi(app, config)
 
   await app.register(swagger, {
     openapi: {
@@ -150,7 +153,7 @@ function registerOperations(app: FastifyInstance, config: ServerConfig, services
 async function keptSecret(dataDir: string): Promise<string> {
   const path = join(dataDir, 'file-url-secret')
   const temp = `${path}.${process.pid}.tmp`
-  await mkdir(dataDir, { recursive: true })
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await writeFile(temp, randomBytes(32).toString('hex'), { mode: 0o600 })
   await link(temp, path).catch((error) => {
     if (error.code !== 'EEXIST') throw error
@@ -160,7 +163,8 @@ async function keptSecret(dataDir: string): Promise<string> {
 }
 
 /**
- * Rate limits per owner: uploads, and each job action (cancel, retry, delete), counted per
+ * Rate limits per owner: uploads, and each job action (cancel, retry, delete, a webhook's
+ * redelivery), counted per
  * minute and per route by the owner the API resolved (the one default owner when the API is
  * open). The routes are tagged as they are added, by a hook that runs before the limiter's
  * own; the limiter runs after the owner is known (preHandler), and answers 429
@@ -176,6 +180,8 @@ async function registerRateLimits(app: FastifyInstance, config: ServerConfig): P
         ['POST', `${prefix}/jobs/:id/cancel`],
         ['POST', `${prefix}/jobs/:id/retry`],
         ['DELETE', `${prefix}/assets/:id`],
+        // Each one sends a request to the webhook receiver.
+        ['POST', `${prefix}/webhooks/deliveries/:id/redeliver`],
       ],
     },
   ]

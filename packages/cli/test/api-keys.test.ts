@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { filesUnder } from '@transcodekit/core/testing'
@@ -189,6 +189,38 @@ describe('the server with API keys', () => {
     expect((await cancel(bobs.id, BOB)).statusCode).toBe(200)
   })
 
+  it('limits webhook redeliveries per owner and minute, as a job action', async () => {
+    await start({
+      API_KEYS,
+      RATE_LIMIT_JOB_ACTIONS: '1',
+      WEBHOOK_URL: 'https://hooks.example.com/tk',
+      WEBHOOK_SECRET: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+    })
+    const redeliver = (headers: Record<string, string>) =>
+      server.app.inject({
+        method: 'POST',
+        url: `/api/webhooks/deliveries/msg_${'0'.repeat(32)}/redeliver`,
+        headers,
+      })
+    expect((await redeliver(ALICE)).statusCode).toBe(404)
+    const limited = await redeliver(ALICE)
+    expect(limited.statusCode).toBe(429)
+    expect(limited.json().code).toBe('TRANSCODEKIT_RATE_LIMITED')
+    expect((await redeliver(BOB)).statusCode).toBe(404)
+  })
+
+  it("keeps DATA_DIR for the server's user only: folders 0700, files 0600", async () => {
+    const { config } = await start({ API_KEYS })
+    expect((await upload(ALICE)).statusCode).toBe(201)
+    const entries = await readdir(config.dataDir, { recursive: true, withFileTypes: true })
+    expect(entries.filter((entry) => entry.isFile()).length).toBeGreaterThan(1)
+    expect((await stat(config.dataDir)).mode & 0o777).toBe(0o700)
+    for (const entry of entries) {
+      const path = join(entry.parentPath, entry.name)
+      expect((await stat(path)).mode & 0o777, path).toBe(entry.isDirectory() ? 0o700 : 0o600)
+    }
+  })
+
   it('caps the jobs one owner has waiting or running: 429 TRANSCODEKIT_TOO_MANY_JOBS', async () => {
     await start({ API_KEYS, MAX_JOBS_PER_OWNER: '1' })
     expect((await upload(ALICE)).statusCode).toBe(201)
@@ -196,6 +228,57 @@ describe('the server with API keys', () => {
     expect(refused.statusCode).toBe(429)
     expect(refused.json().code).toBe('TRANSCODEKIT_TOO_MANY_JOBS')
     expect((await upload(BOB)).statusCode).toBe(201)
+  })
+
+  it('answers only its own Host names without API_KEYS (DNS rebinding)', async () => {
+    await start({ ALLOWED_HOSTS: 'media.example.com' })
+    const list = (host: string) => server.app.inject({ url: '/api/assets', headers: { host } })
+    for (const host of ['localhost:4997', '127.0.0.1', '[::1]:4997', 'MEDIA.example.com:8080']) {
+      expect((await list(host)).statusCode, host).toBe(200)
+    }
+    for (const host of ['rebind.attacker.example:4997', 'localhost.attacker.example']) {
+      const refused = await list(host)
+      expect(refused.statusCode, host).toBe(403)
+      expect(refused.json().code).toBe('TRANSCODEKIT_HOST_NOT_ALLOWED')
+    }
+    expect(
+      (await server.app.inject({ url: '/', headers: { host: 'evil.example' } })).statusCode,
+    ).toBe(403)
+    expect(configProblems({ ALLOWED_HOSTS: 'http://x.example,ok.example,a.example:80' })).toEqual([
+      'ALLOWED_HOSTS: "http://x.example" is not a host name (no port, no scheme)',
+      'ALLOWED_HOSTS: "a.example:80" is not a host name (no port, no scheme)',
+    ])
+  })
+
+  it('refuses changes from another site without API_KEYS (CSRF), and stores nothing', async () => {
+    const { config } = await start({})
+    const before = await filesUnder(config.dataDir)
+    for (const headers of [
+      { origin: 'https://evil.example' },
+      { origin: 'http://localhost:4997' },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+    ]) {
+      const refused = await upload({ host: 'localhost:80', ...headers })
+      expect(refused.statusCode, JSON.stringify(headers)).toBe(403)
+      expect(refused.json().code).toBe('TRANSCODEKIT_CROSS_SITE_REQUEST')
+    }
+    expect(await filesUnder(config.dataDir)).toEqual(before)
+    const page = { host: 'localhost:4997', origin: 'http://localhost:4997' }
+    expect((await upload({ ...page, 'sec-fetch-site': 'same-origin' })).statusCode).toBe(201)
+    expect((await upload({})).statusCode).toBe(201)
+    // Reading is not a change: a cross-site GET gets nothing it could read anyway (no CORS).
+    const read = await server.app.inject({
+      url: '/api/assets',
+      headers: { origin: 'https://evil.example' },
+    })
+    expect(read.statusCode).toBe(200)
+  })
+
+  it('leaves Host and Origin to the bearer key with API_KEYS', async () => {
+    await start({ API_KEYS })
+    const headers = { ...ALICE, host: 'media.example.com', origin: 'https://app.example.com' }
+    expect((await upload(headers)).statusCode).toBe(201)
   })
 
   it('stays open without API_KEYS: one owner for every request, with the same limits', async () => {

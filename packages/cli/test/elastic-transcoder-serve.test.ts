@@ -28,16 +28,17 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 describe('ET_API_KEYS and ET_BUCKETS', () => {
   it('reads key pairs (owner = key id unless given) and buckets', () => {
     const config = loadConfig({
-      ET_API_KEYS: `AKIDONE000000001:${SECRET}, AKIDTWO000000001:${SECRET}:alice`,
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}, AKIDTWO000000001:${SECRET}:AKIDONE000000001`,
       ET_BUCKETS: 'media=file:///srv/media, results=s3',
       S3_ENDPOINT: 'http://127.0.0.1:9000',
       S3_FORCE_PATH_STYLE: 'true',
       SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:engine-events',
+      ET_SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:media-app-done',
     })
     expect(config.elasticTranscoder).toEqual({
       keys: [
         { accessKeyId: 'AKIDONE000000001', secretAccessKey: SECRET, owner: 'AKIDONE000000001' },
-        { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'alice' },
+        { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDONE000000001' },
       ],
       buckets: [
         { name: 'media', kind: 'file', path: '/srv/media' },
@@ -45,15 +46,27 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
       ],
       s3: { endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', forcePathStyle: true },
       snsRegion: 'us-east-1',
-      // The server's own event topics: no pipeline may have it publish there.
-      refusedSnsTopics: ['arn:aws:sns:us-east-1:123456789012:engine-events'],
+      // The only topics a pipeline may notify: the server publishes with its own credentials.
+      snsTopics: ['arn:aws:sns:us-east-1:123456789012:media-app-done'],
     })
     expect(loadConfig({}).elasticTranscoder).toBeNull()
+    const own = 'arn:aws:sns:us-east-1:123456789012:engine-events'
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}`,
+        ET_BUCKETS: 'media=s3',
+        SNS_TOPIC_ARNS: own,
+        ET_SNS_TOPIC_ARNS: `${own},not-a-topic`,
+      }),
+    ).toEqual([
+      `ET_SNS_TOPIC_ARNS: ${own} is in SNS_TOPIC_ARNS, the server's own event topics: a client may not publish there`,
+      'ET_SNS_TOPIC_ARNS: "not-a-topic" is not an SNS topic ARN',
+    ])
   })
 
   it('keeps a key to the buckets it names (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)', () => {
     const config = loadConfig({
-      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}`,
+      ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media+results, AKIDTWO000000001:${SECRET}:alice:media, AKIDTRE000000001:${SECRET}:bob:results`,
       ET_BUCKETS: 'media=file:///srv/media, results=file:///srv/results',
     })
     expect(config.elasticTranscoder?.keys).toEqual([
@@ -63,7 +76,27 @@ describe('ET_API_KEYS and ET_BUCKETS', () => {
         owner: 'alice',
         buckets: ['media', 'results'],
       },
-      { accessKeyId: 'AKIDTWO000000001', secretAccessKey: SECRET, owner: 'AKIDTWO000000001' },
+      {
+        accessKeyId: 'AKIDTWO000000001',
+        secretAccessKey: SECRET,
+        owner: 'alice',
+        buckets: ['media'],
+      },
+      {
+        accessKeyId: 'AKIDTRE000000001',
+        secretAccessKey: SECRET,
+        owner: 'bob',
+        buckets: ['results'],
+      },
+    ])
+    // A key of several owners' with no bucket list would reach the others' buckets.
+    expect(
+      configProblems({
+        ET_API_KEYS: `AKIDONE000000001:${SECRET}:alice:media, AKIDTWO000000001:${SECRET}:bob`,
+        ET_BUCKETS: 'media=file:///srv/media',
+      }),
+    ).toEqual([
+      'ET_API_KEYS: AKIDTWO000000001 names no bucket: with keys of several owners, each one names its own (ACCESS_KEY_ID:SECRET:OWNER:BUCKET+BUCKET)',
     ])
     expect(
       configProblems({
@@ -174,6 +207,7 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
       QUEUE_SCHEMA: queueSchema,
       ET_API_KEYS: `AKIDSERVE0000001:${SECRET}:alice`,
       ET_BUCKETS: `media=${pathToFileURL(join(dir, 'in')).href},results=${pathToFileURL(join(dir, 'out')).href}`,
+      ET_SNS_TOPIC_ARNS: 'arn:aws:sns:us-east-1:123456789012:done',
     })
     services = await createServices(config)
     app = await buildServer(config, services, { logger: false })
@@ -201,6 +235,24 @@ describe('transcodekit serve with the Elastic Transcoder API', () => {
       else process.env[name] = value
     }
     if (dir) await rm(dir, { recursive: true, force: true })
+  })
+
+  it('refuses a pipeline notifying a topic ET_SNS_TOPIC_ARNS does not list', async () => {
+    const other = 'arn:aws:sns:us-east-1:123456789012:someone-elses'
+    const refused = await client
+      .send(
+        new CreatePipelineCommand({
+          Name: 'Elsewhere',
+          InputBucket: 'media',
+          OutputBucket: 'results',
+          Role: 'arn:aws:iam::123456789012:role/Elastic_Transcoder_Default_Role',
+          Notifications: { Progressing: '', Completed: other, Warning: '', Error: '' },
+        }),
+      )
+      .then(() => null)
+      .catch((error) => error)
+    expect(refused?.name).toBe('ValidationException')
+    expect(refused.message).toContain(other)
   })
 
   it('runs a job from one folder bucket to another, its pipeline kept in PostgreSQL', async () => {

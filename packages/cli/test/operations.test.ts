@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -149,6 +150,28 @@ describe('/metrics', () => {
     server.services.metrics.recorder.webhookDelivery('delivered')
     const again = (await server.app.inject({ url: '/metrics' })).body
     expect(sample(again, 'transcodekit_webhook_deliveries_total', { outcome: 'delivered' })).toBe(1)
+  })
+
+  it('labels every custom preset `custom`: the series stay as many as the catalog', async () => {
+    await server.start({})
+    const { service } = server.services
+    const custom = { ...service.presets.resolve('wav'), id: 'et-1351620000001-000123' }
+    const { job } = await service.ingestAndTranscode(
+      createReadStream(join(server.dir, 'tone.mp3')),
+      { filename: 'tone.mp3', presets: [custom.id], customPresets: [custom] },
+    )
+    await until(async () => {
+      const current = await service.getJob(job.id)
+      return current.state === 'complete' ? current : null
+    }, 'the job to complete')
+    const text = (await server.app.inject({ url: '/metrics' })).body
+    expect(
+      sample(text, 'transcodekit_job_duration_seconds_count', {
+        engine: 'ffmpeg',
+        preset: 'custom',
+      }),
+    ).toBe(1)
+    expect(text).not.toContain(custom.id)
   })
 
   it('counts an ffmpeg failure by its error code', async () => {

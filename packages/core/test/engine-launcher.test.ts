@@ -77,6 +77,41 @@ describe('ffmpeg engine and the process launcher', () => {
     expect(status.outputs[0]?.durationSec).toBeCloseTo(20, 0)
   })
 
+  it('runs ffprobe under rlimits too: CPU seconds, address space, no core dumps', async () => {
+    let limits: string | null = null
+    const spawner: Spawner = (command, args) => {
+      const child = directSpawner(command, args)
+      child.once('spawn', () => {
+        const pid = child.pid as number
+        // As for ffmpeg below: read them once prlimit has exec'd ffprobe in place.
+        const look = () => {
+          let comm: string
+          try {
+            comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+          } catch {
+            return // gone before it was seen as ffprobe: `limits` stays null
+          }
+          if (comm !== 'ffprobe') return void setTimeout(look, 1)
+          limits = readFileSync(`/proc/${pid}/limits`, 'utf8')
+        }
+        look()
+      })
+      return child
+    }
+    const media = await probeMedia(tone.path, {
+      spawner,
+      maxCpuSec: 20,
+      maxMemoryBytes: 1024 ** 3,
+    })
+    expect(media.durationSec).toBeGreaterThan(0)
+    expect(limits).not.toBeNull()
+    expect(ffmpegRlimits(limits as unknown as string)).toMatchObject({
+      cpuTime: ['20', '22'],
+      addressSpace: [String(1024 ** 3), String(1024 ** 3)],
+      coreFileSize: ['0', '0'],
+    })
+  })
+
   it('runs ffmpeg through the launcher under its rlimits and as a child of the launcher', async () => {
     const launcher = new ProcessLauncher()
     let seen: { limits: string; ppid: number } | null = null

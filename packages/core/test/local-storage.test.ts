@@ -34,6 +34,22 @@ describe('localStorage', () => {
     expect(storage.localPath('a/b/c.mp3')).toBe(join(root, 'a', 'b', 'c.mp3'))
   })
 
+  it('keeps folders and files for its own user only (0700, 0600), moved-in files too', async () => {
+    const storage = localStorage({ root })
+    await storage.put('a/b/c.mp3', Readable.from([Buffer.from('abc')]), {
+      contentType: 'audio/mpeg',
+    })
+    const outside = join(dir, 'made-by-ffmpeg.wav')
+    await writeFile(outside, 'wav', { mode: 0o644 })
+    await storage.putFile('a/d.wav', outside)
+    const mode = (path: string) => statSync(path).mode & 0o777
+    for (const folder of [root, join(root, 'a'), join(root, 'a', 'b'), join(root, '.tmp')]) {
+      expect(mode(folder), folder).toBe(0o700)
+    }
+    expect(mode(join(root, 'a', 'b', 'c.mp3'))).toBe(0o600)
+    expect(mode(join(root, 'a', 'd.wav'))).toBe(0o600)
+  })
+
   it('refuses a key that goes through a symbolic link out of the root', async () => {
     const outside = join(dir, 'outside')
     await mkdir(outside)

@@ -207,13 +207,13 @@ export class EtJobSync {
     }
     if (!isTerminal(core.state)) return current
     if (core.state === 'canceled') {
-      return (
-        (await store.updateJob(job.id, {
-          status: 'Canceled',
-          finishedAt: new Date(),
-          outputs: current.outputs.map((o) => ({ ...o, status: 'Canceled' })),
-        })) ?? current
-      )
+      const canceled = await store.updateJob(job.id, {
+        status: 'Canceled',
+        finishedAt: new Date(),
+        outputs: current.outputs.map((o) => ({ ...o, status: 'Canceled' })),
+      })
+      await this.#dropCoreCopy(job, core)
+      return canceled ?? current
     }
     return this.#finish(current, core)
   }
@@ -287,12 +287,24 @@ export class EtJobSync {
     if (!(await store.claimDelivery(claimed.id, this.#options.deliveryLeaseMs))) return claimed
     // As the holder before, if any, left it: the outputs it copied are recorded Complete.
     const job = (await store.getJobById(claimed.id)) ?? claimed
-    if (ET_TERMINAL.includes(job.status)) return job
+    if (ET_TERMINAL.includes(job.status)) {
+      // The holder before ended it, and may have died before dropping the copy.
+      await this.#dropCoreCopy(job, core)
+      return job
+    }
     let outputs: EtOutputRecord[]
     try {
       const pipeline = await store.getPipeline(job.pipelineId, job.owner)
-      const storage = pipeline ? buckets.get(pipeline.outputBucket) : undefined
-      if (!pipeline || !storage) throw new Error('the pipeline or its output bucket is gone')
+      // Re-checked as the input bucket is at CreateJob: the keys may have changed since.
+      const storage =
+        pipeline && this.#options.bucketAllowed(job.owner, pipeline.outputBucket)
+          ? buckets.get(pipeline.outputBucket)
+          : undefined
+      if (!pipeline || !storage) {
+        throw new Error(
+          'the pipeline or its output bucket is gone, or the owner may no longer use it',
+        )
+      }
       outputs = []
       for (const [index, output] of job.outputs.entries()) {
         if (output.status === 'Complete') {
@@ -327,8 +339,28 @@ export class EtJobSync {
     }
     const status: EtStatus = outputs.some((o) => o.status === 'Error') ? 'Error' : 'Complete'
     const ended = await store.updateJob(job.id, { status, outputs, finishedAt: new Date() })
+    await this.#dropCoreCopy(job, core)
     if (!ended) return (await store.getJobById(job.id)) ?? job
     await this.#notifier.notify(ended, status === 'Error' ? 'ERROR' : 'COMPLETED')
     return ended
+  }
+
+  /**
+   * Deletes the core asset of an ET job that ended (its original and outputs in the server's
+   * own storage): the outputs the caller gets are in its output bucket, and the server keeps
+   * no copy of its media. Once the ET job is recorded as ended, so that a process taking over
+   * sees it ended rather than a core job gone; again by any process that finds it ended (an
+   * asset already deleted is fine). A failure is logged: the job's answer stands.
+   */
+  async #dropCoreCopy(job: EtJobRecord, core: Job): Promise<void> {
+    try {
+      await this.#options.service.deleteAsset(core.assetId)
+    } catch (error) {
+      if (error instanceof NotFoundError) return
+      this.#logger.error(
+        { etJobId: job.id, coreJobId: core.id, assetId: core.assetId, error: errorText(error) },
+        'elastic-transcoder-api: could not delete the server-side copy of an ended job',
+      )
+    }
   }
 }

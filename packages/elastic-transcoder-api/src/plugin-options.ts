@@ -62,7 +62,7 @@ export interface ElasticTranscoderApiOptions {
    * Which SNS topics a pipeline may name as a notification target. The server publishes with
    * its own AWS credentials, not the client's role: a topic it may publish to but the client
    * should not (another tenant's, or one the server itself listens to) must be refused here.
-   * @default () => true
+   * @default () => false (every topic refused: allow-list the ones clients may name)
    */
   snsTopicAllowed?: (topicArn: string) => boolean
   /**
@@ -214,7 +214,7 @@ export function resolveOptions(input: ElasticTranscoderApiOptions): ResolvedEtOp
     deliveryLeaseMs,
     snsPublish: options.snsPublish ?? null,
     notificationUrlAllowed: options.notificationUrlAllowed ?? (() => false),
-    snsTopicAllowed: options.snsTopicAllowed ?? (() => true),
+    snsTopicAllowed: options.snsTopicAllowed ?? (() => false),
     notificationTimeoutMs,
     logger: options.logger ?? consoleLogger(),
   }

@@ -17,12 +17,13 @@ import {
   UpdatePipelineNotificationsCommand,
   waitUntilJobComplete,
 } from '@aws-sdk/client-elastic-transcoder'
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
+import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3'
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns'
 import { mediaConvertEngine, s3Storage } from '@transcodekit/aws'
 import {
   createTranscoder,
   ffmpegEngine,
+  inProcessQueue,
   memoryRepository,
   type TranscodeService,
 } from '@transcodekit/core'
@@ -98,6 +99,7 @@ beforeAll(async () => {
     pageSize: 20,
     notificationUrlAllowed: allowed,
     snsPublish: (input) => sns.send(new PublishCommand(input)),
+    snsTopicAllowed: (arn) => arn === TOPIC,
   })
   waiting = await startEtApp({
     service: held,
@@ -146,6 +148,13 @@ afterAll(async () => {
   await s3?.close()
   if (dir) await rm(dir, { recursive: true, force: true })
 })
+
+/** The running service holds no asset, and its bucket no object (the held one runs none yet). */
+async function expectNoServerCopy() {
+  expect((await service.listAssets()).items).toEqual([])
+  const listed = await s3client.send(new ListObjectsV2Command({ Bucket: BUCKETS.internal }))
+  expect(listed.Contents ?? []).toEqual([])
+}
 
 /** Another app on the service that runs no job, with its own limits, for one test. */
 function startHeldApp(options: Partial<Parameters<typeof startEtApp>[0]>) {
@@ -269,6 +278,8 @@ describe('the seed flow on the Elastic Transcoder API', () => {
         expect.objectContaining({ presetId, status: 'Complete' }),
       ),
     })
+    // Delivered, the server keeps nothing of it: no asset, no object in its own storage.
+    await expectNoServerCopy()
 
     // The same keys again: ET never overwrites an output, it fails it with 3002.
     const wav = await s3.getObject(BUCKETS.output, 'media/song.mp3.wav')
@@ -290,6 +301,7 @@ describe('the seed flow on the Elastic Transcoder API', () => {
       errorCode: 3002,
       messageDetails: expect.stringMatching(/^3002 /),
     })
+    await expectNoServerCopy()
   })
 
   it('lists every system preset the catalog knows, with the seed three', async () => {
@@ -453,7 +465,18 @@ describe('access', () => {
 
   it('publishes only to the SNS topics the server allows (its credentials, not the client)', async () => {
     const own = 'arn:aws:sns:us-east-1:123456789012:server-own-engine-events'
-    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn !== own })
+    const unlisted = await startHeldApp({})
+    try {
+      // No allow-list: every topic is refused, at creation and at update alike.
+      const refused = await createPipeline(etClient(unlisted.endpoint, ALICE), 'Any', '', TOPIC)
+        .then(() => null)
+        .catch((e) => e)
+      expect(refused?.name).toBe('ValidationException')
+      expect(refused.message).toContain(TOPIC)
+    } finally {
+      await unlisted.app.close()
+    }
+    const guarded = await startHeldApp({ snsTopicAllowed: (arn) => arn === TOPIC })
     try {
       const mine = etClient(guarded.endpoint, ALICE)
       const refused = await createPipeline(mine, 'Hijack', '', own).catch((e) => e)
@@ -473,6 +496,51 @@ describe('access', () => {
       expect(Pipelines?.map((p) => p.Notifications?.Completed)).toEqual([TOPIC])
     } finally {
       await guarded.app.close()
+    }
+  })
+
+  it('re-checks the output bucket at delivery: a key narrowed since CreateJob gets nothing there', async () => {
+    // One repository and queue: the job is taken by a process whose key reaches every bucket,
+    // and run and delivered by one started later whose key no longer reaches the output.
+    const repository = memoryRepository()
+    const queue = inProcessQueue()
+    const internal = s3Storage({ client: s3client, bucket: BUCKETS.internal })
+    const buckets = {
+      [BUCKETS.input]: s3Storage({ client: s3client, bucket: BUCKETS.input }),
+      [BUCKETS.output]: s3Storage({ client: s3client, bucket: BUCKETS.output }),
+    }
+    const store = memoryEtStore()
+    const services = { storage: internal, engine: ffmpegEngine(), repository, queue }
+    const taking = createTranscoder({ ...services, worker: false })
+    const before = await startEtApp({ service: taking, buckets, store, keys: [ALICE] })
+    let jobId: string | undefined
+    try {
+      const alice = etClient(before.endpoint, ALICE)
+      ;({
+        Job: { Id: jobId } = {},
+      } = await alice.send(seedJob(await createPipeline(alice, 'Narrowed'), 'narrowed/song')))
+    } finally {
+      await before.app.close()
+    }
+    const running = createTranscoder(services)
+    const narrowed = { ...ALICE, buckets: [BUCKETS.input] }
+    const after = await startEtApp({ service: running, buckets, store, keys: [narrowed] })
+    try {
+      const alice = etClient(after.endpoint, ALICE)
+      await expect(
+        waitUntilJobComplete(
+          { client: alice, maxWaitTime: 60, minDelay: 1, maxDelay: 1 },
+          { Id: jobId },
+        ),
+      ).rejects.toThrow()
+      const { Job } = await alice.send(new ReadJobCommand({ Id: jobId }))
+      expect(Job?.Status).toBe('Error')
+      expect(Job?.Outputs?.[0]?.StatusDetail).toMatch(/^9999 .*no longer use it/)
+      expect(await s3.getObject(BUCKETS.output, 'narrowed/song.wav')).toBeNull()
+    } finally {
+      await after.app.close()
+      await running.close()
+      await taking.close()
     }
   })
 

@@ -50,6 +50,9 @@ export const ForbiddenError = createError('TRANSCODEKIT_FORBIDDEN', '%s', 403)
 export const TooManyJobsError = createError('TRANSCODEKIT_TOO_MANY_JOBS', '%s', 429)
 /** For an app's rate limiter (`@fastify/rate-limit`'s `errorResponseBuilder`), so it answers like the routes. */
 export const RateLimitedError = createError('TRANSCODEKIT_RATE_LIMITED', '%s', 429)
+/** For an app that guards a keyless API from browsers (DNS rebinding, cross-site forms). */
+export const HostNotAllowedError = createError('TRANSCODEKIT_HOST_NOT_ALLOWED', '%s', 403)
+export const CrossSiteRequestError = createError('TRANSCODEKIT_CROSS_SITE_REQUEST', '%s', 403)
 export const UploadTimeoutError = createError('TRANSCODEKIT_UPLOAD_TIMEOUT', '%s', 408)
 export const InsufficientStorageError = createError('TRANSCODEKIT_INSUFFICIENT_STORAGE', '%s', 507)
 export const InternalError = createError('TRANSCODEKIT_INTERNAL', '%s', 500)

@@ -348,9 +348,8 @@ describe('hostile file names', () => {
     t = await makeApp({ worker: false })
     const names = [
       '../../../etc/passwd.mp3',
-      'a\u0000b.mp3',
-      `${'long'.repeat(200)}.mp3`,
-      '\u202Egnp.mp3 \u05e9\u05dc\u05d5\u05dd',
+      `${'long'.repeat(62)}.mp3`,
+      '\u05e9\u05dc\u05d5\u05dd \u{1F3B5}.mp3',
       '<img src=x onerror=alert(1)>.mp3',
     ]
     for (const filename of names) {
@@ -372,6 +371,26 @@ describe('hostile file names', () => {
     for (const file of files) {
       expect(file).toMatch(/^[A-Za-z0-9._/-]+$/)
       expect(file).not.toMatch(/passwd|long|img|\.\.\//)
+    }
+  })
+
+  it('400 for a name over 255 characters or holding control characters, and nothing kept', async () => {
+    t = await makeApp({ worker: false })
+    for (const filename of [
+      `${'x'.repeat(252)}.mp3`,
+      `${'long'.repeat(20_000)}.mp3`,
+      'a\u0000b.mp3',
+      'a\tb.mp3',
+      'x\u0085.mp3',
+      '\u202Egnp.mp3',
+    ]) {
+      const res = await post([
+        { name: 'presets', value: 'wav' },
+        { name: 'file', filename, contentType: 'audio/mpeg', data: tone },
+      ])
+      expectError(res, 400, 'TRANSCODEKIT_INVALID_REQUEST')
+      expect(res.json().message).toMatch(/^the file name /)
+      emptyState(await t.snapshot())
     }
   })
 })

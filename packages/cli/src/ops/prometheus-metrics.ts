@@ -3,6 +3,7 @@ import {
   type Job,
   type JobState,
   type MetricsRecorder,
+  type Output,
   type QueueDepth,
   type TranscodeService,
   type WebhookDeliveryOutcome,
@@ -102,7 +103,7 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
     ended.inc({ engine: job.engine, state: job.state })
     if (job.state === 'complete') {
       const seconds = ((job.finishedAt ?? job.updatedAt).getTime() - job.createdAt.getTime()) / 1000
-      for (const preset of new Set(job.outputs.map((o) => o.presetId))) {
+      for (const preset of new Set(job.outputs.map(presetLabel))) {
         durations.observe({ engine: job.engine, preset }, Math.max(0, seconds))
       }
     }
@@ -125,6 +126,15 @@ export function prometheusMetrics(options: PrometheusMetricsOptions): Prometheus
     },
     close: unsubscribe,
   }
+}
+
+/**
+ * An output's preset as a label: a catalog preset by its id, every custom preset as `custom`
+ * (each has an id of its own, an Elastic Transcoder one `et-<id>`: the series would grow
+ * with every preset made).
+ */
+function presetLabel(output: Output): string {
+  return output.preset ? 'custom' : output.presetId
 }
 
 /** A webhook delivery's state after an attempt, as the attempt's outcome. */

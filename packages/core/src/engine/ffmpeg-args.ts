@@ -37,10 +37,12 @@ export function demuxerName(formatName: string): string {
 }
 
 /**
- * The input half of the command line: only the `file` and `pipe` protocols, the demuxer
- * forced from the probe, the file given with an explicit `file:` protocol, no frame of more
- * than `maxFramePixels` decoded (ffmpeg takes an int: past it, its own bound), and no more
- * than `maxDurationSec` of it read, whatever its container declared.
+ * The input half of the command line: only the `file` protocol (the input is always a file
+ * of the job's work folder, never a pipe), only the demuxers the probe allows (for what the
+ * input's demuxer would open in turn: a reference, a playlist), that demuxer forced from the
+ * probe, the file given with an explicit `file:` protocol, no frame of more than
+ * `maxFramePixels` decoded (ffmpeg takes an int: past it, its own bound), and no more than
+ * `maxDurationSec` of it read, whatever its container declared.
  */
 export function ffmpegInputArgs(
   path: string,
@@ -57,7 +59,9 @@ export function ffmpegInputArgs(
     ...pixels,
     ...duration,
     '-protocol_whitelist',
-    'file,pipe',
+    'file',
+    '-format_whitelist',
+    ALLOWED_INPUT_FORMATS.join(','),
     '-f',
     demuxerName(media.formatName),
     '-i',

@@ -33,6 +33,7 @@ import type {
 } from '../ports/engine.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Storage } from '../ports/storage.ts'
+import { dieWithParent, rlimit } from '../process/limited-command.ts'
 import { defaultSpawner } from '../process/process-launcher.ts'
 import type { SpawnedProcess, Spawner } from '../process/spawner.ts'
 import {
@@ -287,7 +288,7 @@ export class FfmpegEngine implements Engine {
     const binary = this.#binary()
     const limit = AbortSignal.timeout(this.#options.timeoutMs)
     const stop = AbortSignal.any([signal, limit])
-    await mkdir(this.#options.tmpDir, { recursive: true })
+    await mkdir(this.#options.tmpDir, { recursive: true, mode: 0o700 })
     const work = await mkdtemp(join(this.#options.tmpDir, `job-${processTag()}-`))
     try {
       // Refuse what cannot run before copying anything: the demuxer, the presets, the keys.
@@ -817,29 +818,6 @@ function sumExtinf(playlist: string): number | null {
   return found ? Math.round(total * 1000) / 1000 : null
 }
 
-let setpriv: string | null | undefined
-let prlimit: string | null | undefined
-
-/**
- * The command that runs ffmpeg so that it dies with this process, under its resource limits.
- * On Linux, util-linux's `setpriv --pdeathsig KILL` asks the kernel to kill ffmpeg when its
- * parent dies (even by SIGKILL), and `prlimit` sets its rlimits; each execs the next in place,
- * so the pid is ffmpeg's. Without `setpriv`, the ffmpeg of a killed worker runs on to the end
- * of the job as an orphan: a broken progress pipe does not stop it. Elsewhere, or when a
- * binary is missing, ffmpeg is spawned as it is (the watched limits still apply).
- */
-function dieWithParent(binary: string, args: string[], limits: string[]): [string, string[]] {
-  if (setpriv === undefined) {
-    setpriv = process.platform === 'linux' ? findExecutable('setpriv') : null
-    prlimit = process.platform === 'linux' ? findExecutable('prlimit') : null
-  }
-  if (!isExecutable(binary)) return [binary, args]
-  const command =
-    prlimit && limits.length > 0 ? [prlimit, ...limits, '--', binary, ...args] : [binary, ...args]
-  if (!setpriv) return [command[0] as string, command.slice(1)]
-  return [setpriv, ['--pdeathsig', 'KILL', '--', ...command]]
-}
-
 /** `prlimit` options for ffmpeg: CPU seconds, address space, file size, and no core dumps. */
 function rlimits(options: ResolvedOptions): string[] {
   const limits = ['--core=0']
@@ -858,33 +836,6 @@ function rlimits(options: ResolvedOptions): string[] {
     limits.push(rlimit('fsize', 'Max file size', bytes, bytes))
   }
   return limits
-}
-
-let ownLimits: string | null | undefined
-
-/**
- * One `prlimit` option, its values lowered to this process's own hard limit: a process can
- * lower its limits, never raise them, and `prlimit` would refuse to run ffmpeg at all.
- */
-function rlimit(option: string, name: string, soft: number, hard: number): string {
-  if (ownLimits === undefined) {
-    try {
-      ownLimits = readFileSync('/proc/self/limits', 'utf8')
-    } catch {
-      ownLimits = null
-    }
-  }
-  const line = ownLimits?.split('\n').find((l) => l.startsWith(name))
-  const ceiling = Number(line?.slice(name.length).trim().split(/\s+/)[1])
-  if (Number.isFinite(ceiling)) {
-    hard = Math.min(hard, ceiling)
-    soft = Math.min(soft, hard)
-  }
-  return `--${option}=${soft}:${hard}`
-}
-
-function findExecutable(name: string): string | null {
-  return [`/usr/bin/${name}`, `/bin/${name}`].find((path) => isExecutable(path)) ?? null
 }
 
 const CLOCK_TICKS = 100

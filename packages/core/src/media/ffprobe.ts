@@ -1,5 +1,6 @@
 import { EngineError, UnsupportedMediaError } from '../errors.ts'
 import type { MediaInfo, MediaStream } from '../model.ts'
+import { dieWithParent, rlimit } from '../process/limited-command.ts'
 import { defaultSpawner } from '../process/process-launcher.ts'
 import { runProcess } from '../process/run-process.ts'
 import type { Spawner } from '../process/spawner.ts'
@@ -25,10 +26,30 @@ export interface ProbeOptions {
    * (`TRANSCODEKIT_SPAWN=direct`: from this process)
    */
   spawner?: Spawner
+  /**
+   * CPU seconds ffprobe may use, its `RLIMIT_CPU` on Linux (through `prlimit`, as ffmpeg's):
+   * decoding one frame of each stream of a hostile input can spin threads far past the wall
+   * clock timeout's view. @default 60
+   */
+  maxCpuSec?: number
+  /** Address space ffprobe may map, in bytes: its `RLIMIT_AS` on Linux. @default 2 GiB */
+  maxMemoryBytes?: number
 }
 
 // ffprobe's words for a frame it did not decode because of `-max_pixels`.
 const OVER_MAX_PIXELS = /Picture size (\d+)x(\d+) exceeds specified max pixel count/
+
+/** `prlimit` options for ffprobe: CPU seconds, address space, and no core dumps. */
+function probeRlimits(options: ProbeOptions): string[] {
+  const cpuSec = Math.ceil(options.maxCpuSec ?? 60)
+  const memoryBytes = Math.floor(options.maxMemoryBytes ?? 2 * 1024 ** 3)
+  return [
+    '--core=0',
+    // SIGXCPU at the soft limit; SIGKILL two seconds later, should it be ignored.
+    rlimit('cpu', 'Max cpu time', cpuSec, cpuSec + 2),
+    rlimit('as', 'Max address space', memoryBytes, memoryBytes),
+  ]
+}
 
 export type Prober = (path: string, options?: ProbeOptions) => Promise<MediaInfo>
 
@@ -58,21 +79,24 @@ export async function probeMedia(path: string, options: ProbeOptions = {}): Prom
   let stderr: string
   try {
     ;({ stdout, stderr } = await runProcess(
-      options.ffprobePath ?? ffprobePath(),
-      [
-        ...pixelArgs,
-        '-v',
-        'error',
-        '-protocol_whitelist',
-        'file',
-        '-format_whitelist',
-        formats,
-        '-print_format',
-        'json',
-        '-show_format',
-        '-show_streams',
-        `file:${path}`,
-      ],
+      ...dieWithParent(
+        options.ffprobePath ?? ffprobePath(),
+        [
+          ...pixelArgs,
+          '-v',
+          'error',
+          '-protocol_whitelist',
+          'file',
+          '-format_whitelist',
+          formats,
+          '-print_format',
+          'json',
+          '-show_format',
+          '-show_streams',
+          `file:${path}`,
+        ],
+        probeRlimits(options),
+      ),
       {
         signal: options.signal,
         timeoutMs: options.timeoutMs ?? 30_000,

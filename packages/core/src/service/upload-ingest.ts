@@ -49,7 +49,7 @@ export async function ingestUpload(
   { storage, repository, settings, probes, hasher }: IngestContext,
 ): Promise<Asset> {
   const limit = options.maxBytes ?? settings.maxInputBytes
-  await mkdir(settings.tmpDir, { recursive: true })
+  await mkdir(settings.tmpDir, { recursive: true, mode: 0o700 })
   const spool = join(settings.tmpDir, `${processTag()}-${randomUUID()}.upload`)
   let stored: string | null = null
   // Until the storage takes the spool over (`putFile` moves it): left to remove.

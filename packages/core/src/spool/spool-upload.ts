@@ -45,7 +45,8 @@ export async function spoolUpload(
   path: string,
   { maxBytes, hasher, signal }: SpoolOptions,
 ): Promise<Spooled> {
-  const file = createWriteStream(path, { flags: 'wx' })
+  // Only the server's user may read an upload (0600), as in the storage it moves to.
+  const file = createWriteStream(path, { flags: 'wx', mode: 0o600 })
   const inline = createHash('sha256')
   // Set once the body outgrows the inline hash.
   const handoff: { thread?: FileHash } = {}

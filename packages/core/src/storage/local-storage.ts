@@ -8,6 +8,7 @@ import {
   type WriteStream,
 } from 'node:fs'
 import {
+  chmod,
   copyFile,
   lstat,
   mkdir,
@@ -63,6 +64,14 @@ interface ResolvedOptions {
   baseUrl: string
   keyRule: KeyRule
 }
+
+/**
+ * Folders and files only the server's user may read: one storage holds every owner's media,
+ * and another local user must not. (A rename keeps a file's mode:
+ * a file moved in is made private too.)
+ */
+const PRIVATE_DIR = { recursive: true, mode: 0o700 } as const
+const PRIVATE_FILE = 0o600
 
 // Both folder names start with a dot, which no key segment may (see `assertValidKey`), so
 // neither can ever collide with an object; bucket keys, which may, are refused these two.
@@ -146,7 +155,7 @@ export class LocalStorage implements Storage {
     let file: WriteStream | null = null
     try {
       options.signal?.throwIfAborted()
-      file = createWriteStream(temp, { flags: 'wx' })
+      file = createWriteStream(temp, { flags: 'wx', mode: PRIVATE_FILE })
       await pipeline(body, file, { signal: options.signal })
       return await this.#commit(key, target, temp, options.contentType)
     } catch (error) {
@@ -173,6 +182,7 @@ export class LocalStorage implements Storage {
         await copyFile(path, temp, constants.COPYFILE_EXCL)
         copied = true
       }
+      await chmod(temp, PRIVATE_FILE)
       options.signal?.throwIfAborted()
       const result = await this.#commit(key, target, temp, options.contentType)
       if (copied) await rm(path, { force: true })
@@ -315,7 +325,7 @@ export class LocalStorage implements Storage {
 
   #ensureRoot(): string {
     if (this.#realRoot === null) {
-      mkdirSync(this.root, { recursive: true })
+      mkdirSync(this.root, PRIVATE_DIR)
       this.#realRoot = realpathSync.native(this.root)
     }
     return this.#realRoot
@@ -323,7 +333,7 @@ export class LocalStorage implements Storage {
 
   async #tempPath(): Promise<string> {
     const folder = join(this.root, TEMP_DIR)
-    await mkdir(folder, { recursive: true })
+    await mkdir(folder, PRIVATE_DIR)
     await this.#swept
     return join(folder, `${processTag()}-${randomUUID()}`)
   }
@@ -340,7 +350,7 @@ export class LocalStorage implements Storage {
     contentType: string | undefined,
   ): Promise<PutResult> {
     const stats = await stat(temp, { bigint: true })
-    await mkdir(dirname(target), { recursive: true })
+    await mkdir(dirname(target), PRIVATE_DIR)
     const meta = this.#metaPath(key)
     if (contentType) {
       // The sidecar names the file it describes (inode, size, mtime), so it never applies to
@@ -349,8 +359,9 @@ export class LocalStorage implements Storage {
       try {
         await writeFile(metaTemp, JSON.stringify({ contentType, etag: etagOf(stats) }), {
           flag: 'wx',
+          mode: PRIVATE_FILE,
         })
-        await mkdir(dirname(meta), { recursive: true })
+        await mkdir(dirname(meta), PRIVATE_DIR)
         await rename(metaTemp, meta)
       } catch (error) {
         await rm(metaTemp, { force: true })

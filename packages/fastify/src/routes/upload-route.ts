@@ -24,6 +24,26 @@ import { ownedJobView } from './job-routes.ts'
 
 const MAX_PRESETS = 20
 
+/** The longest file name kept, in characters: what common file systems allow. */
+const MAX_FILENAME = 255
+/** C0 and C1 controls, and the bidi controls that make a name read as another extension. */
+const CONTROL = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/u
+
+/**
+ * The file part's name as stored and shown in every listing: refused when too long or when it
+ * holds control characters, rather than altered into a name the client never sent.
+ */
+function checkedFilename(filename: string): string | null {
+  if (filename === '') return null
+  if ([...filename].length > MAX_FILENAME) {
+    throw InvalidRequestError(`the file name has more than ${MAX_FILENAME} characters`)
+  }
+  if (CONTROL.test(filename)) {
+    throw InvalidRequestError('the file name holds control characters')
+  }
+  return filename
+}
+
 /** `presets` values: ids or aliases, several per value when comma-separated. */
 function splitPresets(value: string): string[] {
   return value
@@ -158,7 +178,7 @@ export function registerUploadRoute(app: TypedInstance, settings: ResolvedOption
           idle.file = part.file
           result = await service.ingestAndTranscode(failingOverLimit(part.file, limits.fileSize), {
             owner,
-            filename: part.filename || null,
+            filename: checkedFilename(part.filename),
             presets,
             idempotencyKey,
             signal: controller.signal,
