@@ -1,5 +1,5 @@
 import type { Asset, Job, JobState, Output, Owner, Page, PageRequest } from '../model.ts'
-import type { WebhookDeliveryStore } from './webhooks.ts'
+import type { NewWebhookDelivery, WebhookDelivery, WebhookDeliveryStore } from './webhooks.ts'
 
 /** A job as first written: `submitted`, progress 0, no attempts yet. */
 export interface NewJob {
@@ -38,6 +38,26 @@ export interface JobPatch {
     errorCode?: string | null
     errorMessage?: string | null
   }>
+}
+
+/**
+ * The webhook deliveries that announce a job change, recorded in the change's own transaction
+ * (a transactional outbox): the change and its deliveries commit or roll back together, so a
+ * process that dies after the commit leaves deliveries for the sweep, never a silent change.
+ */
+export interface JobOutbox {
+  /** The deliveries announcing `job` as written (after the change); called inside the write. */
+  deliveriesFor(job: Job): NewWebhookDelivery[]
+  /** Once the write committed: the deliveries it recorded (not those already there). */
+  recorded(deliveries: WebhookDelivery[]): void
+}
+
+export interface JobWriteOptions {
+  /**
+   * Deliveries to record in the webhook store with the change. Honoured by a repository that
+   * offers `webhookStore()`, into that store; the service passes it only then.
+   */
+  outbox?: JobOutbox
 }
 
 export interface ListAssetsRequest extends PageRequest {
@@ -86,11 +106,12 @@ export interface Repository {
    * Applies `patch` under the rules above, atomically. Returns the job as it is afterwards
    * (unchanged if the rules refused the patch), or `null` if it does not exist.
    */
-  updateJob(id: string, patch: JobPatch): Promise<Job | null>
+  updateJob(id: string, patch: JobPatch, options?: JobWriteOptions): Promise<Job | null>
 
   /**
    * Optional: where webhook deliveries are recorded, in the same database, so that they
    * survive what the jobs survive. Probed once by the service; the same store every call.
+   * A repository that offers it records a write's `outbox` in it, in the write's transaction.
    */
   webhookStore?(): WebhookDeliveryStore
 

@@ -2,6 +2,7 @@ import { InvalidStateError, NotFoundError } from '../errors.ts'
 import { type Asset, isTerminal, type Job, type Owner, type Page } from '../model.ts'
 import type {
   JobPatch,
+  JobWriteOptions,
   ListAssetsRequest,
   ListJobsRequest,
   NewJob,
@@ -146,11 +147,11 @@ export class MemoryRepository implements Repository {
     return paginate(jobs, request)
   }
 
-  async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
+  async updateJob(id: string, patch: JobPatch, options: JobWriteOptions = {}): Promise<Job | null> {
     const stored = this.#jobs.get(id)
     if (!stored) return null
     const current = stored.job
-    if (isTerminal(current.state)) return structuredClone(current)
+    if (isTerminal(current.state)) return this.#recordOutbox(current, options)
 
     // Work on a copy and swap it in at the end, so a bad patch cannot leave half a change.
     const next = structuredClone(current)
@@ -174,8 +175,25 @@ export class MemoryRepository implements Repository {
     const now = new Date()
     next.updatedAt = now.getTime() < current.updatedAt.getTime() ? new Date(current.updatedAt) : now
     if (isTerminal(next.state)) next.finishedAt = new Date(next.updatedAt)
+    const written = this.#recordOutbox(next, options)
     stored.job = next
-    return structuredClone(next)
+    return written
+  }
+
+  /**
+   * Records the outbox's deliveries for `job` as written, in the same synchronous step as the
+   * write (a throwing outbox leaves the job as it was); returns a copy of the job.
+   */
+  #recordOutbox(job: Job, { outbox }: JobWriteOptions): Job {
+    const copy = structuredClone(job)
+    if (!outbox) return copy
+    const recorded = outbox
+      .deliveriesFor(structuredClone(job))
+      .map((delivery) => this.#webhooks.insert(delivery))
+      .filter(({ created }) => created)
+      .map(({ delivery }) => delivery)
+    outbox.recorded(recorded)
+    return copy
   }
 }
 

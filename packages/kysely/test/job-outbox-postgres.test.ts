@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto'
+import {
+  type Asset,
+  createWebhookDispatcher,
+  type Job,
+  ServiceWebhooks,
+  type WebhookOptions,
+} from '@transcodekit/core'
+import { startWebhookReceiver, webhookSecret } from '@transcodekit/core/testing'
+import { sql } from 'kysely'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { type KyselyRepository, kyselyRepository } from '../src/index.ts'
+import { TestDatabase } from './support/test-databases.ts'
+
+// A job change and the webhook deliveries announcing it are one transaction (the outbox):
+// triggers in the test's own schema make one half fail, and the other half must not land.
+const database = new TestDatabase('postgres')
+const silent = { info() {}, warn() {}, error() {} }
+const open: Array<{ close(): Promise<void> }> = []
+let db: Awaited<ReturnType<TestDatabase['schema']>>['db']
+let schema: string
+let repository: KyselyRepository
+
+beforeAll(async () => {
+  ;({ db, schema } = await database.schema())
+  repository = kyselyRepository({ db, schema })
+  await sql
+    .raw(`
+      create function ${schema}.refuse() returns trigger language plpgsql as $$
+      begin raise exception '%', tg_argv[0]; end $$;
+      create trigger refuse_complete_delivery before insert on ${schema}.webhook_deliveries
+        for each row when (new.event_type = 'job.complete')
+        execute function ${schema}.refuse('no job.complete delivery');
+      create trigger refuse_error_job before update on ${schema}.jobs
+        for each row when (new.state = 'error')
+        execute function ${schema}.refuse('no job in error');
+    `)
+    .execute(db)
+})
+afterEach(async () => {
+  for (const thing of open.splice(0).reverse()) await thing.close()
+})
+afterAll(() => database.close())
+
+/** The service's webhooks on the repository's own store, so that job writes record deliveries. */
+function webhooks(options: Partial<WebhookOptions> = {}): ServiceWebhooks {
+  const dispatcher = createWebhookDispatcher(
+    {
+      endpoints: [{ id: 'main', url: 'http://127.0.0.1:9/', secret: webhookSecret() }],
+      allowPrivateAddresses: true,
+      logger: silent,
+      worker: false,
+      ...options,
+    },
+    { store: repository.webhookStore() },
+  )
+  open.push(dispatcher)
+  return new ServiceWebhooks(dispatcher, { recordsWithJobs: true })
+}
+
+async function submittedJob(): Promise<Job> {
+  const asset: Asset = {
+    id: randomUUID(),
+    owner: 'alice',
+    storageKey: 'originals/a.wav',
+    originalFilename: 'a.wav',
+    contentType: 'audio/wav',
+    size: 10,
+    sha256: 'a'.repeat(64),
+    media: { formatName: 'wav', durationSec: 1, bitRate: null, streams: [] },
+    createdAt: new Date(),
+  }
+  await repository.createAsset(asset)
+  const id = randomUUID()
+  const { job } = await repository.createJob({
+    id,
+    owner: 'alice',
+    assetId: asset.id,
+    engine: 'ffmpeg',
+    idempotencyKey: null,
+    requestHash: 'hash',
+    outputs: [
+      { name: 'wav', presetId: 'wav', storageKey: `out/${id}.wav`, contentType: 'audio/wav' },
+    ],
+    createdAt: new Date(),
+  })
+  return job
+}
+
+async function deliveriesOf(job: Job) {
+  const { items } = await repository.webhookStore().list({ owner: 'alice', limit: 100 })
+  return items.filter((d) => d.eventKey.endsWith(`:${job.id}`)).map((d) => d.eventType)
+}
+
+it('records the deliveries of a job change with it, and the write reports them', async () => {
+  const hooks = webhooks()
+  const job = await submittedJob()
+  const outbox = hooks.jobOutbox(() => true)
+  const written = await repository.updateJob(job.id, { state: 'progressing' }, { outbox })
+  expect(written?.state).toBe('progressing')
+  expect(await deliveriesOf(job)).toEqual(['job.progressing'])
+  expect(outbox.deliveries.map((d) => d.eventType)).toEqual(['job.progressing'])
+  // The event as written: the payload carries the state after the patch.
+  expect(JSON.parse(outbox.deliveries[0]!.payload).data.state).toBe('progressing')
+})
+
+it('rolls the job change back when its delivery cannot be recorded, and throws', async () => {
+  const hooks = webhooks()
+  const job = await submittedJob()
+  await repository.updateJob(job.id, { state: 'progressing', progress: 10 })
+  const outbox = hooks.jobOutbox(() => true)
+  await expect(
+    repository.updateJob(job.id, { state: 'complete', progress: 100 }, { outbox }),
+  ).rejects.toThrow(/no job.complete delivery/)
+  expect(await repository.getJob(job.id)).toMatchObject({ state: 'progressing', progress: 10 })
+  expect(await deliveriesOf(job)).toEqual([])
+  expect(outbox.deliveries).toEqual([])
+})
+
+it('records no delivery when the job change fails', async () => {
+  const hooks = webhooks()
+  const job = await submittedJob()
+  const outbox = hooks.jobOutbox(() => true)
+  await expect(
+    repository.updateJob(job.id, { state: 'error', errorCode: 'ENGINE_FAILED' }, { outbox }),
+  ).rejects.toThrow(/no job in error/)
+  expect(await repository.getJob(job.id)).toMatchObject({ state: 'submitted' })
+  expect(await deliveriesOf(job)).toEqual([])
+})
+
+it('records nothing for a write that is not news', async () => {
+  const hooks = webhooks()
+  const job = await submittedJob()
+  const outbox = hooks.jobOutbox(() => false)
+  await repository.updateJob(job.id, { state: 'progressing' }, { outbox })
+  expect(await deliveriesOf(job)).toEqual([])
+})
+
+it('a delivery recorded with a job change but never scheduled is sent by the sweep', async () => {
+  const secret = webhookSecret()
+  const receiver = await startWebhookReceiver(secret)
+  open.push({ close: () => receiver.stop() })
+  const hooks = webhooks({
+    endpoints: [{ id: 'main', url: receiver.url, secret }],
+    worker: { concurrency: 1 },
+    sweepIntervalMs: 20,
+  })
+  // Started first, so that its resume() finds nothing: only the sweep can send the delivery.
+  await hooks.dispatcher.start()
+  const job = await submittedJob()
+  const outbox = hooks.jobOutbox(() => true)
+  // The writer dies after the commit: `jobWritten` (which schedules) never runs.
+  await repository.updateJob(job.id, { state: 'progressing' }, { outbox })
+  const [recorded] = outbox.deliveries
+  const got = await receiver.next((w) => w.data.id === job.id)
+  expect(got).toMatchObject({ id: recorded!.id, type: 'job.progressing' })
+  expect(receiver.rejected).toBe(0)
+})
