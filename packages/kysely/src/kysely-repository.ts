@@ -136,11 +136,23 @@ export class KyselyRepository implements Repository {
     return result.numDeletedRows > 0n
   }
 
-  async createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async createJob(
+    job: NewJob,
+    options: JobWriteOptions = {},
+  ): Promise<{ job: Job; created: boolean; requestHash: string }> {
     assertId(job.id, 'job')
     if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
     try {
-      return await this.#createJob(job)
+      const { outbox } = options
+      if (!outbox) return await this.#createJob(job, this.#db)
+      const { result, recorded } = await this.#db.transaction().execute(async (trx) => {
+        const result = await this.#createJob(job, trx)
+        // A new job's deliveries join its insert: both commit, or neither.
+        const deliveries = result.created ? outbox.deliveriesFor(result.job) : []
+        return { result, recorded: await insertDeliveries(trx, deliveries) }
+      })
+      outbox.recorded(recorded)
+      return result
     } catch (error) {
       // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
       // (missing, or another owner's: the foreign key is on (asset_id, owner)).
@@ -151,7 +163,10 @@ export class KyselyRepository implements Repository {
     }
   }
 
-  async #createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async #createJob(
+    job: NewJob,
+    db: Db,
+  ): Promise<{ job: Job; created: boolean; requestHash: string }> {
     const outputs = JSON.stringify(
       job.outputs.map((output, position) => ({
         name: output.name,
@@ -166,7 +181,7 @@ export class KyselyRepository implements Repository {
     // One statement writes the job and its outputs, so they become visible together. A
     // concurrent insert of the same key waits on the unique index until the other statement
     // commits, then does nothing (and inserts no outputs either).
-    const inserted = await this.#db
+    const inserted = await db
       .with('inserted', (db) =>
         db
           .insertInto('jobs')
@@ -243,7 +258,7 @@ export class KyselyRepository implements Repository {
       return { job: toJob(row), created: true, requestHash: job.requestHash }
     }
     // The key was taken: a new statement sees the job that won, committed with its outputs.
-    const existing = await selectJobs(this.#db)
+    const existing = await selectJobs(db)
       .where('jobs.owner', '=', job.owner)
       .where('jobs.idempotency_key', '=', job.idempotencyKey)
       .executeTakeFirst()

@@ -3,6 +3,7 @@ import {
   type Asset,
   createWebhookDispatcher,
   type Job,
+  type NewJob,
   ServiceWebhooks,
   type WebhookOptions,
 } from '@transcodekit/core'
@@ -28,9 +29,9 @@ beforeAll(async () => {
     .raw(`
       create function ${schema}.refuse() returns trigger language plpgsql as $$
       begin raise exception '%', tg_argv[0]; end $$;
-      create trigger refuse_complete_delivery before insert on ${schema}.webhook_deliveries
-        for each row when (new.event_type = 'job.complete')
-        execute function ${schema}.refuse('no job.complete delivery');
+      create trigger refuse_some_deliveries before insert on ${schema}.webhook_deliveries
+        for each row when (new.event_type = 'job.complete' or new.owner = 'refused')
+        execute function ${schema}.refuse('no job.complete delivery, nothing for "refused"');
       create trigger refuse_error_job before update on ${schema}.jobs
         for each row when (new.state = 'error')
         execute function ${schema}.refuse('no job in error');
@@ -58,10 +59,26 @@ function webhooks(options: Partial<WebhookOptions> = {}): ServiceWebhooks {
   return new ServiceWebhooks(dispatcher, { recordsWithJobs: true })
 }
 
-async function submittedJob(): Promise<Job> {
+function newJob(asset: Asset): NewJob {
+  const id = randomUUID()
+  return {
+    id,
+    owner: asset.owner,
+    assetId: asset.id,
+    engine: 'ffmpeg',
+    idempotencyKey: null,
+    requestHash: 'hash',
+    outputs: [
+      { name: 'wav', presetId: 'wav', storageKey: `out/${id}.wav`, contentType: 'audio/wav' },
+    ],
+    createdAt: new Date(),
+  }
+}
+
+async function newAsset(owner = 'alice'): Promise<Asset> {
   const asset: Asset = {
     id: randomUUID(),
-    owner: 'alice',
+    owner,
     storageKey: 'originals/a.wav',
     originalFilename: 'a.wav',
     contentType: 'audio/wav',
@@ -71,24 +88,16 @@ async function submittedJob(): Promise<Job> {
     createdAt: new Date(),
   }
   await repository.createAsset(asset)
-  const id = randomUUID()
-  const { job } = await repository.createJob({
-    id,
-    owner: 'alice',
-    assetId: asset.id,
-    engine: 'ffmpeg',
-    idempotencyKey: null,
-    requestHash: 'hash',
-    outputs: [
-      { name: 'wav', presetId: 'wav', storageKey: `out/${id}.wav`, contentType: 'audio/wav' },
-    ],
-    createdAt: new Date(),
-  })
+  return asset
+}
+
+async function submittedJob(): Promise<Job> {
+  const { job } = await repository.createJob(newJob(await newAsset()))
   return job
 }
 
-async function deliveriesOf(job: Job) {
-  const { items } = await repository.webhookStore().list({ owner: 'alice', limit: 100 })
+async function deliveriesOf(job: { id: string }) {
+  const { items } = await repository.webhookStore().list({ limit: 100 })
   return items.filter((d) => d.eventKey.endsWith(`:${job.id}`)).map((d) => d.eventType)
 }
 
@@ -102,6 +111,31 @@ it('records the deliveries of a job change with it, and the write reports them',
   expect(outbox.deliveries.map((d) => d.eventType)).toEqual(['job.progressing'])
   // The event as written: the payload carries the state after the patch.
   expect(JSON.parse(outbox.deliveries[0]!.payload).data.state).toBe('progressing')
+})
+
+it('records the job.submitted deliveries of a job created, and none for one found by its key', async () => {
+  const hooks = webhooks()
+  const input = { ...newJob(await newAsset()), idempotencyKey: 'once' }
+  const outbox = hooks.newJobOutbox()
+  const { job, created } = await repository.createJob(input, { outbox })
+  expect(created).toBe(true)
+  expect(await deliveriesOf(job)).toEqual(['job.submitted'])
+  expect(outbox.deliveries.map((d) => d.eventType)).toEqual(['job.submitted'])
+  const again = hooks.newJobOutbox()
+  const second = await repository.createJob({ ...input, id: randomUUID() }, { outbox: again })
+  expect(second).toMatchObject({ created: false, job: { id: job.id } })
+  expect(again.deliveries).toEqual([])
+  expect(await deliveriesOf(job)).toEqual(['job.submitted'])
+})
+
+it('creates no job when its job.submitted delivery cannot be recorded', async () => {
+  const hooks = webhooks()
+  const input = newJob(await newAsset('refused'))
+  await expect(repository.createJob(input, { outbox: hooks.newJobOutbox() })).rejects.toThrow(
+    /no job.complete delivery/,
+  )
+  expect(await repository.getJob(input.id)).toBeNull()
+  expect(await deliveriesOf(input)).toEqual([])
 })
 
 it('rolls the job change back when its delivery cannot be recorded, and throws', async () => {

@@ -95,7 +95,11 @@ export interface Repository {
   /** Deletes the asset with its jobs and outputs; `false` when it did not exist. */
   deleteAsset(id: string): Promise<boolean>
 
-  createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }>
+  /** With an `outbox`, records its deliveries for the job when it is created (not for an existing one). */
+  createJob(
+    job: NewJob,
+    options?: JobWriteOptions,
+  ): Promise<{ job: Job; created: boolean; requestHash: string }>
   getJob(id: string): Promise<Job | null>
   /** The job of `owner` under `key`; another owner's job under the same key is not it. */
   getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null>

@@ -62,7 +62,10 @@ export class MemoryRepository implements Repository {
     return true
   }
 
-  async createJob(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async createJob(
+    input: NewJob,
+    options: JobWriteOptions = {},
+  ): Promise<{ job: Job; created: boolean; requestHash: string }> {
     if (input.idempotencyKey !== null) {
       const existingId = this.#byIdempotencyKey.get(
         idempotencyScope(input.owner, input.idempotencyKey),
@@ -112,11 +115,12 @@ export class MemoryRepository implements Repository {
       updatedAt: new Date(createdAt),
       finishedAt: null,
     }
+    const written = this.#recordOutbox(job, options)
     this.#jobs.set(job.id, { job, requestHash: input.requestHash })
     if (job.idempotencyKey !== null) {
       this.#byIdempotencyKey.set(idempotencyScope(job.owner, job.idempotencyKey), job.id)
     }
-    return { job: structuredClone(job), created: true, requestHash: input.requestHash }
+    return { job: written, created: true, requestHash: input.requestHash }
   }
 
   async getJob(id: string): Promise<Job | null> {

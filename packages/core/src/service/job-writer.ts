@@ -1,6 +1,6 @@
 import { isTerminal, type Job } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
-import type { JobPatch, Repository } from '../ports/repository.ts'
+import type { JobPatch, NewJob, Repository } from '../ports/repository.ts'
 import type { ServiceWebhooks } from '../webhooks/service-webhooks.ts'
 import type { JobEventHub } from './job-events.ts'
 import { fingerprint } from './service-support.ts'
@@ -32,10 +32,19 @@ export class JobWriter {
     this.#webhooks = webhooks
   }
 
-  /** Announces a job just created. */
-  async created(job: Job): Promise<void> {
-    this.#events.emit({ type: 'job.created', job })
-    await this.#webhooks?.jobCreated(job)
+  /**
+   * Creates the job (or finds the one under its idempotency key), and announces it when it
+   * is new.
+   */
+  async create(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    const outbox = this.#webhooks?.recordsWithJobs ? this.#webhooks.newJobOutbox() : undefined
+    const result = await this.#repository.createJob(input, outbox && { outbox })
+    if (result.created) {
+      this.#events.emit({ type: 'job.created', job: result.job })
+      if (outbox) await this.#webhooks?.jobWritten(result.job, outbox)
+      else await this.#webhooks?.jobCreated(result.job)
+    }
+    return result
   }
 
   async update(id: string, patch: JobPatch): Promise<Job | null> {

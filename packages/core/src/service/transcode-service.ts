@@ -126,7 +126,6 @@ export class TranscodeService {
     this.webhooks = this.#webhooks?.dispatcher ?? null
     this.#writer = new JobWriter(this.repository, this.#events, this.#logger, this.#webhooks)
     this.#submitter = new JobSubmitter({
-      repository: this.repository,
       queue: this.queue,
       writer: this.#writer,
       engineName: this.engine.name,

@@ -42,18 +42,23 @@ export class ServiceWebhooks {
    * `isNews(job)` says the write changed what a watcher sees and the event is one this
    * process has not published yet. Pass it to the repository, then the job to `jobWritten`.
    */
-  jobOutbox(isNews: (job: Job) => boolean): JobWriteOutbox {
+  jobOutbox(isNews: (job: Job) => boolean, { created = false } = {}): JobWriteOutbox {
     const outbox: JobWriteOutbox = {
       offered: false,
       deliveries: [],
       deliveriesFor: (job) => {
-        if (!isNews(job) || !this.#isUnpublished(job)) return []
+        if (!isNews(job) || !(created || this.#isUnpublished(job))) return []
         outbox.offered = true
         return this.dispatcher.deliveriesOf(jobWebhookEvent(job))
       },
       recorded: (recorded) => void outbox.deliveries.push(...recorded),
     }
     return outbox
+  }
+
+  /** The outbox for a job's creation: its `job.submitted` deliveries. */
+  newJobOutbox(): JobWriteOutbox {
+    return this.jobOutbox(() => true, { created: true })
   }
 
   /**
