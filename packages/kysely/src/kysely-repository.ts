@@ -1,5 +1,6 @@
 import {
   type Asset,
+  type AssetWriteOptions,
   InvalidRequestError,
   InvalidStateError,
   isTerminal,
@@ -11,6 +12,7 @@ import {
   type ListJobsRequest,
   type NewJob,
   NotFoundError,
+  type Outbox,
   type Output,
   type Owner,
   type Page,
@@ -85,29 +87,37 @@ export class KyselyRepository implements Repository {
     return this.#schema
   }
 
-  async createAsset(asset: Asset): Promise<void> {
+  async createAsset(asset: Asset, options: AssetWriteOptions = {}): Promise<void> {
     assertId(asset.id, 'asset')
     try {
-      await this.#db
-        .insertInto('assets')
-        .values({
-          id: asset.id,
-          owner: asset.owner,
-          storage_key: asset.storageKey,
-          original_filename: asset.originalFilename,
-          content_type: asset.contentType,
-          size: asset.size,
-          sha256: asset.sha256,
-          media: JSON.stringify(asset.media),
-          created_at: asset.createdAt,
-        })
-        .execute()
+      await this.#withOutbox(
+        options.outbox,
+        (db) => this.#insertAsset(db, asset),
+        () => asset,
+      )
     } catch (error) {
       if (sqlState(error) === UNIQUE_VIOLATION) {
         throw new InvalidStateError(`asset ${asset.id} already exists`)
       }
       throw error
     }
+  }
+
+  async #insertAsset(db: Db, asset: Asset): Promise<void> {
+    await db
+      .insertInto('assets')
+      .values({
+        id: asset.id,
+        owner: asset.owner,
+        storage_key: asset.storageKey,
+        original_filename: asset.originalFilename,
+        content_type: asset.contentType,
+        size: asset.size,
+        sha256: asset.sha256,
+        media: JSON.stringify(asset.media),
+        created_at: asset.createdAt,
+      })
+      .execute()
   }
 
   async getAsset(id: string): Promise<Asset | null> {
@@ -129,11 +139,36 @@ export class KyselyRepository implements Repository {
     })
   }
 
-  async deleteAsset(id: string): Promise<boolean> {
+  async deleteAsset(id: string, options: AssetWriteOptions = {}): Promise<boolean> {
     if (!UUID.test(id)) return false
     // Jobs and outputs go with it: ON DELETE CASCADE.
-    const result = await this.#db.deleteFrom('assets').where('id', '=', id).executeTakeFirst()
-    return result.numDeletedRows > 0n
+    const deleted = await this.#withOutbox(
+      options.outbox,
+      (db) => db.deleteFrom('assets').where('id', '=', id).returningAll().executeTakeFirst(),
+      (row) => (row ? toAsset(row) : null),
+    )
+    return deleted !== undefined
+  }
+
+  /**
+   * Runs `write`, then records the outbox's deliveries for what it wrote (`subjectOf` its
+   * result; `null` when it wrote nothing), on one transaction: both commit, or neither.
+   * Without an outbox, `write` runs on the pool as it is.
+   */
+  async #withOutbox<Result, Subject>(
+    outbox: Outbox<Subject> | undefined,
+    write: (db: Db) => Promise<Result>,
+    subjectOf: (result: Result) => Subject | null,
+  ): Promise<Result> {
+    if (!outbox) return write(this.#db)
+    const { result, recorded } = await this.#db.transaction().execute(async (trx) => {
+      const result = await write(trx)
+      const subject = subjectOf(result)
+      const deliveries = subject === null ? [] : outbox.deliveriesFor(subject)
+      return { result, recorded: await insertDeliveries(trx, deliveries) }
+    })
+    outbox.recorded(recorded)
+    return result
   }
 
   async createJob(
@@ -143,16 +178,12 @@ export class KyselyRepository implements Repository {
     assertId(job.id, 'job')
     if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
     try {
-      const { outbox } = options
-      if (!outbox) return await this.#createJob(job, this.#db)
-      const { result, recorded } = await this.#db.transaction().execute(async (trx) => {
-        const result = await this.#createJob(job, trx)
-        // A new job's deliveries join its insert: both commit, or neither.
-        const deliveries = result.created ? outbox.deliveriesFor(result.job) : []
-        return { result, recorded: await insertDeliveries(trx, deliveries) }
-      })
-      outbox.recorded(recorded)
-      return result
+      // A job found by its key has its deliveries: its creator recorded them.
+      return await this.#withOutbox(
+        options.outbox,
+        (db) => this.#createJob(job, db),
+        (result) => (result.created ? result.job : null),
+      )
     } catch (error) {
       // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
       // (missing, or another owner's: the foreign key is on (asset_id, owner)).

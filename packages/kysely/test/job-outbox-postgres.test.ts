@@ -190,3 +190,38 @@ it('a delivery recorded with a job change but never scheduled is sent by the swe
   expect(got).toMatchObject({ id: recorded!.id, type: 'job.progressing' })
   expect(receiver.rejected).toBe(0)
 })
+
+it('records asset.created with the asset, and creates no asset when it cannot', async () => {
+  const hooks = webhooks()
+  const asset = await newAsset()
+  const mine = { ...asset, id: randomUUID() }
+  const outbox = hooks.assetOutbox('asset.created')
+  await repository.createAsset(mine, { outbox })
+  expect(await deliveriesOf(mine)).toEqual(['asset.created'])
+  expect(outbox.deliveries.map((d) => d.eventType)).toEqual(['asset.created'])
+
+  const refused = { ...asset, id: randomUUID(), owner: 'refused' }
+  await expect(
+    repository.createAsset(refused, { outbox: hooks.assetOutbox('asset.created') }),
+  ).rejects.toThrow(/nothing for "refused"/)
+  expect(await repository.getAsset(refused.id)).toBeNull()
+})
+
+it('records asset.deleted with the deletion, and keeps the asset when it cannot', async () => {
+  const hooks = webhooks()
+  const asset = await newAsset()
+  const outbox = hooks.assetOutbox('asset.deleted')
+  expect(await repository.deleteAsset(asset.id, { outbox })).toBe(true)
+  expect(await repository.getAsset(asset.id)).toBeNull()
+  expect(await deliveriesOf(asset)).toEqual(['asset.deleted'])
+  // Deleting it again deletes nothing, and records nothing.
+  const again = hooks.assetOutbox('asset.deleted')
+  expect(await repository.deleteAsset(asset.id, { outbox: again })).toBe(false)
+  expect(again.deliveries).toEqual([])
+
+  const refused = await newAsset('refused')
+  await expect(
+    repository.deleteAsset(refused.id, { outbox: hooks.assetOutbox('asset.deleted') }),
+  ).rejects.toThrow(/nothing for "refused"/)
+  expect(await repository.getAsset(refused.id)).toMatchObject({ id: refused.id })
+})

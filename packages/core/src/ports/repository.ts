@@ -41,24 +41,28 @@ export interface JobPatch {
 }
 
 /**
- * The webhook deliveries that announce a job change, recorded in the change's own transaction
- * (a transactional outbox): the change and its deliveries commit or roll back together, so a
- * process that dies after the commit leaves deliveries for the sweep, never a silent change.
+ * The webhook deliveries that announce a change (a job's, an asset's), recorded in the
+ * change's own transaction (a transactional outbox): the change and its deliveries commit or
+ * roll back together, so a process that dies after the commit leaves deliveries for the
+ * sweep, never a silent change.
  */
-export interface JobOutbox {
-  /** The deliveries announcing `job` as written (after the change); called inside the write. */
-  deliveriesFor(job: Job): NewWebhookDelivery[]
+export interface Outbox<Subject> {
+  /** The deliveries announcing `subject` as written (after the change); called inside the write. */
+  deliveriesFor(subject: Subject): NewWebhookDelivery[]
   /** Once the write committed: the deliveries it recorded (not those already there). */
   recorded(deliveries: WebhookDelivery[]): void
 }
 
-export interface JobWriteOptions {
+export interface WriteOptions<Subject> {
   /**
    * Deliveries to record in the webhook store with the change. Honoured by a repository that
    * offers `webhookStore()`, into that store; the service passes it only then.
    */
-  outbox?: JobOutbox
+  outbox?: Outbox<Subject>
 }
+
+export type JobWriteOptions = WriteOptions<Job>
+export type AssetWriteOptions = WriteOptions<Asset>
 
 export interface ListAssetsRequest extends PageRequest {
   /** Only this owner's assets. @default every owner's */
@@ -89,11 +93,15 @@ export interface ListJobsRequest extends PageRequest {
  * await repository.updateJob(job.id, { state: 'progressing', progress: 10 })
  */
 export interface Repository {
-  createAsset(asset: Asset): Promise<void>
+  /** With an `outbox`, records its deliveries for the asset with it. */
+  createAsset(asset: Asset, options?: AssetWriteOptions): Promise<void>
   getAsset(id: string): Promise<Asset | null>
   listAssets(request?: ListAssetsRequest): Promise<Page<Asset>>
-  /** Deletes the asset with its jobs and outputs; `false` when it did not exist. */
-  deleteAsset(id: string): Promise<boolean>
+  /**
+   * Deletes the asset with its jobs and outputs; `false` when it did not exist. With an
+   * `outbox`, records its deliveries for the asset as it was, when it was deleted here.
+   */
+  deleteAsset(id: string, options?: AssetWriteOptions): Promise<boolean>
 
   /** With an `outbox`, records its deliveries for the job when it is created (not for an existing one). */
   createJob(

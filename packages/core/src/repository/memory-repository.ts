@@ -1,12 +1,14 @@
 import { InvalidStateError, NotFoundError } from '../errors.ts'
 import { type Asset, isTerminal, type Job, type Owner, type Page } from '../model.ts'
 import type {
+  AssetWriteOptions,
   JobPatch,
   JobWriteOptions,
   ListAssetsRequest,
   ListJobsRequest,
   NewJob,
   Repository,
+  WriteOptions,
 } from '../ports/repository.ts'
 import { paginate } from './memory-pagination.ts'
 import { MemoryWebhookStore } from './memory-webhook-store.ts'
@@ -33,8 +35,9 @@ export class MemoryRepository implements Repository {
     return this.#webhooks
   }
 
-  async createAsset(asset: Asset): Promise<void> {
+  async createAsset(asset: Asset, options: AssetWriteOptions = {}): Promise<void> {
     if (this.#assets.has(asset.id)) throw new InvalidStateError(`asset ${asset.id} already exists`)
+    this.#recordOutbox(asset, options)
     this.#assets.set(asset.id, structuredClone(asset))
   }
 
@@ -50,8 +53,11 @@ export class MemoryRepository implements Repository {
     return paginate(assets, request)
   }
 
-  async deleteAsset(id: string): Promise<boolean> {
-    if (!this.#assets.delete(id)) return false
+  async deleteAsset(id: string, options: AssetWriteOptions = {}): Promise<boolean> {
+    const asset = this.#assets.get(id)
+    if (!asset) return false
+    this.#recordOutbox(asset, options)
+    this.#assets.delete(id)
     for (const [jobId, { job }] of this.#jobs) {
       if (job.assetId !== id) continue
       this.#jobs.delete(jobId)
@@ -185,14 +191,14 @@ export class MemoryRepository implements Repository {
   }
 
   /**
-   * Records the outbox's deliveries for `job` as written, in the same synchronous step as the
-   * write (a throwing outbox leaves the job as it was); returns a copy of the job.
+   * Records the outbox's deliveries for `subject` as written, in the same synchronous step as
+   * the write (a throwing outbox leaves everything as it was); returns a copy of the subject.
    */
-  #recordOutbox(job: Job, { outbox }: JobWriteOptions): Job {
-    const copy = structuredClone(job)
+  #recordOutbox<Subject>(subject: Subject, { outbox }: WriteOptions<Subject>): Subject {
+    const copy = structuredClone(subject)
     if (!outbox) return copy
     const recorded = outbox
-      .deliveriesFor(structuredClone(job))
+      .deliveriesFor(structuredClone(subject))
       .map((delivery) => this.#webhooks.insert(delivery))
       .filter(({ created }) => created)
       .map(({ delivery }) => delivery)

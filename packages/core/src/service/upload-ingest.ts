@@ -8,7 +8,7 @@ import { processTag } from '../leftovers/leftover-sweeper.ts'
 import { errorText } from '../logging/error-text.ts'
 import { describeMedia, sniffFileRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
-import type { Repository } from '../ports/repository.ts'
+import type { Outbox, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import type { FileHasher } from '../spool/file-hasher.ts'
 import { spoolUpload } from '../spool/spool-upload.ts'
@@ -25,6 +25,8 @@ export interface IngestContext {
   probes: ConcurrencyLimiter
   /** Hashes the spool off the request's thread. */
   hasher: FileHasher
+  /** The `asset.created` deliveries to record with the asset. */
+  outbox?: Outbox<Asset>
 }
 
 /**
@@ -36,7 +38,7 @@ export interface IngestContext {
 export async function ingestUpload(
   body: UploadBody,
   options: IngestOptions,
-  { storage, repository, settings, probes, hasher }: IngestContext,
+  { storage, repository, settings, probes, hasher, outbox }: IngestContext,
 ): Promise<Asset> {
   const limit = options.maxBytes ?? settings.maxInputBytes
   await mkdir(settings.tmpDir, { recursive: true })
@@ -79,7 +81,7 @@ export async function ingestUpload(
       media,
       createdAt: new Date(),
     }
-    await repository.createAsset(asset)
+    await repository.createAsset(asset, { outbox })
     stored = null
     return asset
   } catch (error) {

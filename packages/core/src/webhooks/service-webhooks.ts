@@ -1,15 +1,15 @@
 import type { Asset, Job } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
 import type { Queue } from '../ports/queue.ts'
-import type { JobOutbox, Repository } from '../ports/repository.ts'
-import type { WebhookDelivery } from '../ports/webhooks.ts'
+import type { Outbox, Repository } from '../ports/repository.ts'
+import type { NewWebhookDelivery, WebhookDelivery } from '../ports/webhooks.ts'
 import { createWebhookDispatcher, type WebhookDispatcher } from './webhook-dispatcher.ts'
 import { assetWebhookEvent, jobWebhookEvent } from './webhook-events.ts'
 import type { WebhookOptions } from './webhook-options.ts'
 
-/** A `JobOutbox` that remembers what it offered and what the write recorded. */
-export interface JobWriteOutbox extends JobOutbox {
-  /** The write asked for the job's deliveries and its event was news (published now). */
+/** An `Outbox` that remembers what it offered and what the write recorded. */
+export interface RecordingOutbox<Subject> extends Outbox<Subject> {
+  /** The write asked for the deliveries and its event was news (published now). */
   offered: boolean
   /** The deliveries the write recorded, once it committed. */
   readonly deliveries: WebhookDelivery[]
@@ -42,22 +42,16 @@ export class ServiceWebhooks {
    * `isNews(job)` says the write changed what a watcher sees and the event is one this
    * process has not published yet. Pass it to the repository, then the job to `jobWritten`.
    */
-  jobOutbox(isNews: (job: Job) => boolean, { created = false } = {}): JobWriteOutbox {
-    const outbox: JobWriteOutbox = {
-      offered: false,
-      deliveries: [],
-      deliveriesFor: (job) => {
-        if (!isNews(job) || !(created || this.#isUnpublished(job))) return []
-        outbox.offered = true
-        return this.dispatcher.deliveriesOf(jobWebhookEvent(job))
-      },
-      recorded: (recorded) => void outbox.deliveries.push(...recorded),
-    }
-    return outbox
+  jobOutbox(isNews: (job: Job) => boolean, { created = false } = {}): RecordingOutbox<Job> {
+    return recordingOutbox((job: Job) =>
+      isNews(job) && (created || this.#isUnpublished(job))
+        ? this.dispatcher.deliveriesOf(jobWebhookEvent(job))
+        : null,
+    )
   }
 
   /** The outbox for a job's creation: its `job.submitted` deliveries. */
-  newJobOutbox(): JobWriteOutbox {
+  newJobOutbox(): RecordingOutbox<Job> {
     return this.jobOutbox(() => true, { created: true })
   }
 
@@ -65,7 +59,7 @@ export class ServiceWebhooks {
    * After a write with `outbox` committed: remembers the event as published (also when
    * another process recorded it first), and schedules the deliveries the write recorded.
    */
-  async jobWritten(job: Job, outbox: JobWriteOutbox): Promise<void> {
+  async jobWritten(job: Job, outbox: RecordingOutbox<Job>): Promise<void> {
     if (outbox.offered) this.#published(job)
     await this.dispatcher.schedule(outbox.deliveries)
   }
@@ -93,6 +87,21 @@ export class ServiceWebhooks {
     else this.#progressing.delete(job.id)
   }
 
+  /**
+   * The outbox for an asset's creation or deletion: the deliveries of `type` for the asset as
+   * written. Pass it to the repository, then to `assetWritten`.
+   */
+  assetOutbox(type: 'asset.created' | 'asset.deleted'): RecordingOutbox<Asset> {
+    return recordingOutbox((asset: Asset) =>
+      this.dispatcher.deliveriesOf(assetWebhookEvent(type, asset)),
+    )
+  }
+
+  /** After a write with `outbox` committed: schedules the deliveries it recorded. */
+  assetWritten(outbox: RecordingOutbox<Asset>): Promise<void> {
+    return this.dispatcher.schedule(outbox.deliveries)
+  }
+
   assetCreated(asset: Asset): Promise<void> {
     return this.dispatcher.publish(assetWebhookEvent('asset.created', asset))
   }
@@ -100,6 +109,24 @@ export class ServiceWebhooks {
   assetDeleted(asset: Asset): Promise<void> {
     return this.dispatcher.publish(assetWebhookEvent('asset.deleted', asset))
   }
+}
+
+/** An outbox offering what `deliveriesOf` gives (`null`: the write is no news). */
+function recordingOutbox<Subject>(
+  deliveriesOf: (subject: Subject) => NewWebhookDelivery[] | null,
+): RecordingOutbox<Subject> {
+  const outbox: RecordingOutbox<Subject> = {
+    offered: false,
+    deliveries: [],
+    deliveriesFor: (subject) => {
+      const deliveries = deliveriesOf(subject)
+      if (deliveries === null) return []
+      outbox.offered = true
+      return deliveries
+    },
+    recorded: (recorded) => void outbox.deliveries.push(...recorded),
+  }
+  return outbox
 }
 
 /**
