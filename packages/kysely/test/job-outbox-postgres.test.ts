@@ -1,13 +1,20 @@
 import { randomUUID } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import {
   type Asset,
+  createTranscoder,
   createWebhookDispatcher,
+  ffmpegEngine,
   type Job,
+  localStorage,
   type NewJob,
   ServiceWebhooks,
   type WebhookOptions,
 } from '@transcodekit/core'
-import { startWebhookReceiver, webhookSecret } from '@transcodekit/core/testing'
+import { makeTone, startWebhookReceiver, webhookSecret } from '@transcodekit/core/testing'
 import { sql } from 'kysely'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { type KyselyRepository, kyselyRepository } from '../src/index.ts'
@@ -30,7 +37,8 @@ beforeAll(async () => {
       create function ${schema}.refuse() returns trigger language plpgsql as $$
       begin raise exception '%', tg_argv[0]; end $$;
       create trigger refuse_some_deliveries before insert on ${schema}.webhook_deliveries
-        for each row when (new.event_type = 'job.complete' or new.owner = 'refused')
+        for each row when (new.event_type = 'job.complete' or new.owner = 'refused'
+          or (new.owner = 'no-jobs' and new.event_type like 'job.%'))
         execute function ${schema}.refuse('no job.complete delivery, nothing for "refused"');
       create trigger refuse_error_job before update on ${schema}.jobs
         for each row when (new.state = 'error')
@@ -224,4 +232,39 @@ it('records asset.deleted with the deletion, and keeps the asset when it cannot'
     repository.deleteAsset(refused.id, { outbox: hooks.assetOutbox('asset.deleted') }),
   ).rejects.toThrow(/nothing for "refused"/)
   expect(await repository.getAsset(refused.id)).toMatchObject({ id: refused.id })
+})
+
+it('the service records its deliveries with its writes: a refused one refuses the write', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tk-outbox-'))
+  open.push({ close: () => rm(dir, { recursive: true, force: true }) })
+  const tone = await makeTone(join(dir, 'tone.wav'), { seconds: 1, format: 'wav' })
+  const service = createTranscoder({
+    storage: localStorage({ root: join(dir, 'storage') }),
+    engine: ffmpegEngine({ tmpDir: join(dir, 'tmp') }),
+    repository,
+    worker: false,
+    tmpDir: join(dir, 'spool'),
+    logger: silent,
+    webhooks: {
+      endpoints: [{ url: 'https://receiver.example/hooks', secret: webhookSecret() }],
+      worker: false,
+    },
+  })
+  open.push(service)
+  await service.ready()
+
+  const refusedAssets = async () => (await repository.listAssets({ owner: 'refused' })).items
+  const before = await refusedAssets()
+  await expect(service.ingest(createReadStream(tone), { owner: 'refused' })).rejects.toThrow(
+    /nothing for "refused"/,
+  )
+  expect(await refusedAssets()).toEqual(before)
+  expect(await readdir(join(dir, 'storage', 'originals')).catch(() => [])).toEqual([])
+
+  const asset = await service.ingest(createReadStream(tone), { owner: 'no-jobs' })
+  expect(await deliveriesOf(asset)).toEqual(['asset.created'])
+  await expect(
+    service.transcode(asset.id, { owner: 'no-jobs', presets: ['flac'] }),
+  ).rejects.toThrow(/nothing for "refused"/)
+  expect((await repository.listJobs({ assetId: asset.id })).items).toEqual([])
 })
