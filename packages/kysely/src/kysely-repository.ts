@@ -21,7 +21,7 @@ import {
   type Repository,
   TERMINAL_STATES,
 } from '@transcodekit/core'
-import { type ExpressionBuilder, type Kysely, sql, type Transaction } from 'kysely'
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { compileOnce } from './compiled-query.ts'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
@@ -342,67 +342,58 @@ export class KyselyRepository implements Repository {
   async updateJob(id: string, patch: JobPatch, options: JobWriteOptions = {}): Promise<Job | null> {
     if (!UUID.test(id)) return null
     const { job, recorded } = await this.#db.transaction().execute(async (trx) => {
-      const job = await this.#updateJobIn(trx, id, patch)
+      const set: Record<string, unknown> = {
+        // Never earlier than the last change, whatever order concurrent updates commit in.
+        updated_at: sql`greatest(updated_at, statement_timestamp())`,
+      }
+      // `submitted` is where every job starts: asking for it again never moves a job back.
+      if (patch.state !== undefined && patch.state !== 'submitted') set.state = patch.state
+      if (patch.state !== undefined && isTerminal(patch.state))
+        set.finished_at = sql`greatest(updated_at, statement_timestamp())`
+      if (patch.progress !== undefined) {
+        set.progress = sql`greatest(progress, ${clampProgress(patch.progress)}::double precision)`
+      }
+      if (patch.engineJobId !== undefined) set.engine_job_id = patch.engineJobId
+      if (patch.errorCode !== undefined) set.error_code = patch.errorCode
+      if (patch.errorMessage !== undefined) set.error_message = patch.errorMessage
+      if (patch.incrementAttempts) set.attempts = sql`attempts + 1`
+      // One statement decides: it takes the row lock, and under READ COMMITTED its condition is
+      // checked again on the latest version of the row if another update got there first.
+      const updated = await trx
+        .updateTable('jobs')
+        .set(set)
+        .where('id', '=', id)
+        .where('state', 'not in', [...TERMINAL_STATES])
+        .returning('id')
+        .executeTakeFirst()
+      if (updated) {
+        for (const output of patch.outputs ?? []) {
+          const outputSet: Record<string, unknown> = {}
+          // An output's terminal state sticks; its size and duration may still be filled in.
+          if (output.state !== undefined && output.state !== 'submitted') {
+            outputSet.state = sql`case when state in ('complete', 'error', 'canceled') then state else ${output.state} end`
+          }
+          if (output.size !== undefined) outputSet.size = output.size
+          if (output.durationSec !== undefined) outputSet.duration_sec = output.durationSec
+          if (output.errorCode !== undefined) outputSet.error_code = output.errorCode
+          if (output.errorMessage !== undefined) outputSet.error_message = output.errorMessage
+          if (Object.keys(outputSet).length === 0) continue
+          await trx
+            .updateTable('outputs')
+            .set(outputSet)
+            .where('job_id', '=', id)
+            .where('name', '=', output.name)
+            .execute()
+        }
+      }
+      const [row] = (await this.#compiled.jobById.run(trx, id)).rows
+      const job = row ? toJob(row) : null
       // The outbox's deliveries join the change's transaction: both commit, or neither.
       const deliveries = job && options.outbox ? options.outbox.deliveriesFor(job) : []
       return { job, recorded: await insertDeliveries(trx, deliveries) }
     })
     options.outbox?.recorded(recorded)
     return job
-  }
-
-  /** The change itself, on the transaction `updateJob` opened; the job as it is afterwards. */
-  async #updateJobIn(
-    trx: Transaction<TranscodekitDatabase>,
-    id: string,
-    patch: JobPatch,
-  ): Promise<Job | null> {
-    const set: Record<string, unknown> = {
-      // Never earlier than the last change, whatever order concurrent updates commit in.
-      updated_at: sql`greatest(updated_at, statement_timestamp())`,
-    }
-    // `submitted` is where every job starts: asking for it again never moves a job back.
-    if (patch.state !== undefined && patch.state !== 'submitted') set.state = patch.state
-    if (patch.state !== undefined && isTerminal(patch.state))
-      set.finished_at = sql`greatest(updated_at, statement_timestamp())`
-    if (patch.progress !== undefined) {
-      set.progress = sql`greatest(progress, ${clampProgress(patch.progress)}::double precision)`
-    }
-    if (patch.engineJobId !== undefined) set.engine_job_id = patch.engineJobId
-    if (patch.errorCode !== undefined) set.error_code = patch.errorCode
-    if (patch.errorMessage !== undefined) set.error_message = patch.errorMessage
-    if (patch.incrementAttempts) set.attempts = sql`attempts + 1`
-    // One statement decides: it takes the row lock, and under READ COMMITTED its condition is
-    // checked again on the latest version of the row if another update got there first.
-    const updated = await trx
-      .updateTable('jobs')
-      .set(set)
-      .where('id', '=', id)
-      .where('state', 'not in', [...TERMINAL_STATES])
-      .returning('id')
-      .executeTakeFirst()
-    if (updated) {
-      for (const output of patch.outputs ?? []) {
-        const outputSet: Record<string, unknown> = {}
-        // An output's terminal state sticks; its size and duration may still be filled in.
-        if (output.state !== undefined && output.state !== 'submitted') {
-          outputSet.state = sql`case when state in ('complete', 'error', 'canceled') then state else ${output.state} end`
-        }
-        if (output.size !== undefined) outputSet.size = output.size
-        if (output.durationSec !== undefined) outputSet.duration_sec = output.durationSec
-        if (output.errorCode !== undefined) outputSet.error_code = output.errorCode
-        if (output.errorMessage !== undefined) outputSet.error_message = output.errorMessage
-        if (Object.keys(outputSet).length === 0) continue
-        await trx
-          .updateTable('outputs')
-          .set(outputSet)
-          .where('job_id', '=', id)
-          .where('name', '=', output.name)
-          .execute()
-      }
-    }
-    const [row] = (await this.#compiled.jobById.run(trx, id)).rows
-    return row ? toJob(row) : null
   }
 }
 
