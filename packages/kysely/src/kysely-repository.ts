@@ -1,15 +1,18 @@
 import {
   type Asset,
+  type AssetWriteOptions,
   InvalidRequestError,
   InvalidStateError,
   isTerminal,
   type Job,
   type JobPatch,
   type JobState,
+  type JobWriteOptions,
   type ListAssetsRequest,
   type ListJobsRequest,
   type NewJob,
   NotFoundError,
+  type Outbox,
   type Output,
   type Owner,
   type Page,
@@ -24,7 +27,7 @@ import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import { compileOnce } from './compiled-query.ts'
 import type { AssetRow, JobRow, TranscodekitDatabase } from './database-tables.ts'
 import { resolveSchema } from './kysely-migrations.ts'
-import { KyselyWebhookStore } from './kysely-webhook-store.ts'
+import { insertDeliveries, KyselyWebhookStore } from './kysely-webhook-store.ts'
 import { newestFirstPage } from './newest-first-page.ts'
 import { SendBatcher } from './send-batcher.ts'
 
@@ -98,9 +101,23 @@ export class KyselyRepository implements Repository {
     return this.#schema
   }
 
-  async createAsset(asset: Asset): Promise<void> {
+  async createAsset(asset: Asset, options: AssetWriteOptions = {}): Promise<void> {
     assertId(asset.id, 'asset')
-    await this.#assetInserts.add(asset)
+    // With an outbox the row and its deliveries share a transaction of their own; without,
+    // the rows of a burst share one statement.
+    if (!options.outbox) return this.#assetInserts.add(asset)
+    try {
+      await this.#withOutbox(
+        options.outbox,
+        (db) => db.insertInto('assets').values(assetRow(asset)).execute(),
+        () => asset,
+      )
+    } catch (error) {
+      if (sqlState(error) === UNIQUE_VIOLATION) {
+        throw new InvalidStateError(`asset ${asset.id} already exists`)
+      }
+      throw error
+    }
   }
 
   /**
@@ -110,22 +127,7 @@ export class KyselyRepository implements Repository {
    */
   async #insertAssets(assets: Asset[]): Promise<Array<undefined | Error>> {
     try {
-      await this.#db
-        .insertInto('assets')
-        .values(
-          assets.map((asset) => ({
-            id: asset.id,
-            owner: asset.owner,
-            storage_key: asset.storageKey,
-            original_filename: asset.originalFilename,
-            content_type: asset.contentType,
-            size: asset.size,
-            sha256: asset.sha256,
-            media: asset.media && JSON.stringify(asset.media),
-            created_at: asset.createdAt,
-          })),
-        )
-        .execute()
+      await this.#db.insertInto('assets').values(assets.map(assetRow)).execute()
       return assets.map(() => undefined)
     } catch (error) {
       if (assets.length > 1) {
@@ -170,17 +172,53 @@ export class KyselyRepository implements Repository {
     })
   }
 
-  async deleteAsset(id: string): Promise<boolean> {
+  async deleteAsset(id: string, options: AssetWriteOptions = {}): Promise<boolean> {
     if (!UUID.test(id)) return false
     // Jobs and outputs go with it: ON DELETE CASCADE.
-    const result = await this.#db.deleteFrom('assets').where('id', '=', id).executeTakeFirst()
-    return result.numDeletedRows > 0n
+    const deleted = await this.#withOutbox(
+      options.outbox,
+      (db) => db.deleteFrom('assets').where('id', '=', id).returningAll().executeTakeFirst(),
+      (row) => (row ? toAsset(row) : null),
+    )
+    return deleted !== undefined
   }
 
-  async createJob(job: NewJob): Promise<CreatedJob> {
+  /**
+   * Runs `write`, then records the outbox's deliveries for what it wrote (`subjectOf` its
+   * result; `null` when it wrote nothing), on one transaction: both commit, or neither.
+   * Without an outbox, `write` runs on the pool as it is.
+   */
+  async #withOutbox<Result, Subject>(
+    outbox: Outbox<Subject> | undefined,
+    write: (db: Db) => Promise<Result>,
+    subjectOf: (result: Result) => Subject | null,
+  ): Promise<Result> {
+    if (!outbox) return write(this.#db)
+    const { result, recorded } = await this.#db.transaction().execute(async (trx) => {
+      const result = await write(trx)
+      const subject = subjectOf(result)
+      const deliveries = subject === null ? [] : outbox.deliveriesFor(subject)
+      return { result, recorded: await insertDeliveries(trx, deliveries) }
+    })
+    outbox.recorded(recorded)
+    return result
+  }
+
+  async createJob(job: NewJob, options: JobWriteOptions = {}): Promise<CreatedJob> {
     assertId(job.id, 'job')
     if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
-    return this.#jobInserts.add(job)
+    if (!options.outbox) return this.#jobInserts.add(job)
+    const { outbox } = options
+    const [result] = await this.#insertJobs([job], (jobs) =>
+      // A job found by its key has its deliveries: its creator recorded them.
+      this.#withOutbox(
+        outbox,
+        (db) => this.#createJobs(jobs, db),
+        ([created]) => (created?.created ? created.job : null),
+      ),
+    )
+    if (result instanceof Error) throw result
+    return result!
   }
 
   /**
@@ -188,12 +226,15 @@ export class KyselyRepository implements Repository {
    * the database refuses fails the whole statement, so then each is created alone, for its
    * own answer.
    */
-  async #insertJobs(jobs: NewJob[]): Promise<Array<CreatedJob | Error>> {
+  async #insertJobs(
+    jobs: NewJob[],
+    create: (jobs: NewJob[]) => Promise<CreatedJob[]> = (jobs) => this.#createJobs(jobs, this.#db),
+  ): Promise<Array<CreatedJob | Error>> {
     try {
-      return await this.#createJobs(jobs)
+      return await create(jobs)
     } catch (error) {
       if (jobs.length > 1) {
-        return Promise.all(jobs.map(async (job) => (await this.#insertJobs([job]))[0]!))
+        return Promise.all(jobs.map(async (job) => (await this.#insertJobs([job], create))[0]!))
       }
       const [job] = jobs as [NewJob]
       // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
@@ -206,7 +247,7 @@ export class KyselyRepository implements Repository {
     }
   }
 
-  async #createJobs(jobs: NewJob[]): Promise<CreatedJob[]> {
+  async #createJobs(jobs: NewJob[], db: Db): Promise<CreatedJob[]> {
     const outputs = JSON.stringify(
       jobs.flatMap((job) =>
         job.outputs.map((output, position) => ({
@@ -225,7 +266,7 @@ export class KyselyRepository implements Repository {
     // concurrent insert of the same key waits on the unique index until the other statement
     // commits, then does nothing (and inserts no outputs either); so does a second job of
     // one key in the same statement.
-    const inserted = await this.#db
+    const inserted = await db
       .with('inserted', (db) =>
         db
           .insertInto('jobs')
@@ -294,7 +335,7 @@ export class KyselyRepository implements Repository {
         const existing =
           job.idempotencyKey === null
             ? null
-            : await this.#keyLookups.add({ owner: job.owner, key: job.idempotencyKey })
+            : await this.#jobByKey(db, job.owner, job.idempotencyKey)
         if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
         return { job: toJob(existing), created: false, requestHash: existing.request_hash }
       }),
@@ -310,6 +351,16 @@ export class KyselyRepository implements Repository {
   async getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null> {
     const row = await this.#keyLookups.add({ owner, key })
     return row ? toJob(row) : null
+  }
+
+  /**
+   * The job under a key, read on `db`: inside a transaction on its own connection (a lookup
+   * waiting for another pooled connection could wait for ever on a full pool), else batched.
+   */
+  async #jobByKey(db: Db, owner: Owner, key: string): Promise<JobWithOutputs | null> {
+    if (db === this.#db) return this.#keyLookups.add({ owner, key })
+    const [row] = (await this.#compiled.jobByKey.run(db, owner, key)).rows
+    return row ?? null
   }
 
   /**
@@ -362,9 +413,9 @@ export class KyselyRepository implements Repository {
     })
   }
 
-  async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
+  async updateJob(id: string, patch: JobPatch, options: JobWriteOptions = {}): Promise<Job | null> {
     if (!UUID.test(id)) return null
-    return this.#db.transaction().execute(async (trx) => {
+    const { job, recorded } = await this.#db.transaction().execute(async (trx) => {
       const set: Record<string, unknown> = {
         // Never earlier than the last change, whatever order concurrent updates commit in.
         updated_at: sql`greatest(updated_at, statement_timestamp())`,
@@ -410,8 +461,13 @@ export class KyselyRepository implements Repository {
         }
       }
       const [row] = (await this.#compiled.jobById.run(trx, id)).rows
-      return row ? toJob(row) : null
+      const job = row ? toJob(row) : null
+      // The outbox's deliveries join the change's transaction: both commit, or neither.
+      const deliveries = job && options.outbox ? options.outbox.deliveriesFor(job) : []
+      return { job, recorded: await insertDeliveries(trx, deliveries) }
     })
+    options.outbox?.recorded(recorded)
+    return job
   }
 }
 
@@ -508,6 +564,21 @@ function selectJobs(db: Db) {
           .orderBy('outputs.position'),
       ).as('outputs'),
     )
+}
+
+/** The row of a new asset; `media` is null until an unprobed original is probed. */
+function assetRow(asset: Asset) {
+  return {
+    id: asset.id,
+    owner: asset.owner,
+    storage_key: asset.storageKey,
+    original_filename: asset.originalFilename,
+    content_type: asset.contentType,
+    size: asset.size,
+    sha256: asset.sha256,
+    media: asset.media && JSON.stringify(asset.media),
+    created_at: asset.createdAt,
+  }
 }
 
 function toAsset(row: AssetRow): Asset {

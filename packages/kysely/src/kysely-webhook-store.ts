@@ -38,24 +38,8 @@ export class KyselyWebhookStore implements WebhookDeliveryStore {
   async create(
     input: NewWebhookDelivery,
   ): Promise<{ delivery: WebhookDelivery; created: boolean }> {
-    const inserted = await this.#db
-      .insertInto('webhook_deliveries')
-      .values({
-        id: input.id,
-        owner: input.owner,
-        endpoint_id: input.endpointId,
-        event_type: input.eventType,
-        event_key: input.eventKey,
-        payload: input.payload,
-        state: 'pending',
-        next_attempt_at: input.createdAt,
-        created_at: input.createdAt,
-        updated_at: input.createdAt,
-      })
-      .onConflict((oc) => oc.columns(['endpoint_id', 'event_key']).doNothing())
-      .returningAll()
-      .executeTakeFirst()
-    if (inserted) return { delivery: toDelivery(inserted), created: true }
+    const [inserted] = await insertDeliveries(this.#db, [input])
+    if (inserted) return { delivery: inserted, created: true }
     // The conflicting insert has committed (ON CONFLICT waited for it): this read sees it.
     const existing = await this.#db
       .selectFrom('webhook_deliveries')
@@ -159,6 +143,38 @@ export class KyselyWebhookStore implements WebhookDeliveryStore {
       .executeTakeFirst()
     return Number(numDeletedRows)
   }
+}
+
+/**
+ * Inserts `deliveries` as pending, due now, on `db` (the store's, or a transaction of the
+ * repository's that records a job change's outbox); returns those inserted, an (endpoint,
+ * event) already there being skipped.
+ */
+export async function insertDeliveries(
+  db: Kysely<any>,
+  deliveries: NewWebhookDelivery[],
+): Promise<WebhookDelivery[]> {
+  if (deliveries.length === 0) return []
+  const rows = await (db as Db)
+    .insertInto('webhook_deliveries')
+    .values(
+      deliveries.map((input) => ({
+        id: input.id,
+        owner: input.owner,
+        endpoint_id: input.endpointId,
+        event_type: input.eventType,
+        event_key: input.eventKey,
+        payload: input.payload,
+        state: 'pending' as const,
+        next_attempt_at: input.createdAt,
+        created_at: input.createdAt,
+        updated_at: input.createdAt,
+      })),
+    )
+    .onConflict((oc) => oc.columns(['endpoint_id', 'event_key']).doNothing())
+    .returningAll()
+    .execute()
+  return rows.map(toDelivery)
 }
 
 /** Makes the Kysely `WebhookDeliveryStore`. */

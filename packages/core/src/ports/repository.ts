@@ -1,5 +1,5 @@
 import type { Asset, Job, JobState, MediaInfo, Output, Owner, Page, PageRequest } from '../model.ts'
-import type { WebhookDeliveryStore } from './webhooks.ts'
+import type { NewWebhookDelivery, WebhookDelivery, WebhookDeliveryStore } from './webhooks.ts'
 
 /** A job as first written: `submitted`, progress 0, no attempts yet. */
 export interface NewJob {
@@ -46,6 +46,30 @@ export interface ProbedMedia {
   contentType: string
 }
 
+/**
+ * The webhook deliveries that announce a change (a job's, an asset's), recorded in the
+ * change's own transaction (a transactional outbox): the change and its deliveries commit or
+ * roll back together, so a process that dies after the commit leaves deliveries for the
+ * sweep, never a silent change.
+ */
+export interface Outbox<Subject> {
+  /** The deliveries announcing `subject` as written (after the change); called inside the write. */
+  deliveriesFor(subject: Subject): NewWebhookDelivery[]
+  /** Once the write committed: the deliveries it recorded (not those already there). */
+  recorded(deliveries: WebhookDelivery[]): void
+}
+
+export interface WriteOptions<Subject> {
+  /**
+   * Deliveries to record in the webhook store with the change. Honoured by a repository that
+   * offers `webhookStore()`, into that store; the service passes it only then.
+   */
+  outbox?: Outbox<Subject>
+}
+
+export type JobWriteOptions = WriteOptions<Job>
+export type AssetWriteOptions = WriteOptions<Asset>
+
 export interface ListAssetsRequest extends PageRequest {
   /** Only this owner's assets. @default every owner's */
   owner?: Owner
@@ -75,7 +99,8 @@ export interface ListJobsRequest extends PageRequest {
  * await repository.updateJob(job.id, { state: 'progressing', progress: 10 })
  */
 export interface Repository {
-  createAsset(asset: Asset): Promise<void>
+  /** With an `outbox`, records its deliveries for the asset with it. */
+  createAsset(asset: Asset, options?: AssetWriteOptions): Promise<void>
   getAsset(id: string): Promise<Asset | null>
   listAssets(request?: ListAssetsRequest): Promise<Page<Asset>>
   /**
@@ -85,10 +110,17 @@ export interface Repository {
    * exist.
    */
   setAssetMedia(id: string, probed: ProbedMedia): Promise<Asset | null>
-  /** Deletes the asset with its jobs and outputs; `false` when it did not exist. */
-  deleteAsset(id: string): Promise<boolean>
+  /**
+   * Deletes the asset with its jobs and outputs; `false` when it did not exist. With an
+   * `outbox`, records its deliveries for the asset as it was, when it was deleted here.
+   */
+  deleteAsset(id: string, options?: AssetWriteOptions): Promise<boolean>
 
-  createJob(job: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }>
+  /** With an `outbox`, records its deliveries for the job when it is created (not for an existing one). */
+  createJob(
+    job: NewJob,
+    options?: JobWriteOptions,
+  ): Promise<{ job: Job; created: boolean; requestHash: string }>
   getJob(id: string): Promise<Job | null>
   /** The job of `owner` under `key`; another owner's job under the same key is not it. */
   getJobByIdempotencyKey(key: string, owner: Owner): Promise<Job | null>
@@ -99,11 +131,12 @@ export interface Repository {
    * Applies `patch` under the rules above, atomically. Returns the job as it is afterwards
    * (unchanged if the rules refused the patch), or `null` if it does not exist.
    */
-  updateJob(id: string, patch: JobPatch): Promise<Job | null>
+  updateJob(id: string, patch: JobPatch, options?: JobWriteOptions): Promise<Job | null>
 
   /**
    * Optional: where webhook deliveries are recorded, in the same database, so that they
    * survive what the jobs survive. Probed once by the service; the same store every call.
+   * A repository that offers it records a write's `outbox` in it, in the write's transaction.
    */
   webhookStore?(): WebhookDeliveryStore
 

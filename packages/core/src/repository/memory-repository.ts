@@ -1,12 +1,15 @@
 import { InvalidStateError, NotFoundError } from '../errors.ts'
 import { type Asset, isTerminal, type Job, type Owner, type Page } from '../model.ts'
 import type {
+  AssetWriteOptions,
   JobPatch,
+  JobWriteOptions,
   ListAssetsRequest,
   ListJobsRequest,
   NewJob,
   ProbedMedia,
   Repository,
+  WriteOptions,
 } from '../ports/repository.ts'
 import { paginate } from './memory-pagination.ts'
 import { MemoryWebhookStore } from './memory-webhook-store.ts'
@@ -33,8 +36,9 @@ export class MemoryRepository implements Repository {
     return this.#webhooks
   }
 
-  async createAsset(asset: Asset): Promise<void> {
+  async createAsset(asset: Asset, options: AssetWriteOptions = {}): Promise<void> {
     if (this.#assets.has(asset.id)) throw new InvalidStateError(`asset ${asset.id} already exists`)
+    this.#recordOutbox(asset, options)
     this.#assets.set(asset.id, structuredClone(asset))
   }
 
@@ -60,8 +64,11 @@ export class MemoryRepository implements Repository {
     return paginate(assets, request)
   }
 
-  async deleteAsset(id: string): Promise<boolean> {
-    if (!this.#assets.delete(id)) return false
+  async deleteAsset(id: string, options: AssetWriteOptions = {}): Promise<boolean> {
+    const asset = this.#assets.get(id)
+    if (!asset) return false
+    this.#recordOutbox(asset, options)
+    this.#assets.delete(id)
     for (const [jobId, { job }] of this.#jobs) {
       if (job.assetId !== id) continue
       this.#jobs.delete(jobId)
@@ -72,7 +79,10 @@ export class MemoryRepository implements Repository {
     return true
   }
 
-  async createJob(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+  async createJob(
+    input: NewJob,
+    options: JobWriteOptions = {},
+  ): Promise<{ job: Job; created: boolean; requestHash: string }> {
     if (input.idempotencyKey !== null) {
       const existingId = this.#byIdempotencyKey.get(
         idempotencyScope(input.owner, input.idempotencyKey),
@@ -122,11 +132,12 @@ export class MemoryRepository implements Repository {
       updatedAt: new Date(createdAt),
       finishedAt: null,
     }
+    const written = this.#recordOutbox(job, options)
     this.#jobs.set(job.id, { job, requestHash: input.requestHash })
     if (job.idempotencyKey !== null) {
       this.#byIdempotencyKey.set(idempotencyScope(job.owner, job.idempotencyKey), job.id)
     }
-    return { job: structuredClone(job), created: true, requestHash: input.requestHash }
+    return { job: written, created: true, requestHash: input.requestHash }
   }
 
   async getJob(id: string): Promise<Job | null> {
@@ -157,11 +168,11 @@ export class MemoryRepository implements Repository {
     return paginate(jobs, request)
   }
 
-  async updateJob(id: string, patch: JobPatch): Promise<Job | null> {
+  async updateJob(id: string, patch: JobPatch, options: JobWriteOptions = {}): Promise<Job | null> {
     const stored = this.#jobs.get(id)
     if (!stored) return null
     const current = stored.job
-    if (isTerminal(current.state)) return structuredClone(current)
+    if (isTerminal(current.state)) return this.#recordOutbox(current, options)
 
     // Work on a copy and swap it in at the end, so a bad patch cannot leave half a change.
     const next = structuredClone(current)
@@ -185,8 +196,25 @@ export class MemoryRepository implements Repository {
     const now = new Date()
     next.updatedAt = now.getTime() < current.updatedAt.getTime() ? new Date(current.updatedAt) : now
     if (isTerminal(next.state)) next.finishedAt = new Date(next.updatedAt)
+    const written = this.#recordOutbox(next, options)
     stored.job = next
-    return structuredClone(next)
+    return written
+  }
+
+  /**
+   * Records the outbox's deliveries for `subject` as written, in the same synchronous step as
+   * the write (a throwing outbox leaves everything as it was); returns a copy of the subject.
+   */
+  #recordOutbox<Subject>(subject: Subject, { outbox }: WriteOptions<Subject>): Subject {
+    const copy = structuredClone(subject)
+    if (!outbox) return copy
+    const recorded = outbox
+      .deliveriesFor(structuredClone(subject))
+      .map((delivery) => this.#webhooks.insert(delivery))
+      .filter(({ created }) => created)
+      .map(({ delivery }) => delivery)
+    outbox.recorded(recorded)
+    return copy
   }
 }
 

@@ -21,6 +21,14 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
   async create(
     input: NewWebhookDelivery,
   ): Promise<{ delivery: WebhookDelivery; created: boolean }> {
+    return this.insert(input)
+  }
+
+  /**
+   * `create` without yielding, so that the memory repository records a job's deliveries in
+   * the same step as the job (its outbox).
+   */
+  insert(input: NewWebhookDelivery): { delivery: WebhookDelivery; created: boolean } {
     const eventScope = JSON.stringify([input.endpointId, input.eventKey])
     const existing = this.#byEvent.get(eventScope)
     if (existing) {

@@ -3,7 +3,6 @@ import { IdempotencyConflictError, InvalidRequestError } from '../errors.ts'
 import { outputKey } from '../keys.ts'
 import type { Asset, Job } from '../model.ts'
 import type { Queue } from '../ports/queue.ts'
-import type { Repository } from '../ports/repository.ts'
 import type { Preset } from '../presets/preset-schema.ts'
 import type { JobWriter } from './job-writer.ts'
 
@@ -12,7 +11,6 @@ import type { JobWriter } from './job-writer.ts'
 const RESEND_GRACE_MS = 60_000
 
 export interface SubmissionParts {
-  repository: Repository
   queue: Queue
   writer: JobWriter
   /** The engine jobs are created for. */
@@ -43,7 +41,7 @@ export class JobSubmitter {
     /** The ids of `presets` that are the job's own (kept with its outputs), not the catalog's. */
     custom: ReadonlySet<string> = new Set(),
   ): Promise<Job> {
-    const { repository, queue, writer, engineName, keyPrefix } = this.#parts
+    const { queue, writer, engineName, keyPrefix } = this.#parts
     if (idempotencyKey !== null && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new InvalidRequestError(
         'INVALID_IDEMPOTENCY_KEY',
@@ -61,7 +59,7 @@ export class JobSubmitter {
       job,
       created,
       requestHash: storedHash,
-    } = await repository.createJob({
+    } = await writer.create({
       id: jobId,
       owner: asset.owner,
       assetId: asset.id,
@@ -81,7 +79,6 @@ export class JobSubmitter {
       })),
     })
     if (created) {
-      await writer.created(job)
       try {
         await queue.send({ jobId: job.id })
       } catch (error) {

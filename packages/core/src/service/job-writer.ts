@@ -1,6 +1,6 @@
 import { isTerminal, type Job } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
-import type { JobPatch, Repository } from '../ports/repository.ts'
+import type { JobPatch, NewJob, Repository } from '../ports/repository.ts'
 import type { ServiceWebhooks } from '../webhooks/service-webhooks.ts'
 import type { JobEventHub } from './job-events.ts'
 import { fingerprint } from './service-support.ts'
@@ -8,7 +8,9 @@ import { fingerprint } from './service-support.ts'
 /**
  * Writes job changes and announces each one that changed what a watcher sees; a job that
  * fails is logged here, once, with its code. Each state change is published as a webhook
- * event, when the service has webhooks, before the change is returned.
+ * event, when the service has webhooks, before the change is returned: recorded in the
+ * change's own transaction when the repository holds the deliveries (a transactional
+ * outbox), else published just after it.
  */
 export class JobWriter {
   readonly #repository: Repository
@@ -30,16 +32,27 @@ export class JobWriter {
     this.#webhooks = webhooks
   }
 
-  /** Announces a job just created. */
-  async created(job: Job): Promise<void> {
-    this.#events.emit({ type: 'job.created', job })
-    await this.#webhooks?.jobCreated(job)
+  /**
+   * Creates the job (or finds the one under its idempotency key), and announces it when it
+   * is new.
+   */
+  async create(input: NewJob): Promise<{ job: Job; created: boolean; requestHash: string }> {
+    const outbox = this.#webhooks?.recordsWithJobs ? this.#webhooks.newJobOutbox() : undefined
+    const result = await this.#repository.createJob(input, outbox && { outbox })
+    if (result.created) {
+      this.#events.emit({ type: 'job.created', job: result.job })
+      if (outbox) await this.#webhooks?.jobWritten(result.job, outbox)
+      else await this.#webhooks?.jobCreated(result.job)
+    }
+    return result
   }
 
   async update(id: string, patch: JobPatch): Promise<Job | null> {
     const before = this.#lastSeen.get(id)
-    const job = await this.#repository.updateJob(id, patch)
-    if (job && fingerprint(job) !== before) {
+    const isNews = (job: Job) => fingerprint(job) !== before
+    const outbox = this.#webhooks?.recordsWithJobs ? this.#webhooks.jobOutbox(isNews) : undefined
+    const job = await this.#repository.updateJob(id, patch, outbox && { outbox })
+    if (job && isNews(job)) {
       this.#lastSeen.set(id, fingerprint(job))
       if (isTerminal(job.state)) this.#lastSeen.delete(id)
       if (job.state === 'error' && patch.state === 'error') {
@@ -49,7 +62,8 @@ export class JobWriter {
         )
       }
       this.#events.emit({ type: 'job.updated', job })
-      await this.#webhooks?.jobChanged(job)
+      if (outbox) await this.#webhooks?.jobWritten(job, outbox)
+      else await this.#webhooks?.jobChanged(job)
     }
     return job
   }

@@ -130,7 +130,6 @@ export class TranscodeService {
     this.webhooks = this.#webhooks?.dispatcher ?? null
     this.#writer = new JobWriter(this.repository, this.#events, this.#logger, this.#webhooks)
     this.#submitter = new JobSubmitter({
-      repository: this.repository,
       queue: this.queue,
       writer: this.#writer,
       engineName: this.engine.name,
@@ -178,14 +177,17 @@ export class TranscodeService {
    * behind. With `probe: 'deferred'`, ffprobe reads it later, in the worker of its first job.
    */
   async ingest(body: UploadBody, options: IngestOptions = {}): Promise<Asset> {
+    const outbox = this.#assetOutbox('asset.created')
     const asset = await ingestUpload(body, options, {
       storage: this.storage,
       repository: this.repository,
       settings: this.#settings,
       probes: this.#probes,
       hasher: this.#hasher,
+      outbox,
     })
-    await this.#webhooks?.assetCreated(asset)
+    if (outbox) await this.#webhooks?.assetWritten(outbox)
+    else await this.#webhooks?.assetCreated(asset)
     return asset
   }
 
@@ -326,7 +328,15 @@ export class TranscodeService {
       cursor = page.nextCursor
     } while (cursor)
     await this.storage.deletePrefix(assetPrefix(this.#settings.keyPrefix, asset.id))
-    if (await this.repository.deleteAsset(id)) await this.#webhooks?.assetDeleted(asset)
+    const outbox = this.#assetOutbox('asset.deleted')
+    if (!(await this.repository.deleteAsset(id, { outbox }))) return
+    if (outbox) await this.#webhooks?.assetWritten(outbox)
+    else await this.#webhooks?.assetDeleted(asset)
+  }
+
+  /** An outbox for an asset write, when the repository records the deliveries with it. */
+  #assetOutbox(type: 'asset.created' | 'asset.deleted') {
+    return this.#webhooks?.recordsWithJobs ? this.#webhooks.assetOutbox(type) : undefined
   }
 
   async getJob(id: string, scope: OwnerScope = {}): Promise<Job> {

@@ -8,7 +8,7 @@ import { processTag } from '../leftovers/leftover-sweeper.ts'
 import { errorText } from '../logging/error-text.ts'
 import { describeMedia, sniffRejection } from '../media/sniff.ts'
 import { type Asset, DEFAULT_OWNER } from '../model.ts'
-import type { Repository } from '../ports/repository.ts'
+import type { Outbox, Repository } from '../ports/repository.ts'
 import type { Storage } from '../ports/storage.ts'
 import type { FileHasher } from '../spool/file-hasher.ts'
 import { spoolUpload } from '../spool/spool-upload.ts'
@@ -26,6 +26,8 @@ export interface IngestContext {
   probes: ConcurrencyLimiter
   /** Hashes the spool off the request's thread. */
   hasher: FileHasher
+  /** The `asset.created` deliveries to record with the asset. */
+  outbox?: Outbox<Asset>
 }
 
 /**
@@ -46,7 +48,7 @@ const NOT_YET_PROBED = { contentType: 'application/octet-stream', extension: 'bi
 export async function ingestUpload(
   body: UploadBody,
   options: IngestOptions,
-  { storage, repository, settings, probes, hasher }: IngestContext,
+  { storage, repository, settings, probes, hasher, outbox }: IngestContext,
 ): Promise<Asset> {
   const limit = options.maxBytes ?? settings.maxInputBytes
   await mkdir(settings.tmpDir, { recursive: true, mode: 0o700 })
@@ -87,7 +89,7 @@ export async function ingestUpload(
       media,
       createdAt: new Date(),
     }
-    await repository.createAsset(asset)
+    await repository.createAsset(asset, { outbox })
     stored = null
     return asset
   } catch (error) {

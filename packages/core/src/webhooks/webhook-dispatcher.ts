@@ -6,6 +6,7 @@ import type { Owner, Page } from '../model.ts'
 import type { Logger } from '../ports/logger.ts'
 import type {
   ListWebhookDeliveriesRequest,
+  NewWebhookDelivery,
   WebhookDelivery,
   WebhookDeliveryStore,
   WebhookQueue,
@@ -78,30 +79,59 @@ export class WebhookDispatcher {
    * happened whatever a receiver's fate.
    */
   async publish(event: WebhookEvent): Promise<void> {
-    const payload = webhookPayload(event)
-    for (const endpoint of this.#options.endpoints.values()) {
-      if (!endpoint.events.has(event.type)) continue
-      if (endpoint.owner !== undefined && endpoint.owner !== event.owner) continue
+    for (const delivery of this.deliveriesOf(event)) {
       try {
-        const { delivery, created } = await this.store.create({
-          id: `msg_${randomUUID().replaceAll('-', '')}`,
-          owner: event.owner,
-          endpointId: endpoint.id,
-          eventType: event.type,
-          eventKey: `${event.type}:${event.subjectId}`,
-          payload,
-          createdAt: new Date(),
-        })
-        if (created) await this.queue.send({ deliveryId: delivery.id, attempt: 1 })
+        const { delivery: recorded, created } = await this.store.create(delivery)
+        if (created) await this.queue.send({ deliveryId: recorded.id, attempt: 1 })
       } catch (error) {
         this.#logger.error(
           {
-            endpointId: endpoint.id,
+            endpointId: delivery.endpointId,
             event: event.type,
             subjectId: event.subjectId,
             error: errorText(error),
           },
           'transcodekit: could not record or schedule a webhook delivery',
+        )
+      }
+    }
+  }
+
+  /**
+   * The deliveries of `event`, one for every endpoint that wants it, not recorded yet: what
+   * `publish` records, or what a repository records with the change the event announces.
+   */
+  deliveriesOf(event: WebhookEvent): NewWebhookDelivery[] {
+    const payload = webhookPayload(event)
+    const deliveries: NewWebhookDelivery[] = []
+    for (const endpoint of this.#options.endpoints.values()) {
+      if (!endpoint.events.has(event.type)) continue
+      if (endpoint.owner !== undefined && endpoint.owner !== event.owner) continue
+      deliveries.push({
+        id: `msg_${randomUUID().replaceAll('-', '')}`,
+        owner: event.owner,
+        endpointId: endpoint.id,
+        eventType: event.type,
+        eventKey: `${event.type}:${event.subjectId}`,
+        payload,
+        createdAt: new Date(),
+      })
+    }
+    return deliveries
+  }
+
+  /**
+   * Schedules the first attempt of deliveries recorded elsewhere (with a job change). A failed
+   * send is logged and not thrown: the delivery is recorded, so the sweep sends it.
+   */
+  async schedule(deliveries: WebhookDelivery[]): Promise<void> {
+    for (const delivery of deliveries) {
+      try {
+        await this.#scheduleNext(delivery)
+      } catch (error) {
+        this.#logger.error(
+          { deliveryId: delivery.id, event: delivery.eventType, error: errorText(error) },
+          'transcodekit: could not schedule a recorded webhook delivery; the sweep will',
         )
       }
     }
