@@ -2,14 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { access, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
 import { basename, extname, join, resolve } from 'node:path'
 import {
+  checkPresetsFit,
   createPresetCatalog,
   EngineError,
   ffmpegEngine,
-  IncompatiblePresetError,
   type MediaInfo,
   NotFoundError,
-  type Preset,
-  presetNeeds,
   probeMedia,
   sniffFileRejection,
   UnsupportedMediaError,
@@ -60,7 +58,8 @@ export async function transcodeCommand(options: TranscodeCommandOptions): Promis
   const rejection = await sniffFileRejection(input)
   if (rejection) throw new UnsupportedMediaError(rejection)
   const media = await probeMedia(input, options.signal ? { signal: options.signal } : {})
-  checkPresets(media, presets)
+  // The same rules as an upload's presets: a video preset needs a picture, audio needs sound.
+  checkPresetsFit(media, presets)
 
   const outDir = resolve(options.outDir ?? '.')
   await mkdir(outDir, { recursive: true })
@@ -113,21 +112,6 @@ export async function transcodeCommand(options: TranscodeCommandOptions): Promis
   } finally {
     progress?.finish()
     await rm(work, { recursive: true, force: true })
-  }
-}
-
-/** The same rules as an upload's presets: a video preset needs a picture, audio needs sound. */
-function checkPresets(media: MediaInfo, presets: Preset[]): void {
-  const hasVideo = media.streams.some((stream) => stream.type === 'video')
-  const hasAudio = media.streams.some((stream) => stream.type === 'audio')
-  for (const preset of presets) {
-    const needs = presetNeeds(preset)
-    if (needs === 'video' && !hasVideo) {
-      throw new IncompatiblePresetError(`preset ${preset.id} needs a video input`)
-    }
-    if (needs === 'audio' && !hasAudio && !preset.video) {
-      throw new IncompatiblePresetError(`preset ${preset.id} needs an audio input`)
-    }
   }
 }
 
