@@ -105,19 +105,16 @@ export class KyselyRepository implements Repository {
     assertId(asset.id, 'asset')
     // With an outbox the row and its deliveries share a transaction of their own; without,
     // the rows of a burst share one statement.
-    if (!options.outbox) return this.#assetInserts.add(asset)
-    try {
-      await this.#withOutbox(
-        options.outbox,
-        (db) => db.insertInto('assets').values(assetRow(asset)).execute(),
+    const { outbox } = options
+    if (!outbox) return this.#assetInserts.add(asset)
+    const [error] = await this.#insertAssets([asset], (assets) =>
+      this.#withOutbox(
+        outbox,
+        (db) => insertAssetRows(db, assets),
         () => asset,
-      )
-    } catch (error) {
-      if (sqlState(error) === UNIQUE_VIOLATION) {
-        throw new InvalidStateError(`asset ${asset.id} already exists`)
-      }
-      throw error
-    }
+      ),
+    )
+    if (error) throw error
   }
 
   /**
@@ -125,13 +122,18 @@ export class KyselyRepository implements Repository {
    * the database refuses fails the whole statement, so then each is inserted alone, for its
    * own answer.
    */
-  async #insertAssets(assets: Asset[]): Promise<Array<undefined | Error>> {
+  async #insertAssets(
+    assets: Asset[],
+    insert: (assets: Asset[]) => Promise<unknown> = (assets) => insertAssetRows(this.#db, assets),
+  ): Promise<Array<undefined | Error>> {
     try {
-      await this.#db.insertInto('assets').values(assets.map(assetRow)).execute()
+      await insert(assets)
       return assets.map(() => undefined)
     } catch (error) {
       if (assets.length > 1) {
-        return Promise.all(assets.map(async (asset) => (await this.#insertAssets([asset]))[0]))
+        return Promise.all(
+          assets.map(async (asset) => (await this.#insertAssets([asset], insert))[0]),
+        )
       }
       if (sqlState(error) === UNIQUE_VIOLATION) {
         return [new InvalidStateError(`asset ${assets[0]?.id} already exists`)]
@@ -564,6 +566,10 @@ function selectJobs(db: Db) {
           .orderBy('outputs.position'),
       ).as('outputs'),
     )
+}
+
+function insertAssetRows(db: Db, assets: Asset[]) {
+  return db.insertInto('assets').values(assets.map(assetRow)).execute()
 }
 
 /** The row of a new asset; `media` is null until an unprobed original is probed. */
