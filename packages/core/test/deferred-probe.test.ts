@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs'
+import { createReadStream, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,11 +20,14 @@ import { filesUnder, jobEnd, makeTone } from '../src/testing/index.ts'
 
 let dir: string
 let probes: string[]
+/** The permission bits of each file the probe read. */
+let probedModes: number[]
 let service: TranscodeService
 
 /** The real probe, with a record of the files it read. */
 function countedProbe(path: string, options?: ProbeOptions) {
   probes.push(path)
+  probedModes.push(statSync(path).mode & 0o777)
   return probeMedia(path, options)
 }
 
@@ -59,6 +62,7 @@ function makeService(
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tk-deferred-'))
   probes = []
+  probedModes = []
   service = makeService()
 })
 
@@ -89,6 +93,8 @@ describe("ingest with probe: 'deferred'", () => {
     expect(done.state).toBe('complete')
     expect(done.outputs[0]).toMatchObject({ state: 'complete' })
     expect(probes).toHaveLength(1)
+    // The original, or the copy read for the probe, is the server user's alone.
+    expect(probedModes).toEqual([0o600])
     const probed = await service.getAsset(asset.id)
     expect(probed.media?.formatName).toBe('wav')
     expect(probed.media?.streams.map((s) => s.type)).toEqual(['audio'])

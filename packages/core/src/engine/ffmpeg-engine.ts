@@ -1,21 +1,18 @@
-import { createReadStream, createWriteStream, readFileSync } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import {
   AbortedError,
   ConfigurationError,
   EngineError,
   type JobErrorCode,
-  NotFoundError,
   TranscodeKitError,
 } from '../errors.ts'
 import { assertValidKey, hlsSegmentPattern } from '../keys.ts'
 import { processTag, watchLeftovers } from '../leftovers/leftover-sweeper.ts'
 import { consoleLogger } from '../logging/console-logger.ts'
 import { errorText } from '../logging/error-text.ts'
-import { isExecutable } from '../media/executable.ts'
 import {
   type BinaryChoice,
   type BinaryVersion,
@@ -36,6 +33,7 @@ import type { Storage } from '../ports/storage.ts'
 import { dieWithParent, rlimit } from '../process/limited-command.ts'
 import { defaultSpawner } from '../process/process-launcher.ts'
 import type { SpawnedProcess, Spawner } from '../process/spawner.ts'
+import { localFileOf } from '../storage/local-file.ts'
 import {
   demuxerName,
   type FfmpegOutputPlan,
@@ -401,19 +399,8 @@ export class FfmpegEngine implements Engine {
   }
 
   /** The input as a local file: the storage's own file when it has one, else a copy. */
-  async #input(request: EngineJobRequest, work: string, signal: AbortSignal): Promise<string> {
-    const { storage } = request
-    const key = request.input.key
-    const local = storage.localPath?.(key)
-    if (local !== undefined) {
-      const info = await stat(local).catch(() => null)
-      if (!info?.isFile()) throw new NotFoundError('object', key)
-      return resolve(local)
-    }
-    const path = join(work, 'input')
-    const { body } = await storage.get(key, { signal })
-    await pipeline(body, createWriteStream(path, { flags: 'wx' }), { signal })
-    return path
+  #input(request: EngineJobRequest, work: string, signal: AbortSignal): Promise<string> {
+    return localFileOf(request.storage, request.input.key, join(work, 'input'), signal)
   }
 
   async #plan(request: EngineJobRequest, work: string): Promise<PlannedOutput[]> {

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { mkdir, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
-import { IncompatiblePresetError, NotFoundError } from '../errors.ts'
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { IncompatiblePresetError } from '../errors.ts'
 import { processTag } from '../leftovers/leftover-sweeper.ts'
 import type { MediaInfo } from '../model.ts'
 import type { Storage } from '../ports/storage.ts'
 import { type Preset, presetNeeds } from '../presets/preset-schema.ts'
+import { localFileOf } from '../storage/local-file.ts'
 import type { ConcurrencyLimiter } from './concurrency-limiter.ts'
 import type { ServiceSettings } from './transcoder-options.ts'
 
@@ -36,8 +35,8 @@ export function probeLocalFile(
 }
 
 /**
- * Probes an original already in storage: its own file when the storage has one, else a copy
- * read into the tmp dir (and removed) — as the ffmpeg engine gets its input.
+ * Probes an original already in storage: its own file when the storage has one, else a
+ * private copy read into the tmp dir (and removed), as the ffmpeg engine gets its input.
  */
 export async function probeStoredFile(
   key: string,
@@ -45,19 +44,12 @@ export async function probeStoredFile(
   context: ProbeContext,
   signal?: AbortSignal,
 ): Promise<MediaInfo> {
-  const local = storage.localPath?.(key)
-  if (local !== undefined) {
-    const info = await stat(local).catch(() => null)
-    if (!info?.isFile()) throw new NotFoundError('object', key)
-    return probeLocalFile(resolve(local), context, signal)
-  }
   const { tmpDir } = context.settings
-  await mkdir(tmpDir, { recursive: true })
+  // Private, as the spool and the engine's work folders are: it holds a copy of an owner's media.
+  await mkdir(tmpDir, { recursive: true, mode: 0o700 })
   const copy = join(tmpDir, `${processTag()}-${randomUUID()}.probe`)
   try {
-    const { body } = await storage.get(key, { signal })
-    await pipeline(body, createWriteStream(copy, { flags: 'wx' }), { signal })
-    return await probeLocalFile(copy, context, signal)
+    return await probeLocalFile(await localFileOf(storage, key, copy, signal), context, signal)
   } finally {
     await rm(copy, { force: true })
   }
