@@ -212,7 +212,7 @@ export class EtJobSync {
         finishedAt: new Date(),
         outputs: current.outputs.map((o) => ({ ...o, status: 'Canceled' })),
       })
-      await this.#dropCoreCopy(job, core)
+      await this.dropCoreCopy(job.id, core)
       return canceled ?? current
     }
     return this.#finish(current, core)
@@ -244,14 +244,8 @@ export class EtJobSync {
       )
       if (recorded) return recorded
       const now = await store.getJobById(job.id)
-      if (now?.coreJobId !== core.id) {
-        await this.#options.service.cancel(core.id).catch((error: unknown) => {
-          this.#logger.error(
-            { etJobId: job.id, coreJobId: core.id, error: errorText(error) },
-            'elastic-transcoder-api: could not cancel the core job of a job canceled while it started',
-          )
-        })
-      }
+      // Canceled while it started: its core job must not run unseen, nor its copy stay.
+      if (now?.coreJobId !== core.id) await this.dropCoreCopy(job.id, core)
       return now ?? job
     } finally {
       this.#starting.delete(job.id)
@@ -289,7 +283,7 @@ export class EtJobSync {
     const job = (await store.getJobById(claimed.id)) ?? claimed
     if (ET_TERMINAL.includes(job.status)) {
       // The holder before ended it, and may have died before dropping the copy.
-      await this.#dropCoreCopy(job, core)
+      await this.dropCoreCopy(job.id, core)
       return job
     }
     let outputs: EtOutputRecord[]
@@ -339,27 +333,28 @@ export class EtJobSync {
     }
     const status: EtStatus = outputs.some((o) => o.status === 'Error') ? 'Error' : 'Complete'
     const ended = await store.updateJob(job.id, { status, outputs, finishedAt: new Date() })
-    await this.#dropCoreCopy(job, core)
+    await this.dropCoreCopy(job.id, core)
     if (!ended) return (await store.getJobById(job.id)) ?? job
     await this.#notifier.notify(ended, status === 'Error' ? 'ERROR' : 'COMPLETED')
     return ended
   }
 
   /**
-   * Deletes the core asset of an ET job that ended (its original and outputs in the server's
-   * own storage): the outputs the caller gets are in its output bucket, and the server keeps
-   * no copy of its media. Once the ET job is recorded as ended, so that a process taking over
+   * Deletes the core asset of an ET job that ended, or of a core job no ET job runs (its
+   * original and outputs in the server's own storage; a core job still running is canceled
+   * with it): the outputs the caller gets are in its output bucket, and the server keeps no
+   * copy of its media. Once the ET job is recorded as ended, so that a process taking over
    * sees it ended rather than a core job gone; again by any process that finds it ended (an
    * asset already deleted is fine). A failure is logged: the job's answer stands.
    */
-  async #dropCoreCopy(job: EtJobRecord, core: Job): Promise<void> {
+  async dropCoreCopy(etJobId: string, core: Pick<Job, 'id' | 'assetId'>): Promise<void> {
     try {
       await this.#options.service.deleteAsset(core.assetId)
     } catch (error) {
       if (error instanceof NotFoundError) return
       this.#logger.error(
-        { etJobId: job.id, coreJobId: core.id, assetId: core.assetId, error: errorText(error) },
-        'elastic-transcoder-api: could not delete the server-side copy of an ended job',
+        { etJobId, coreJobId: core.id, assetId: core.assetId, error: errorText(error) },
+        'elastic-transcoder-api: could not delete the server-side copy of a job',
       )
     }
   }

@@ -3,6 +3,7 @@ import {
   InvalidStateError,
   type Job,
   type Logger,
+  NotFoundError,
   type Owner,
 } from '@transcodekit/core'
 import { errorText } from './core-job-key.ts'
@@ -88,20 +89,11 @@ export class EtJobs {
     try {
       await this.#options.store.createJob(job)
     } catch (error) {
-      // No ET job to show for it: the core job must not run unseen.
-      if (core) await this.#cancelUnseen(core.id, 'a job that was not recorded')
+      // No ET job to show for it: the core job must not run unseen, nor its copy stay.
+      if (core) await this.#sync.dropCoreCopy(id, core)
       throw error
     }
     return job
-  }
-
-  async #cancelUnseen(coreJobId: string, of: string): Promise<void> {
-    await this.#options.service.cancel(coreJobId).catch((cleanup: unknown) => {
-      this.#logger.error(
-        { coreJobId, error: errorText(cleanup) },
-        `elastic-transcoder-api: could not cancel the core job of ${of}`,
-      )
-    })
   }
 
   /**
@@ -215,9 +207,10 @@ export class EtJobs {
         `The job ${id} cannot be canceled because its status is ${status}.`,
       )
     if (job.status !== 'Submitted') throw inUse(job.status)
+    let core: Job | null = null
     if (job.coreJobId) {
       try {
-        await this.#options.service.cancel(job.coreJobId)
+        core = await this.#options.service.cancel(job.coreJobId)
       } catch (error) {
         if (error instanceof InvalidStateError) throw inUse('Progressing')
         throw error
@@ -233,12 +226,24 @@ export class EtJobs {
       { onlyIf: ['Submitted'] },
     )
     if (!canceled) {
+      // Canceled meanwhile, by this request's own core cancel (the service's event) or another.
       const now = await this.#options.store.getJobById(id)
       if (now?.status !== 'Canceled') throw inUse(now?.status ?? 'unknown')
     } else if (canceled.coreJobId && canceled.coreJobId !== job.coreJobId) {
-      // A held job its resumed pipeline started meanwhile: its core job must not run unseen.
-      await this.#cancelUnseen(canceled.coreJobId, 'a job canceled while it started')
+      // A held job its resumed pipeline started meanwhile has a core job of its own: it must
+      // not run unseen.
+      core = await this.#options.service.getJob(canceled.coreJobId).catch((error: unknown) => {
+        if (!(error instanceof NotFoundError)) {
+          this.#logger.error(
+            { etJobId: id, coreJobId: canceled.coreJobId, error: errorText(error) },
+            'elastic-transcoder-api: could not read the core job of a job canceled while it started',
+          )
+        }
+        return null
+      })
     }
+    // The server keeps no copy of a canceled job, already when CancelJob answers.
+    if (core) await this.#sync.dropCoreCopy(id, core)
   }
 }
 

@@ -369,9 +369,16 @@ describe('jobs that wait', () => {
     expect(sixth.name).toBe('LimitExceededException')
     expect(sixth.$metadata.httpStatusCode).toBe(429)
 
+    const core = async (id: string) =>
+      held.repository.getJobByIdempotencyKey(`elastic-transcoder:${id}`, ALICE.owner)
+    const canceledCore = await core(created[0] as string)
+    expect(canceledCore).not.toBeNull()
     await client.send(new CancelJobCommand({ Id: created[0] }))
     const { Job } = await client.send(new ReadJobCommand({ Id: created[0] }))
     expect(Job?.Status).toBe('Canceled')
+    // The server keeps no copy of a canceled job: its core asset, and the core job with it.
+    expect(await held.repository.getAsset(canceledCore?.assetId as string)).toBeNull()
+    expect(await core(created[0] as string)).toBeNull()
     const second = await client.send(new CancelJobCommand({ Id: created[0] })).catch((e) => e)
     expect(second.name).toBe('ResourceInUseException')
     expect(second.$metadata.httpStatusCode).toBe(409)
@@ -383,8 +390,6 @@ describe('jobs that wait', () => {
     expect(submitted).toEqual(created.slice(1).reverse())
 
     // Its asset deleted through the media API, a job is canceled with it (the service's event).
-    const core = async (id: string) =>
-      held.repository.getJobByIdempotencyKey(`elastic-transcoder:${id}`, ALICE.owner)
     await held.deleteAsset((await core(created[1] as string))?.assetId as string)
     const read = async (id: string) => (await client.send(new ReadJobCommand({ Id: id }))).Job
     expect((await read(created[1] as string))?.Status).toBe('Canceled')
