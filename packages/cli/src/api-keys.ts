@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import { envList } from './env-list.ts'
 
 /** A key: 16 to 256 printable ASCII characters, no space or comma (a colon is fine: the owner follows the last). */
 const KEY = /^[\x21-\x2b\x2d-\x7e]{16,256}$/
@@ -12,10 +13,7 @@ const OWNER = /^[A-Za-z0-9._@-]{1,64}$/
  */
 export function parseApiKeys(raw: string, problems: string[]): Map<string, string> {
   const keys = new Map<string, string>()
-  const pairs = raw
-    .split(',')
-    .map((pair) => pair.trim())
-    .filter((pair) => pair !== '')
+  const pairs = envList(raw)
   for (const [index, pair] of pairs.entries()) {
     const at = `API_KEYS: pair ${index + 1}`
     const colon = pair.lastIndexOf(':')

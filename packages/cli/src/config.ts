@@ -26,6 +26,7 @@ import {
   elasticTranscoderConfig,
   etBucketOverlapProblems,
 } from './elastic-transcoder-config.ts'
+import { envList } from './env-list.ts'
 import { memoryDatabaseProbe } from './ops/memory-database-probe.ts'
 import {
   type PrometheusMetrics,
@@ -319,7 +320,7 @@ export function loadConfig(
   if (engineKind !== 'ffmpeg' && storageKind !== 's3') {
     problems.push(`ENGINE=${engineKind} reads and writes S3: set STORAGE=s3`)
   }
-  const snsTopicArns = list(text('SNS_TOPIC_ARNS'))
+  const snsTopicArns = envList(text('SNS_TOPIC_ARNS'))
   for (const arn of snsTopicArns) {
     if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/.test(arn)) {
       problems.push(`SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
@@ -336,7 +337,7 @@ export function loadConfig(
     problems.push('API_KEYS and AUTH=none contradict each other: set one of them')
   }
   const host = text('HOST') ?? 'localhost'
-  const allowedHosts = list(text('ALLOWED_HOSTS'))
+  const allowedHosts = envList(text('ALLOWED_HOSTS'))
   for (const name of allowedHosts) {
     if (!/^([a-z0-9-]+\.)*[a-z0-9-]+$|^\[[0-9a-f:.]+\]$/i.test(name)) {
       problems.push(
@@ -412,6 +413,7 @@ export function loadConfig(
         region: text('S3_REGION') ?? region,
         forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
       },
+      snsTopicArns,
       problems,
     ),
   }
@@ -426,14 +428,6 @@ export function loadConfig(
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return config
-}
-
-/** A comma-separated variable's values, trimmed, the empty ones left out. */
-function list(raw: string | null): string[] {
-  return (raw ?? '')
-    .split(',')
-    .map((value) => value.trim())
-    .filter((value) => value !== '')
 }
 
 /** `WEBHOOK_RETAIN_DAYS` in the option's unit: 0 keeps ended deliveries for ever. */

@@ -1,5 +1,6 @@
 import { isAbsolute, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { envList } from './env-list.ts'
 
 /** The Elastic Transcoder API of `serve`, when `ET_API_KEYS` is set. */
 export interface ElasticTranscoderConfig {
@@ -45,6 +46,8 @@ const SNS_TOPIC_ARN = /^arn:aws:sns:[a-z0-9-]{1,32}:\d{12}:[A-Za-z0-9_-]{1,256}$
 export function elasticTranscoderConfig(
   text: (name: string) => string | null,
   s3: ElasticTranscoderConfig['s3'],
+  /** `SNS_TOPIC_ARNS`, the server's own event topics, which no client may publish to. */
+  serverSnsTopics: readonly string[],
   problems: string[],
 ): ElasticTranscoderConfig | null {
   const keysText = text('ET_API_KEYS')
@@ -53,7 +56,7 @@ export function elasticTranscoderConfig(
     return null
   }
   const keys: ElasticTranscoderConfig['keys'] = []
-  for (const [index, pair] of list(keysText).entries()) {
+  for (const [index, pair] of envList(keysText).entries()) {
     const at = `ET_API_KEYS: pair ${index + 1}`
     const [accessKeyId = '', secretAccessKey = '', ownerText = '', bucketsText, ...rest] =
       pair.split(':')
@@ -82,7 +85,7 @@ export function elasticTranscoderConfig(
   if (keys.length === 0 && problems.length === 0) problems.push('ET_API_KEYS holds no key')
   problems.push(...unscopedKeyProblems(keys))
   const buckets: ElasticTranscoderConfig['buckets'] = []
-  for (const entry of list(text('ET_BUCKETS') ?? '')) {
+  for (const entry of envList(text('ET_BUCKETS'))) {
     const equals = entry.indexOf('=')
     const name = entry.slice(0, equals)
     const target = entry.slice(equals + 1)
@@ -123,7 +126,7 @@ export function elasticTranscoderConfig(
     buckets,
     s3,
     snsRegion: text('AWS_REGION') ?? 'us-east-1',
-    snsTopics: etSnsTopics(text, problems),
+    snsTopics: etSnsTopics(text('ET_SNS_TOPIC_ARNS'), serverSnsTopics, problems),
   }
 }
 
@@ -143,9 +146,8 @@ function unscopedKeyProblems(keys: ElasticTranscoderConfig['keys']): string[] {
 }
 
 /** `ET_SNS_TOPIC_ARNS`, each an SNS topic ARN that is not one of the server's own. */
-function etSnsTopics(text: (name: string) => string | null, problems: string[]): string[] {
-  const own = list(text('SNS_TOPIC_ARNS') ?? '')
-  const topics = list(text('ET_SNS_TOPIC_ARNS') ?? '')
+function etSnsTopics(raw: string | null, own: readonly string[], problems: string[]): string[] {
+  const topics = envList(raw)
   for (const arn of topics) {
     if (!SNS_TOPIC_ARN.test(arn)) {
       problems.push(`ET_SNS_TOPIC_ARNS: ${JSON.stringify(arn)} is not an SNS topic ARN`)
@@ -156,13 +158,6 @@ function etSnsTopics(text: (name: string) => string | null, problems: string[]):
     }
   }
   return topics
-}
-
-function list(raw: string): string[] {
-  return raw
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '')
 }
 
 /**
