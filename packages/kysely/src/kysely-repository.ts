@@ -21,6 +21,7 @@ import {
   pageLimit,
   type Repository,
   TERMINAL_STATES,
+  type WebhookDelivery,
 } from '@transcodekit/core'
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
@@ -107,14 +108,15 @@ export class KyselyRepository implements Repository {
     // the rows of a burst share one statement.
     const { outbox } = options
     if (!outbox) return this.#assetInserts.add(asset)
-    const [error] = await this.#insertAssets([asset], (assets) =>
-      this.#withOutbox(
+    try {
+      await this.#withOutbox(
         outbox,
-        (db) => insertAssetRows(db, assets),
+        (db) => insertAssetRows(db, [asset]),
         () => asset,
-      ),
-    )
-    if (error) throw error
+      )
+    } catch (error) {
+      throw assetError(asset, error)
+    }
   }
 
   /**
@@ -122,23 +124,15 @@ export class KyselyRepository implements Repository {
    * the database refuses fails the whole statement, so then each is inserted alone, for its
    * own answer.
    */
-  async #insertAssets(
-    assets: Asset[],
-    insert: (assets: Asset[]) => Promise<unknown> = (assets) => insertAssetRows(this.#db, assets),
-  ): Promise<Array<undefined | Error>> {
+  async #insertAssets(assets: Asset[]): Promise<Array<undefined | Error>> {
     try {
-      await insert(assets)
+      await insertAssetRows(this.#db, assets)
       return assets.map(() => undefined)
     } catch (error) {
       if (assets.length > 1) {
-        return Promise.all(
-          assets.map(async (asset) => (await this.#insertAssets([asset], insert))[0]),
-        )
+        return Promise.all(assets.map(async (asset) => (await this.#insertAssets([asset]))[0]))
       }
-      if (sqlState(error) === UNIQUE_VIOLATION) {
-        return [new InvalidStateError(`asset ${assets[0]?.id} already exists`)]
-      }
-      return [error instanceof Error ? error : new Error(String(error))]
+      return [assetError(assets[0]!, error)]
     }
   }
 
@@ -198,9 +192,7 @@ export class KyselyRepository implements Repository {
     if (!outbox) return write(this.#db)
     const { result, recorded } = await this.#db.transaction().execute(async (trx) => {
       const result = await write(trx)
-      const subject = subjectOf(result)
-      const deliveries = subject === null ? [] : outbox.deliveriesFor(subject)
-      return { result, recorded: await insertDeliveries(trx, deliveries) }
+      return { result, recorded: await recordOutbox(trx, outbox, subjectOf(result)) }
     })
     outbox.recorded(recorded)
     return result
@@ -209,139 +201,52 @@ export class KyselyRepository implements Repository {
   async createJob(job: NewJob, options: JobWriteOptions = {}): Promise<CreatedJob> {
     assertId(job.id, 'job')
     if (!UUID.test(job.assetId)) throw new NotFoundError('asset', job.assetId)
-    if (!options.outbox) return this.#jobInserts.add(job)
     const { outbox } = options
-    const [result] = await this.#insertJobs([job], (jobs) =>
-      // A job found by its key has its deliveries: its creator recorded them.
-      this.#withOutbox(
+    if (!outbox) return this.#jobInserts.add(job)
+    try {
+      return await this.#withOutbox(
         outbox,
-        (db) => this.#createJobs(jobs, db),
-        ([created]) => (created?.created ? created.job : null),
-      ),
-    )
-    if (result instanceof Error) throw result
-    return result!
+        async (db) => this.#resolveJob(job, await insertJobRows(db, [job]), db),
+        // A job found by its key has its deliveries: its creator recorded them.
+        (created) => (created.created ? created.job : null),
+      )
+    } catch (error) {
+      throw jobError(job, error)
+    }
   }
 
   /**
    * Jobs created in one turn of the event loop (a CMS burst's) go in one statement. A row
    * the database refuses fails the whole statement, so then each is created alone, for its
-   * own answer.
+   * own answer. Only the statement is retried so: what it committed stays, and a job whose
+   * key another took is then looked up once.
    */
-  async #insertJobs(
-    jobs: NewJob[],
-    create: (jobs: NewJob[]) => Promise<CreatedJob[]> = (jobs) => this.#createJobs(jobs, this.#db),
-  ): Promise<Array<CreatedJob | Error>> {
+  async #insertJobs(jobs: NewJob[]): Promise<Array<CreatedJob | Error>> {
+    let inserted: Map<string, JobRow>
     try {
-      return await create(jobs)
+      inserted = await insertJobRows(this.#db, jobs)
     } catch (error) {
       if (jobs.length > 1) {
-        return Promise.all(jobs.map(async (job) => (await this.#insertJobs([job], create))[0]!))
+        return Promise.all(jobs.map(async (job) => (await this.#insertJobs([job]))[0]!))
       }
-      const [job] = jobs as [NewJob]
-      // The key's conflict is handled by ON CONFLICT: what is left is the job's id or the asset
-      // (missing, or another owner's: the foreign key is on (asset_id, owner)).
-      if (sqlState(error) === UNIQUE_VIOLATION)
-        return [new InvalidStateError(`job ${job.id} already exists`)]
-      if (sqlState(error) === FOREIGN_KEY_VIOLATION)
-        return [new NotFoundError('asset', job.assetId)]
-      return [error instanceof Error ? error : new Error(String(error))]
+      return [jobError(jobs[0]!, error)]
     }
-  }
-
-  async #createJobs(jobs: NewJob[], db: Db): Promise<CreatedJob[]> {
-    const outputs = JSON.stringify(
-      jobs.flatMap((job) =>
-        job.outputs.map((output, position) => ({
-          job_id: job.id,
-          name: output.name,
-          position,
-          preset_id: output.presetId,
-          requested_preset_id: output.requestedPresetId ?? null,
-          preset: output.preset ?? null,
-          storage_key: output.storageKey,
-          content_type: output.contentType,
-        })),
+    return Promise.all(
+      jobs.map((job) =>
+        this.#resolveJob(job, inserted, this.#db).catch((error: unknown) => jobError(job, error)),
       ),
     )
-    // One statement writes the jobs and their outputs, so each becomes visible whole. A
-    // concurrent insert of the same key waits on the unique index until the other statement
-    // commits, then does nothing (and inserts no outputs either); so does a second job of
-    // one key in the same statement.
-    const inserted = await db
-      .with('inserted', (db) =>
-        db
-          .insertInto('jobs')
-          .values(
-            jobs.map((job) => ({
-              id: job.id,
-              owner: job.owner,
-              asset_id: job.assetId,
-              engine: job.engine,
-              engine_job_id: null,
-              state: 'submitted' as const,
-              progress: 0,
-              error_code: null,
-              error_message: null,
-              idempotency_key: job.idempotencyKey,
-              request_hash: job.requestHash,
-              attempts: 0,
-              created_at: job.createdAt,
-              updated_at: job.createdAt,
-              finished_at: null,
-            })),
-          )
-          .onConflict((oc) => oc.columns(['owner', 'idempotency_key']).doNothing())
-          .returningAll(),
-      )
-      .with('inserted_outputs', (db) =>
-        db
-          .insertInto('outputs')
-          .columns([
-            'job_id',
-            'name',
-            'position',
-            'preset_id',
-            'requested_preset_id',
-            'preset',
-            'storage_key',
-            'content_type',
-            'state',
-          ])
-          .expression((eb) =>
-            eb
-              .selectFrom(['inserted', sql`jsonb_array_elements(${outputs}::jsonb)`.as('o')])
-              .where(sql<boolean>`o->>'job_id' = inserted.id::text`)
-              .select([
-                'inserted.id',
-                sql<string>`o->>'name'`.as('name'),
-                sql<number>`(o->>'position')::int`.as('position'),
-                sql<string>`o->>'preset_id'`.as('preset_id'),
-                sql<string | null>`o->>'requested_preset_id'`.as('requested_preset_id'),
-                sql<string | null>`nullif(o->'preset', 'null'::jsonb)`.as('preset'),
-                sql<string>`o->>'storage_key'`.as('storage_key'),
-                sql<string>`o->>'content_type'`.as('content_type'),
-                sql<JobState>`'submitted'`.as('state'),
-              ]),
-          ),
-      )
-      .selectFrom('inserted')
-      .selectAll()
-      .execute()
-    const byId = new Map(inserted.map((row) => [row.id, row as JobRow]))
-    return Promise.all(
-      jobs.map(async (job) => {
-        const row = byId.get(job.id)
-        if (row) return created(row, job)
-        // The key was taken: a new statement sees the job that won, committed with its outputs.
-        const existing =
-          job.idempotencyKey === null
-            ? null
-            : await this.#jobByKey(db, job.owner, job.idempotencyKey)
-        if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
-        return { job: toJob(existing), created: false, requestHash: existing.request_hash }
-      }),
-    )
+  }
+
+  /** The job as created, or, its key taken by another, the job that won (read on `db`). */
+  async #resolveJob(job: NewJob, inserted: Map<string, JobRow>, db: Db): Promise<CreatedJob> {
+    const row = inserted.get(job.id)
+    if (row) return created(row, job)
+    // The key was taken: a new statement sees the job that won, committed with its outputs.
+    const existing =
+      job.idempotencyKey === null ? null : await this.#jobByKey(db, job.owner, job.idempotencyKey)
+    if (!existing) throw new Error(`job ${job.id} was neither created nor found by its key`)
+    return { job: toJob(existing), created: false, requestHash: existing.request_hash }
   }
 
   async getJob(id: string): Promise<Job | null> {
@@ -465,8 +370,7 @@ export class KyselyRepository implements Repository {
       const [row] = (await this.#compiled.jobById.run(trx, id)).rows
       const job = row ? toJob(row) : null
       // The outbox's deliveries join the change's transaction: both commit, or neither.
-      const deliveries = job && options.outbox ? options.outbox.deliveriesFor(job) : []
-      return { job, recorded: await insertDeliveries(trx, deliveries) }
+      return { job, recorded: await recordOutbox(trx, options.outbox, job) }
     })
     options.outbox?.recorded(recorded)
     return job
@@ -566,6 +470,121 @@ function selectJobs(db: Db) {
           .orderBy('outputs.position'),
       ).as('outputs'),
     )
+}
+
+/**
+ * Inserts the jobs and their outputs in one statement, so each becomes visible whole; returns
+ * the rows it inserted by id (a job whose key was taken is not among them).
+ */
+async function insertJobRows(db: Db, jobs: NewJob[]): Promise<Map<string, JobRow>> {
+  const outputs = JSON.stringify(
+    jobs.flatMap((job) =>
+      job.outputs.map((output, position) => ({
+        job_id: job.id,
+        name: output.name,
+        position,
+        preset_id: output.presetId,
+        requested_preset_id: output.requestedPresetId ?? null,
+        preset: output.preset ?? null,
+        storage_key: output.storageKey,
+        content_type: output.contentType,
+      })),
+    ),
+  )
+  // One statement writes the jobs and their outputs, so each becomes visible whole. A
+  // concurrent insert of the same key waits on the unique index until the other statement
+  // commits, then does nothing (and inserts no outputs either); so does a second job of
+  // one key in the same statement.
+  const inserted = await db
+    .with('inserted', (db) =>
+      db
+        .insertInto('jobs')
+        .values(
+          jobs.map((job) => ({
+            id: job.id,
+            owner: job.owner,
+            asset_id: job.assetId,
+            engine: job.engine,
+            engine_job_id: null,
+            state: 'submitted' as const,
+            progress: 0,
+            error_code: null,
+            error_message: null,
+            idempotency_key: job.idempotencyKey,
+            request_hash: job.requestHash,
+            attempts: 0,
+            created_at: job.createdAt,
+            updated_at: job.createdAt,
+            finished_at: null,
+          })),
+        )
+        .onConflict((oc) => oc.columns(['owner', 'idempotency_key']).doNothing())
+        .returningAll(),
+    )
+    .with('inserted_outputs', (db) =>
+      db
+        .insertInto('outputs')
+        .columns([
+          'job_id',
+          'name',
+          'position',
+          'preset_id',
+          'requested_preset_id',
+          'preset',
+          'storage_key',
+          'content_type',
+          'state',
+        ])
+        .expression((eb) =>
+          eb
+            .selectFrom(['inserted', sql`jsonb_array_elements(${outputs}::jsonb)`.as('o')])
+            .where(sql<boolean>`o->>'job_id' = inserted.id::text`)
+            .select([
+              'inserted.id',
+              sql<string>`o->>'name'`.as('name'),
+              sql<number>`(o->>'position')::int`.as('position'),
+              sql<string>`o->>'preset_id'`.as('preset_id'),
+              sql<string | null>`o->>'requested_preset_id'`.as('requested_preset_id'),
+              sql<string | null>`nullif(o->'preset', 'null'::jsonb)`.as('preset'),
+              sql<string>`o->>'storage_key'`.as('storage_key'),
+              sql<string>`o->>'content_type'`.as('content_type'),
+              sql<JobState>`'submitted'`.as('state'),
+            ]),
+        ),
+    )
+    .selectFrom('inserted')
+    .selectAll()
+    .execute()
+  return new Map(inserted.map((row) => [row.id, row as JobRow]))
+}
+
+/** What the caller is told of a refused asset insert. */
+function assetError(asset: Asset, error: unknown): Error {
+  if (sqlState(error) === UNIQUE_VIOLATION) {
+    return new InvalidStateError(`asset ${asset.id} already exists`)
+  }
+  return error instanceof Error ? error : new Error(String(error))
+}
+
+/**
+ * What the caller is told of a refused job insert. The key's conflict is handled by ON
+ * CONFLICT: what is left is the job's id or the asset (missing, or another owner's: the
+ * foreign key is on (asset_id, owner)).
+ */
+function jobError(job: NewJob, error: unknown): Error {
+  if (sqlState(error) === UNIQUE_VIOLATION)
+    return new InvalidStateError(`job ${job.id} already exists`)
+  if (sqlState(error) === FOREIGN_KEY_VIOLATION) return new NotFoundError('asset', job.assetId)
+  return error instanceof Error ? error : new Error(String(error))
+}
+
+/** Records, in `trx`, the outbox's deliveries for what a change wrote (`null`: nothing). */
+function recordOutbox<Subject>(
+  trx: Db,
+  outbox: Outbox<Subject> | undefined,
+  subject: Subject | null,
+): Promise<WebhookDelivery[]> {
+  return insertDeliveries(trx, outbox && subject !== null ? outbox.deliveriesFor(subject) : [])
 }
 
 function insertAssetRows(db: Db, assets: Asset[]) {
