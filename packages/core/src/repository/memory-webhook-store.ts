@@ -29,8 +29,8 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
    * the same step as the job (its outbox).
    */
   insert(input: NewWebhookDelivery): { delivery: WebhookDelivery; created: boolean } {
-    const eventScope = JSON.stringify([input.endpointId, input.eventKey])
-    const existing = this.#byEvent.get(eventScope)
+    const scope = eventScope(input)
+    const existing = this.#byEvent.get(scope)
     if (existing) {
       return { delivery: structuredClone(this.#deliveries.get(existing)!), created: false }
     }
@@ -45,7 +45,7 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
       deliveredAt: null,
     }
     this.#deliveries.set(delivery.id, delivery)
-    this.#byEvent.set(eventScope, delivery.id)
+    this.#byEvent.set(scope, delivery.id)
     return { delivery: structuredClone(delivery), created: true }
   }
 
@@ -110,7 +110,7 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
       .slice(0, limit)
     for (const delivery of ended) {
       this.#deliveries.delete(delivery.id)
-      this.#byEvent.delete(JSON.stringify([delivery.endpointId, delivery.eventKey]))
+      this.#byEvent.delete(eventScope(delivery))
     }
     return ended.length
   }
@@ -119,4 +119,9 @@ export class MemoryWebhookStore implements WebhookDeliveryStore {
 /** Makes an in-memory `WebhookDeliveryStore`. */
 export function memoryWebhookStore(): MemoryWebhookStore {
   return new MemoryWebhookStore()
+}
+
+/** The one delivery an endpoint gets of an event: the key of the store's unique index. */
+function eventScope(delivery: Pick<WebhookDelivery, 'endpointId' | 'eventKey'>): string {
+  return JSON.stringify([delivery.endpointId, delivery.eventKey])
 }
